@@ -1,0 +1,33 @@
+//! MedCrypt: end-to-end encryption for physician–patient conversations over
+//! messengers that carry only ciphertext.
+//!
+//! This crate's protocol core is pure: keys, bytes and a time value in, bytes
+//! out; no clock, no files, no network. The normative specification lives in
+//! `wire-spec/README.md`, with conformance vectors in `wire-spec/vectors/`.
+//!
+//! - [`PairingSecret`] → first [`EpochKey`], [`PairingToken`], [`SafetyNumber`]
+//! - [`EpochChain`]: the forward-only chain of monthly keys of one pairing
+//! - [`WireMessage`]: the v2 one-line text format
+//! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
+
+mod epoch;
+mod keys;
+mod legacy;
+#[doc(hidden)]
+pub mod vectors;
+mod wire;
+
+pub use epoch::{
+    CLOCK_SKEW_ALLOWANCE, Epoch, GRACE_PERIOD, InvalidEpoch, WindowViolation, check_window,
+    format_utc,
+};
+pub use keys::{
+    Advance, BrokenChain, Direction, EPOCH_RATCHET_LABEL, EpochChain, EpochKey,
+    FIRST_EPOCH_KEY_LABEL, KEY_HINT_LABEL, KEY_HINT_LEN, KeyHint, MESSAGE_KEY_LABEL, MessageKey,
+    PAIRING_TOKEN_LABEL, PairingSecret, PairingToken, Role, SAFETY_NUMBER_LABEL, SafetyNumber,
+};
+pub use legacy::{LegacyMessage, LegacyPairing, V1_PBKDF2_ITERATIONS, V1_PREFIX, derive_month_key};
+pub use wire::{
+    CHAT_MESSAGE_LIMIT, DecryptError, Header, MAX_TEXT_BYTES, Opened, Payload, ReplayId, SealError,
+    V2_PREFIX, WireMessage, strip_whitespace, wire_text_len,
+};

@@ -1,0 +1,766 @@
+//! Generation of the conformance vectors in `wire-spec/vectors/`.
+//!
+//! Run `cargo run --example generate_vectors` to rewrite them; the test
+//! `tests/vectors.rs` fails when the code and the files disagree. Nonces are
+//! fixed here (derived from each case's name) so the output is reproducible;
+//! nothing outside this module can choose a nonce.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::epoch::{Epoch, format_utc};
+use crate::keys::{Direction, EpochKey, PairingSecret};
+use crate::legacy::{LegacyPairing, derive_month_key};
+use crate::wire::{MAX_TEXT_BYTES, Payload, V2_PREFIX, WireMessage};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::ExposeSecret;
+
+/// `keys.json`: the key schedule for one pairing secret.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyScheduleFile {
+    /// What the file holds.
+    pub description: String,
+    /// One case per pairing secret.
+    pub cases: Vec<KeyScheduleCase>,
+}
+
+/// One pairing secret and everything derived from it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyScheduleCase {
+    /// Case name.
+    pub name: String,
+    /// 32 bytes, hex.
+    pub pairing_secret: String,
+    /// The pairing's first epoch, `YYYY-MM`.
+    pub start_epoch: String,
+    /// Expected deep-link token.
+    pub pairing_token: String,
+    /// Expected safety number.
+    pub safety_number: String,
+    /// Consecutive epochs from `start_epoch`, each ratcheted from the one before.
+    pub epochs: Vec<EpochVector>,
+}
+
+/// The keys of one epoch.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EpochVector {
+    /// `YYYY-MM`.
+    pub epoch: String,
+    /// Epoch key, hex.
+    pub epoch_key: String,
+    /// Key hint, hex.
+    pub key_hint: String,
+    /// Message key physician→patient, hex.
+    pub message_key_physician_to_patient: String,
+    /// Message key patient→physician, hex.
+    pub message_key_patient_to_physician: String,
+}
+
+/// `v2.json`: wire messages and what a receiver must make of them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireFile {
+    /// What the file holds.
+    pub description: String,
+    /// The cases.
+    pub cases: Vec<WireCase>,
+}
+
+/// One v2 wire message given to one receiver at one instant.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireCase {
+    /// Case name.
+    pub name: String,
+    /// What the case shows.
+    pub comment: String,
+    /// The receiver's pairing secret, 32 bytes hex.
+    pub pairing_secret: String,
+    /// The receiver's pairing start epoch.
+    pub start_epoch: String,
+    /// `physician` or `patient`.
+    pub receiver: String,
+    /// The receiver's clock, RFC 3339.
+    pub now: String,
+    /// The exact text received.
+    pub wire: String,
+    /// `success` or the name of the error (see `DecryptError::kind`).
+    pub expect: String,
+    /// For success: the decrypted text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<String>,
+    /// For success: the replay identity the receiver must record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_id: Option<ReplayIdVector>,
+}
+
+/// Replay identity of a successfully opened message.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplayIdVector {
+    /// `YYYY-MM`.
+    pub epoch: String,
+    /// `physician-to-patient` or `patient-to-physician`.
+    pub direction: String,
+    /// Sender sequence number.
+    pub sequence: u32,
+}
+
+/// `v1.json`: legacy messages.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LegacyFile {
+    /// What the file holds.
+    pub description: String,
+    /// Month keys, for checking the derivation alone.
+    pub month_keys: Vec<LegacyMonthKey>,
+    /// The cases.
+    pub cases: Vec<LegacyCase>,
+}
+
+/// One v1 month key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LegacyMonthKey {
+    /// Shared secret, as text.
+    pub shared_secret: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// HMAC-derived salt, hex.
+    pub salt: String,
+    /// PBKDF2 output, hex.
+    pub key: String,
+}
+
+/// One v1 message given to one receiver at one instant.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LegacyCase {
+    /// Case name.
+    pub name: String,
+    /// What the case shows.
+    pub comment: String,
+    /// The receiver's shared secret, as text.
+    pub shared_secret: String,
+    /// The receiver's patient id.
+    pub patient_id: String,
+    /// The receiver's clock, RFC 3339.
+    pub now: String,
+    /// The exact text received.
+    pub wire: String,
+    /// `success` or the name of the error.
+    pub expect: String,
+    /// For success: the decrypted text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<String>,
+}
+
+const SECRET_A: [u8; 32] = {
+    let mut s = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        s[i] = i as u8;
+        i += 1;
+    }
+    s
+};
+const SECRET_B: [u8; 32] = [0x5a; 32];
+const LEGACY_SECRET: &str = "correct horse battery staple";
+const LEGACY_PATIENT: &str = "P-1042";
+
+fn vector_nonce(name: &str) -> [u8; 12] {
+    let digest = Sha256::digest(format!("medcrypt test vector nonce:{name}").as_bytes());
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&digest[..12]);
+    nonce
+}
+
+fn ep(s: &str) -> Epoch {
+    s.parse()
+        .unwrap_or_else(|_| Epoch::containing(OffsetDateTime::UNIX_EPOCH))
+}
+
+fn key_at(secret: &[u8; 32], start: &str, epoch: &str) -> EpochKey {
+    let mut key = PairingSecret::from_bytes(secret).first_epoch_key(ep(start));
+    while key.epoch() < ep(epoch) {
+        match key.next() {
+            Some(next) => key = next,
+            None => break,
+        }
+    }
+    key
+}
+
+fn seal(name: &str, key: &EpochKey, direction: Direction, sequence: u32, text: &str) -> String {
+    WireMessage::seal_with_nonce(
+        key,
+        direction,
+        sequence,
+        &Payload::Text(text.to_owned()),
+        vector_nonce(name),
+    )
+    .map(|m| m.to_text())
+    .unwrap_or_default()
+}
+
+/// Decodes the body of a v2 text, lets `edit` change the bytes before the
+/// checksum, and re-encodes with a correct checksum: a forgery that passes
+/// transit checks and must fail later.
+fn forge(wire: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+    let body = wire
+        .strip_prefix(V2_PREFIX)
+        .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+        .unwrap_or_default();
+    let mut content = body[..body.len().saturating_sub(4)].to_vec();
+    edit(&mut content);
+    let sum = crate::wire::checksum(&content);
+    content.extend_from_slice(&sum);
+    format!("{V2_PREFIX}{}", URL_SAFE_NO_PAD.encode(content))
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    format_utc(at)
+}
+
+struct CaseBuilder<'a> {
+    name: &'a str,
+    comment: &'a str,
+    secret: [u8; 32],
+    start: &'a str,
+    receiver: &'a str,
+    now: OffsetDateTime,
+}
+
+impl CaseBuilder<'_> {
+    fn expect(self, wire: String, expect: &str) -> WireCase {
+        WireCase {
+            name: self.name.into(),
+            comment: self.comment.into(),
+            pairing_secret: hex::encode(self.secret),
+            start_epoch: self.start.into(),
+            receiver: self.receiver.into(),
+            now: rfc3339(self.now),
+            wire,
+            expect: expect.into(),
+            plaintext: None,
+            replay_id: None,
+        }
+    }
+
+    fn success(
+        self,
+        wire: String,
+        text: &str,
+        epoch: &str,
+        direction: Direction,
+        seq: u32,
+    ) -> WireCase {
+        let mut case = self.expect(wire, "success");
+        case.plaintext = Some(text.into());
+        case.replay_id = Some(ReplayIdVector {
+            epoch: epoch.into(),
+            direction: direction.name().into(),
+            sequence: seq,
+        });
+        case
+    }
+}
+
+fn wire_cases() -> Vec<WireCase> {
+    use Direction::{PatientToPhysician as P2D, PhysicianToPatient as D2P};
+    let nov = key_at(&SECRET_A, "2026-11", "2026-11");
+    let now = datetime!(2026-11-22 10:00 UTC);
+    let case = |name, comment, receiver, now| CaseBuilder {
+        name,
+        comment,
+        secret: SECRET_A,
+        start: "2026-11",
+        receiver,
+        now,
+    };
+    let mut cases = Vec::new();
+
+    let text = "Your lab results are normal. Next visit: 3 December.";
+    let wire = seal("v2_physician_to_patient", &nov, D2P, 1, text);
+    cases.push(
+        case(
+            "v2_physician_to_patient",
+            "A note from the physician, opened by the patient.",
+            "patient",
+            now,
+        )
+        .success(wire.clone(), text, "2026-11", D2P, 1),
+    );
+
+    let reply = "Thank you, doctor. Should I keep taking 5 mg?";
+    let wire_reply = seal("v2_patient_to_physician", &nov, P2D, 1, reply);
+    cases.push(
+        case(
+            "v2_patient_to_physician",
+            "A reply from the patient, opened by the physician.",
+            "physician",
+            now,
+        )
+        .success(wire_reply, reply, "2026-11", P2D, 1),
+    );
+
+    let unicode = "Température 38,5 °C — ибупрофен 400 мг 💊";
+    cases.push(
+        case(
+            "v2_unicode_text",
+            "UTF-8 text beyond ASCII.",
+            "patient",
+            now,
+        )
+        .success(
+            seal("v2_unicode_text", &nov, D2P, 2, unicode),
+            unicode,
+            "2026-11",
+            D2P,
+            2,
+        ),
+    );
+
+    cases.push(
+        case(
+            "v2_empty_text",
+            "An empty text still pads to 32 bytes.",
+            "patient",
+            now,
+        )
+        .success(
+            seal("v2_empty_text", &nov, D2P, 3, ""),
+            "",
+            "2026-11",
+            D2P,
+            3,
+        ),
+    );
+
+    let longest: String = "0123456789abcdef"
+        .chars()
+        .cycle()
+        .take(MAX_TEXT_BYTES)
+        .collect();
+    cases.push(
+        case(
+            "v2_maximum_length",
+            "The longest text (3003 bytes) whose wire form fits one 4096-character chat message.",
+            "patient",
+            now,
+        )
+        .success(
+            seal("v2_maximum_length", &nov, D2P, 4, &longest),
+            &longest,
+            "2026-11",
+            D2P,
+            4,
+        ),
+    );
+
+    let mut wrapped = wire.clone();
+    wrapped.insert(60, '\n');
+    wrapped.insert(30, ' ');
+    wrapped.push_str("\r\n");
+    cases.push(
+        case(
+            "v2_whitespace_inserted",
+            "Spaces and line breaks a messenger inserted are stripped before decoding.",
+            "patient",
+            now,
+        )
+        .success(wrapped, text, "2026-11", D2P, 1),
+    );
+
+    // Year boundary: a pairing that began in December 2026.
+    let dec = key_at(&SECRET_A, "2026-12", "2026-12");
+    let jan = key_at(&SECRET_A, "2026-12", "2027-01");
+    let yb = |name, comment, now| CaseBuilder {
+        name,
+        comment,
+        secret: SECRET_A,
+        start: "2026-12",
+        receiver: "patient",
+        now,
+    };
+    let jan_text = "Happy new year. Your January appointment is confirmed.";
+    cases.push(
+        yb(
+            "v2_year_boundary_ratcheted",
+            "January's key is ratcheted from December's.",
+            datetime!(2027-01-15 9:00 UTC),
+        )
+        .success(
+            seal("v2_year_boundary_ratcheted", &jan, D2P, 1, jan_text),
+            jan_text,
+            "2027-01",
+            D2P,
+            1,
+        ),
+    );
+    let dec_text = "Results from 31 December.";
+    let dec_wire = seal("v2_year_boundary_december", &dec, D2P, 9, dec_text);
+    cases.push(
+        yb(
+            "v2_previous_month_in_grace",
+            "A December message is still accepted on 7 January, 23:59:59.",
+            datetime!(2027-01-07 23:59:59 UTC),
+        )
+        .success(dec_wire.clone(), dec_text, "2026-12", D2P, 9),
+    );
+    cases.push(yb("v2_expired", "A December message on 8 January 00:00: the key was destroyed 7 x 24 h after January began.", datetime!(2027-01-08 0:00 UTC))
+        .expect(dec_wire, "expired"));
+    let early = seal("v2_next_month_early", &jan, D2P, 1, jan_text);
+    cases.push(
+        yb(
+            "v2_next_month_within_skew",
+            "A January message 10 minutes before January (sender clock ahead).",
+            datetime!(2026-12-31 23:50 UTC),
+        )
+        .success(early.clone(), jan_text, "2027-01", D2P, 1),
+    );
+    cases.push(
+        yb(
+            "v2_not_yet_valid",
+            "A January message 11 minutes before January: beyond the clock-skew allowance.",
+            datetime!(2026-12-31 23:49 UTC),
+        )
+        .expect(early, "not_yet_valid"),
+    );
+
+    // Errors, each with its own name.
+    cases.push(
+        case(
+            "v2_malformed_plain_text",
+            "Ordinary chat text is not a MedCrypt message.",
+            "patient",
+            now,
+        )
+        .expect("Hi doctor, see you on Tuesday".into(), "malformed"),
+    );
+    cases.push(
+        case(
+            "v2_malformed_direction",
+            "Valid checksum but direction byte 3: the sender's encoder is broken.",
+            "patient",
+            now,
+        )
+        .expect(forge(&wire, |b| b[4] = 3), "malformed"),
+    );
+    let mut damaged: Vec<char> = wire.chars().collect();
+    let pos = 40;
+    damaged[pos] = if damaged[pos] == 'A' { 'B' } else { 'A' };
+    cases.push(
+        case(
+            "v2_damaged_character",
+            "One character changed in transit: the checksum fails.",
+            "patient",
+            now,
+        )
+        .expect(damaged.into_iter().collect(), "damaged"),
+    );
+    cases.push(
+        case(
+            "v2_damaged_truncated",
+            "The end of the line was cut off.",
+            "patient",
+            now,
+        )
+        .expect(wire[..wire.len() - 5].into(), "damaged"),
+    );
+    cases.push(
+        case(
+            "v2_unsupported_version_prefix",
+            "A future version prefix.",
+            "patient",
+            now,
+        )
+        .expect(
+            wire.replacen("MEDCRYPT:v2:", "MEDCRYPT:v3:", 1),
+            "unsupported_version",
+        ),
+    );
+    cases.push(
+        case(
+            "v2_unsupported_version_header",
+            "Valid checksum, version byte 3 in the header.",
+            "patient",
+            now,
+        )
+        .expect(forge(&wire, |b| b[0] = 3), "unsupported_version"),
+    );
+    let other = key_at(&SECRET_B, "2026-11", "2026-11");
+    cases.push(
+        case(
+            "v2_unknown_key_hint",
+            "A message of another pairing (another secret).",
+            "patient",
+            now,
+        )
+        .expect(
+            seal("v2_unknown_key_hint", &other, D2P, 1, text),
+            "unknown_key_hint",
+        ),
+    );
+    cases.push(
+        case(
+            "v2_authentication_failed_ciphertext",
+            "One ciphertext bit flipped and the checksum recomputed: a deliberate forgery.",
+            "patient",
+            now,
+        )
+        .expect(forge(&wire, |b| b[30] ^= 1), "authentication_failed"),
+    );
+    cases.push(
+        case(
+            "v2_authentication_failed_sequence",
+            "The sequence number changed and the checksum recomputed: the header is authenticated.",
+            "patient",
+            now,
+        )
+        .expect(forge(&wire, |b| b[8] ^= 1), "authentication_failed"),
+    );
+    cases.push(
+        case(
+            "v2_reflected",
+            "The physician's own message fed back to the physician.",
+            "physician",
+            now,
+        )
+        .expect(wire.clone(), "reflected"),
+    );
+    let unknown_kind = WireMessage::seal_raw_with_nonce(
+        &nov,
+        D2P,
+        5,
+        &[9, 0, 0, 0, 0],
+        vector_nonce("v2_unsupported_payload"),
+    )
+    .map(|m| m.to_text())
+    .unwrap_or_default();
+    cases.push(
+        case(
+            "v2_unsupported_payload",
+            "Authentic message with payload kind 9, unknown to this version.",
+            "patient",
+            now,
+        )
+        .expect(unknown_kind, "unsupported_payload"),
+    );
+    cases
+}
+
+fn key_schedule() -> KeyScheduleFile {
+    let mut cases = Vec::new();
+    for (name, secret, start) in [
+        (
+            "sequential_secret_across_year_boundary",
+            SECRET_A,
+            "2026-11",
+        ),
+        ("constant_secret", SECRET_B, "2027-12"),
+    ] {
+        let pairing = PairingSecret::from_bytes(&secret);
+        let mut key = pairing.first_epoch_key(ep(start));
+        let mut epochs = Vec::new();
+        for _ in 0..3 {
+            epochs.push(EpochVector {
+                epoch: key.epoch().to_string(),
+                epoch_key: hex::encode(key.expose_bytes()),
+                key_hint: hex::encode(key.key_hint().0),
+                message_key_physician_to_patient: hex::encode(
+                    key.message_key(Direction::PhysicianToPatient)
+                        .expose_bytes(),
+                ),
+                message_key_patient_to_physician: hex::encode(
+                    key.message_key(Direction::PatientToPhysician)
+                        .expose_bytes(),
+                ),
+            });
+            match key.next() {
+                Some(next) => key = next,
+                None => break,
+            }
+        }
+        cases.push(KeyScheduleCase {
+            name: name.into(),
+            pairing_secret: hex::encode(secret),
+            start_epoch: start.into(),
+            pairing_token: pairing.pairing_token().to_string(),
+            safety_number: pairing.safety_number(ep(start)).to_string(),
+            epochs,
+        });
+    }
+    KeyScheduleFile {
+        description:
+            "MedCrypt v2 key schedule: from a pairing secret and start epoch to the token, \
+                      safety number, and three ratcheted epochs with their hints and message keys."
+                .into(),
+        cases,
+    }
+}
+
+fn legacy() -> LegacyFile {
+    let mut sender = LegacyPairing::new(SecretString::from(LEGACY_SECRET), LEGACY_PATIENT.into());
+    let mut other = LegacyPairing::new(SecretString::from(LEGACY_SECRET), "P-2000".into());
+    let case = |name: &str,
+                comment: &str,
+                now: OffsetDateTime,
+                wire: String,
+                expect: &str,
+                plaintext: Option<&str>| LegacyCase {
+        name: name.into(),
+        comment: comment.into(),
+        shared_secret: LEGACY_SECRET.into(),
+        patient_id: LEGACY_PATIENT.into(),
+        now: rfc3339(now),
+        wire,
+        expect: expect.into(),
+        plaintext: plaintext.map(str::to_owned),
+    };
+    let text = "Please fast for 12 hours before the blood test.";
+    let nov = sender
+        .encrypt_with_nonce(text, ep("2026-11"), vector_nonce("v1_current_month"))
+        .to_text();
+    let dec = sender
+        .encrypt_with_nonce(
+            "Happy holidays",
+            ep("2026-12"),
+            vector_nonce("v1_year_boundary"),
+        )
+        .to_text();
+    let unicode = "Glycémie à jeun : 5,4 mmol/L ✓";
+    let uni = sender
+        .encrypt_with_nonce(unicode, ep("2026-11"), vector_nonce("v1_unicode"))
+        .to_text();
+    let foreign = other
+        .encrypt_with_nonce(text, ep("2026-11"), vector_nonce("v1_other_patient"))
+        .to_text();
+    let mut tampered = crate::legacy::LegacyMessage::parse(&nov).ok();
+    if let Some(msg) = tampered.as_mut() {
+        msg.flip_ciphertext_bit();
+    }
+    let tampered = tampered.map(|m| m.to_text()).unwrap_or_default();
+
+    let mut month_keys = Vec::new();
+    for month in ["2026-11", "2026-12", "2027-01"] {
+        month_keys.push(LegacyMonthKey {
+            shared_secret: LEGACY_SECRET.into(),
+            month: month.into(),
+            salt: hex::encode(crate::legacy::month_salt(LEGACY_SECRET, ep(month))),
+            key: hex::encode(derive_month_key(LEGACY_SECRET, ep(month)).expose_secret()),
+        });
+    }
+    LegacyFile {
+        description:
+            "MedCrypt legacy v1: month-key derivation and messages. A v1 receiver tries the month \
+                      of `now` and, before the 8th 00:00 UTC, the previous month."
+                .into(),
+        month_keys,
+        cases: vec![
+            case(
+                "v1_current_month",
+                "Encrypted and read in November.",
+                datetime!(2026-11-20 9:00 UTC),
+                nov.clone(),
+                "success",
+                Some(text),
+            ),
+            case(
+                "v1_unicode",
+                "UTF-8 text.",
+                datetime!(2026-11-20 9:00 UTC),
+                uni,
+                "success",
+                Some(unicode),
+            ),
+            case(
+                "v1_previous_month_in_grace",
+                "A November message read on 7 December.",
+                datetime!(2026-12-07 12:00 UTC),
+                nov.clone(),
+                "success",
+                Some(text),
+            ),
+            case(
+                "v1_previous_month_after_grace",
+                "A November message on 8 December: no key in the window opens it.",
+                datetime!(2026-12-08 0:00 UTC),
+                nov.clone(),
+                "authentication_failed",
+                None,
+            ),
+            case(
+                "v1_year_boundary",
+                "A December message read on 2 January.",
+                datetime!(2027-01-02 8:00 UTC),
+                dec,
+                "success",
+                Some("Happy holidays"),
+            ),
+            case(
+                "v1_other_patient",
+                "A message for patient P-2000 given to the P-1042 pairing.",
+                datetime!(2026-11-20 9:00 UTC),
+                foreign,
+                "unknown_key_hint",
+                None,
+            ),
+            case(
+                "v1_tampered",
+                "One ciphertext bit flipped.",
+                datetime!(2026-11-20 9:00 UTC),
+                tampered,
+                "authentication_failed",
+                None,
+            ),
+            case(
+                "v1_damaged_base64",
+                "An invalid base64 character in the nonce field.",
+                datetime!(2026-11-20 9:00 UTC),
+                damage_v1_nonce(&nov),
+                "damaged",
+                None,
+            ),
+            case(
+                "v1_malformed_missing_bracket",
+                "The closing bracket is missing.",
+                datetime!(2026-11-20 9:00 UTC),
+                nov.trim_end_matches(']').to_owned(),
+                "malformed",
+                None,
+            ),
+        ],
+    }
+}
+
+/// Puts a character outside the base64 alphabet at the start of the nonce field.
+fn damage_v1_nonce(wire: &str) -> String {
+    let mut fields: Vec<String> = wire.split(':').map(str::to_owned).collect();
+    if let Some(nonce) = fields.get_mut(3) {
+        nonce.insert(0, '!');
+    }
+    fields.join(":")
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The vector files, by name within `wire-spec/vectors/`, with their contents.
+pub fn generate() -> Vec<(&'static str, String)> {
+    vec![
+        ("keys.json", to_json(&key_schedule())),
+        (
+            "v2.json",
+            to_json(&WireFile {
+                description: "MedCrypt v2 wire messages. For each case, build the receiver's epoch chain \
+                              from pairing_secret and start_epoch, advance it to `now`, parse `wire` and \
+                              open it as `receiver`; expect `success` with `plaintext`, or the named error."
+                    .into(),
+                cases: wire_cases(),
+            }),
+        ),
+        ("v1.json", to_json(&legacy())),
+    ]
+}

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Independent check of wire-spec/vectors/ against wire-spec/README.md.
+
+Written from the spec alone, with the `cryptography` package that the deployed
+Python client uses (AESGCM, PBKDF2HMAC, HKDF). Not part of CI (it needs that
+package); run it by hand when the spec or the vectors change:
+
+    python3 wire-spec/tools/check_vectors.py
+"""
+import base64
+import hashlib
+import hmac
+import json
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+VECTORS = Path(__file__).resolve().parent.parent / "vectors"
+DIRS = {1: "physician-to-patient", 2: "patient-to-physician"}
+
+
+def hkdf(ikm, label, context, length=32):
+    info = label.encode() + b":" + context.encode()
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(ikm)
+
+
+def month_start(y, m):
+    return datetime(y, m, 1, tzinfo=timezone.utc)
+
+
+def next_month(y, m):
+    return (y + 1, 1) if m == 12 else (y, m + 1)
+
+
+def prev_month(y, m):
+    return (y - 1, 12) if m == 1 else (y, m - 1)
+
+
+def ename(y, m):
+    return f"{y:04d}-{m:02d}"
+
+
+def parse_epoch(s):
+    y, m = s.split("-")
+    return int(y), int(m)
+
+
+class Fail(Exception):
+    pass
+
+
+def chain_key(secret, start, target):
+    key, cur = hkdf(secret, "medcrypt/v2/first-epoch-key", ename(*start)), start
+    while cur < target:
+        cur = next_month(*cur)
+        key = hkdf(key, "medcrypt/v2/epoch-ratchet", ename(*cur))
+    return key
+
+
+def open_v2(case):
+    text = "".join(ch for ch in case["wire"] if not ch.isspace())
+    now = datetime.fromisoformat(case["now"].replace("Z", "+00:00"))
+    if not text.startswith("MEDCRYPT:v2:"):
+        m = re.match(r"^\[?MEDCRYPT:(v[^:]+):", text)
+        if m:
+            raise Fail("unsupported_version")
+        raise Fail("damaged" if text.lstrip("[").startswith("MEDCRYPT:") else "malformed")
+    b64 = text[len("MEDCRYPT:v2:"):]
+    if not b64 or not re.fullmatch(r"[A-Za-z0-9_-]*", b64) or len(b64) % 4 == 1:
+        raise Fail("damaged")
+    body = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+    if base64.urlsafe_b64encode(body).decode().rstrip("=") != b64:
+        raise Fail("damaged")  # non-canonical trailing bits
+    content, checksum = body[:-4], body[-4:]
+    expect = hashlib.sha256(b"medcrypt/v2/wire-checksum" + b"MEDCRYPT:v2:" + content).digest()[:4]
+    if len(body) < 4 or expect != checksum:
+        raise Fail("damaged")
+    if len(content) < 13:
+        raise Fail("malformed")
+    header, nonce, ct = content[:13], content[13:25], content[25:]
+    if header[0] != 2:
+        raise Fail("unsupported_version")
+    y, m, d = int.from_bytes(header[1:3], "big"), header[3], header[4]
+    seq, hint = int.from_bytes(header[5:9], "big"), header[9:13]
+    if not 1 <= m <= 12 or d not in DIRS:
+        raise Fail("malformed")
+    if len(ct) < 48 or (len(ct) - 16) % 32:
+        raise Fail("malformed")
+    # Acceptance window.
+    cur = (now.year, now.month)
+    ep = (y, m)
+    if ep < cur:
+        if now >= month_start(*next_month(*ep)) + timedelta(days=7):
+            raise Fail("expired")
+    elif ep > cur:
+        if now < month_start(*ep) - timedelta(minutes=10):
+            raise Fail("not_yet_valid")
+    start = parse_epoch(case["start_epoch"])
+    if ep < start:
+        raise Fail("unknown_key_hint")
+    key = chain_key(bytes.fromhex(case["pairing_secret"]), start, ep)
+    if hkdf(key, "medcrypt/v2/key-hint", ename(*ep), 4) != hint:
+        raise Fail("unknown_key_hint")
+    mkey = hkdf(key, "medcrypt/v2/message-key", f"{ename(*ep)}:{DIRS[d]}")
+    try:
+        pt = AESGCM(mkey).decrypt(nonce, ct, header)
+    except InvalidTag:
+        raise Fail("authentication_failed")
+    inbound = 1 if case["receiver"] == "patient" else 2
+    if d != inbound:
+        raise Fail("reflected")
+    kind, length = pt[0], int.from_bytes(pt[1:5], "big")
+    if 5 + length > len(pt) or any(pt[5 + length:]):
+        raise Fail("malformed")
+    if kind != 1:
+        raise Fail("unsupported_payload")
+    return pt[5:5 + length].decode(), {"epoch": ename(*ep), "direction": DIRS[d], "sequence": seq}
+
+
+def v1_month_key(secret, month):
+    salt = hmac.new(secret.encode(), month.encode(), hashlib.sha256).digest()[:16]
+    kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=600_000)
+    return salt, kdf.derive(secret.encode())
+
+
+def open_v1(case, keys):
+    text = "".join(ch for ch in case["wire"] if not ch.isspace())
+    if not (text.startswith("[MEDCRYPT:v1:") and text.endswith("]")):
+        raise Fail("malformed")
+    fields = text[len("[MEDCRYPT:v1:"):-1].split(":")
+    if len(fields) != 4:
+        raise Fail("malformed")
+    try:
+        pid, nonce, ct, tag = (base64.b64decode(f, validate=True) for f in fields)
+    except ValueError:
+        raise Fail("damaged")
+    if pid.decode() != case["patient_id"]:
+        raise Fail("unknown_key_hint")
+    now = datetime.fromisoformat(case["now"].replace("Z", "+00:00"))
+    months = [(now.year, now.month)]
+    if now < month_start(now.year, now.month) + timedelta(days=7):
+        months.append(prev_month(now.year, now.month))
+    for mo in months:
+        name = ename(*mo)
+        if (case["shared_secret"], name) not in keys:
+            keys[(case["shared_secret"], name)] = v1_month_key(case["shared_secret"], name)[1]
+        try:
+            return AESGCM(keys[(case["shared_secret"], name)]).decrypt(nonce, ct + tag, pid).decode()
+        except InvalidTag:
+            continue
+    raise Fail("authentication_failed")
+
+
+def main():
+    failures = 0
+
+    def check(name, got, want):
+        nonlocal failures
+        if got != want:
+            failures += 1
+            print(f"FAIL {name}: got {got!r}, want {want!r}")
+
+    keys = json.loads((VECTORS / "keys.json").read_text())
+    for case in keys["cases"]:
+        secret = bytes.fromhex(case["pairing_secret"])
+        token = base64.urlsafe_b64encode(hkdf(secret, "medcrypt/v2/pairing-token", "", 24)).decode().rstrip("=")
+        check(case["name"] + " token", token, case["pairing_token"])
+        raw = hkdf(secret, "medcrypt/v2/safety-number", case["start_epoch"], 48)
+        groups = [int.from_bytes(raw[i:i + 8], "big") % 100000 for i in range(0, 48, 8)]
+        check(case["name"] + " safety", " ".join(f"{g:05d}" for g in groups), case["safety_number"])
+        key = hkdf(secret, "medcrypt/v2/first-epoch-key", case["start_epoch"])
+        for e in case["epochs"]:
+            check(e["epoch"] + " key", key.hex(), e["epoch_key"])
+            check(e["epoch"] + " hint", hkdf(key, "medcrypt/v2/key-hint", e["epoch"], 4).hex(), e["key_hint"])
+            for d in DIRS.values():
+                mk = hkdf(key, "medcrypt/v2/message-key", f"{e['epoch']}:{d}")
+                check(e["epoch"] + " " + d, mk.hex(), e["message_key_" + d.replace("-", "_")])
+            key = hkdf(key, "medcrypt/v2/epoch-ratchet", ename(*next_month(*parse_epoch(e["epoch"]))))
+
+    for case in json.loads((VECTORS / "v2.json").read_text())["cases"]:
+        try:
+            text, rid = open_v2(case)
+            check(case["name"], ("success", text, rid), (case["expect"], case.get("plaintext"), case.get("replay_id")))
+        except Fail as f:
+            check(case["name"], str(f), case["expect"])
+
+    v1 = json.loads((VECTORS / "v1.json").read_text())
+    cache = {}
+    for mk in v1["month_keys"]:
+        salt, key = v1_month_key(mk["shared_secret"], mk["month"])
+        check("v1 salt " + mk["month"], salt.hex(), mk["salt"])
+        check("v1 key " + mk["month"], key.hex(), mk["key"])
+        cache[(mk["shared_secret"], mk["month"])] = key
+    for case in v1["cases"]:
+        try:
+            check(case["name"], ("success", open_v1(case, cache)), (case["expect"], case.get("plaintext")))
+            # The other direction: the Python client's own encryption of the
+            # same text under the same nonce must give the same wire text.
+            fields = case["wire"][len("[MEDCRYPT:v1:"):-1].split(":")
+            nonce = base64.b64decode(fields[1])
+            for (secret, month), key in cache.items():
+                sealed = AESGCM(key).encrypt(nonce, case["plaintext"].encode(), case["patient_id"].encode())
+                wire = "[MEDCRYPT:v1:%s:%s:%s:%s]" % tuple(
+                    base64.b64encode(x).decode()
+                    for x in (case["patient_id"].encode(), nonce, sealed[:-16], sealed[-16:]))
+                if wire == case["wire"]:
+                    break
+            else:
+                check(case["name"] + " python re-encryption", "no match", case["wire"])
+        except Fail as f:
+            check(case["name"], str(f), case["expect"])
+
+    total = len(keys["cases"]) + len(v1["cases"]) + len(json.loads((VECTORS / "v2.json").read_text())["cases"])
+    print(f"{total} vector cases checked, {failures} mismatches")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
