@@ -10,9 +10,12 @@
 //! - [`WireMessage`]: the v2 one-line text format
 //! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
 
+pub mod codes;
 mod epoch;
 mod keys;
 mod legacy;
+pub mod qr;
+pub mod store;
 #[doc(hidden)]
 pub mod vectors;
 mod wire;

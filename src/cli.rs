@@ -1,0 +1,1052 @@
+//! Command-line interface: arguments, the commands, and error reporting.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use medcrypt::codes::{CodeError, PairingInvite, RecoveryCode, pairing_code, parse_pairing_code};
+use medcrypt::store::{PairingInfo, Protocol, Rotation, Store, StoreError};
+use medcrypt::{
+    DecryptError, Epoch, LegacyMessage, PairingSecret, Payload, Role, SealError, V1_PREFIX,
+    WireMessage, check_window, format_utc, qr, strip_whitespace,
+};
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use zeroize::Zeroizing;
+
+/// Exit code: the command line was invalid (clap's convention).
+pub(crate) const EXIT_USAGE: u8 = 2;
+const EXIT_OTHER: u8 = 1;
+const EXIT_AUTHENTICATION: u8 = 3;
+const EXIT_EXPIRED: u8 = 4;
+const EXIT_REPLAYED: u8 = 5;
+const EXIT_REFLECTED: u8 = 6;
+const EXIT_DAMAGED: u8 = 7;
+const EXIT_UNKNOWN_PAIRING: u8 = 8;
+const EXIT_LOCKED: u8 = 9;
+
+/// Shortest passphrase accepted for a new store or a passphrase change.
+const MIN_PASSPHRASE_CHARS: usize = 8;
+
+/// End-to-end encryption for physician–patient messages over any messenger.
+#[derive(Debug, Parser)]
+#[command(name = "medcrypt", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// The store file [default: MEDCRYPT_STORE, else the platform data directory].
+    #[arg(long, global = true, value_name = "PATH", env = "MEDCRYPT_STORE")]
+    store: Option<PathBuf>,
+    /// Read the store passphrase from this file (else MEDCRYPT_PASSPHRASE, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new store (asks for a passphrase twice; shows a recovery code once).
+    Init {
+        /// Your display name, carried in pairing QR codes (e.g. "Dr. Ana Silva").
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Manage the store passphrase.
+    Passphrase {
+        #[command(subcommand)]
+        action: PassphraseCommand,
+    },
+    /// Open the store with the recovery code and set a new passphrase.
+    Recover {
+        /// The recovery code shown at init (`-` reads it from standard input).
+        #[arg(long, value_name = "CODE")]
+        recovery_code: String,
+        /// Read the new passphrase from this file (else MEDCRYPT_NEW_PASSPHRASE, else a prompt).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Show or change settings (name, telegram-bot, whatsapp-number).
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+    /// Pair with a patient or a physician.
+    Pair {
+        #[command(subcommand)]
+        action: PairCommand,
+    },
+    /// Encrypt a text for a pairing; prints one line to paste into the chat.
+    Encrypt {
+        /// The pairing to send to.
+        #[arg(long, value_name = "ALIAS")]
+        to: String,
+        /// Write the legacy v1 format for old clients (shows the patient id to the messenger).
+        #[arg(long)]
+        legacy_v1: bool,
+        /// The text; standard input when absent or `-`.
+        text: Option<String>,
+    },
+    /// Decrypt a message copied from the chat; prints the text.
+    Decrypt {
+        /// The pairing it came from (found by its key hint when absent).
+        #[arg(long, value_name = "ALIAS")]
+        from: Option<String>,
+        /// A file holding the message; standard input when absent or `-`.
+        file: Option<PathBuf>,
+    },
+    /// Show and destroy epoch keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PassphraseCommand {
+    /// Re-wrap the store under a new passphrase.
+    Change {
+        /// Read the new passphrase from this file (else MEDCRYPT_NEW_PASSPHRASE, else a prompt).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Show the settings.
+    Show,
+    /// Change a setting; an empty value removes it.
+    Set {
+        /// One of: name, telegram-bot, whatsapp-number.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PairCommand {
+    /// (Physician) Start a pairing: shows a QR code, a typed code and the safety number.
+    New {
+        /// Your name for this patient.
+        #[arg(long, value_name = "ALIAS")]
+        patient: String,
+        /// Also write the QR code as a PNG image.
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
+        /// Also write the QR code as an SVG image.
+        #[arg(long, value_name = "FILE")]
+        qr_svg: Option<PathBuf>,
+    },
+    /// (Patient) Accept a pairing from a photo or screenshot of the QR code, or the typed code.
+    Accept {
+        /// A PNG or JPEG image of the QR code.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "code",
+            required_unless_present = "code"
+        )]
+        qr_image: Option<PathBuf>,
+        /// The typed code shown under the QR code.
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+        /// Your name for this physician [default: the name in the QR code; required with --code].
+        #[arg(long, value_name = "ALIAS")]
+        physician: Option<String>,
+    },
+    /// List pairings.
+    List,
+    /// Remove a pairing and destroy all of its keys.
+    Remove {
+        /// The pairing to remove.
+        alias: String,
+    },
+    /// Import a legacy v1 pairing from its shared secret, so old messages still decrypt.
+    ImportLegacy {
+        /// Your name for this pairing.
+        #[arg(long)]
+        alias: String,
+        /// A file holding the v1 shared secret.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// The v1 patient id.
+        #[arg(long, value_name = "ID")]
+        patient_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Per pairing, the live epoch keys and when each will be destroyed.
+    List,
+    /// Destroy every key past its acceptance window now.
+    Shred,
+}
+
+/// An error that is not a library error but still has its own exit code.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{message}")]
+    WithHint {
+        message: String,
+        hint: &'static str,
+        code: u8,
+    },
+}
+
+fn hinted(message: impl Into<String>, hint: &'static str) -> anyhow::Error {
+    CliError::WithHint {
+        message: message.into(),
+        hint,
+        code: EXIT_OTHER,
+    }
+    .into()
+}
+
+/// Prints the error with a hint and returns its exit code. A broken pipe is
+/// not an error.
+pub(crate) fn report(err: &anyhow::Error) -> u8 {
+    if err
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        return 0;
+    }
+    let (code, hint) = classify(err);
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err:#}");
+    if let Some(hint) = hint {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+    code
+}
+
+fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<DecryptError>() {
+            return match e {
+                DecryptError::Malformed(_) => (
+                    EXIT_DAMAGED,
+                    Some(
+                        "copy the whole message, from MEDCRYPT: to its last character, and try again",
+                    ),
+                ),
+                DecryptError::Damaged(_) => (
+                    EXIT_DAMAGED,
+                    Some(
+                        "the text changed on its way (often in copy and paste): copy the whole message again, or ask the sender to send it again",
+                    ),
+                ),
+                DecryptError::UnsupportedVersion(_) | DecryptError::UnsupportedPayload(_) => (
+                    EXIT_DAMAGED,
+                    Some("the sender uses a newer MedCrypt: update this one"),
+                ),
+                DecryptError::UnknownKeyHint => (
+                    EXIT_UNKNOWN_PAIRING,
+                    Some(
+                        "it was encrypted for another pairing or another store: check --from and --store (`medcrypt pair list`)",
+                    ),
+                ),
+                DecryptError::Expired { .. } => (
+                    EXIT_EXPIRED,
+                    Some(
+                        "keys are destroyed 7 days after their month ends, so this message can no longer be read: ask the sender to send it again",
+                    ),
+                ),
+                DecryptError::NotYetValid { .. } => (
+                    EXIT_EXPIRED,
+                    Some(
+                        "check the clock of this computer and of the sender (and MEDCRYPT_NOW, if set)",
+                    ),
+                ),
+                DecryptError::AuthenticationFailed => (
+                    EXIT_AUTHENTICATION,
+                    Some(
+                        "the message was altered, or encrypted with a key this store does not hold: do not trust it; ask the sender to send it again",
+                    ),
+                ),
+                DecryptError::Reflected => (
+                    EXIT_REFLECTED,
+                    Some("this is a message you sent; only the other side can decrypt it"),
+                ),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<StoreError>() {
+            return match e {
+                StoreError::NotFound(_) => (
+                    EXIT_OTHER,
+                    Some("create one with `medcrypt init`, or point to yours with --store PATH"),
+                ),
+                StoreError::AlreadyExists(_) => (
+                    EXIT_OTHER,
+                    Some("use another --store path; nothing was changed"),
+                ),
+                StoreError::WrongPassphrase => (
+                    EXIT_LOCKED,
+                    Some(
+                        "nothing was changed; try again, or if the passphrase is lost use `medcrypt recover --recovery-code CODE`",
+                    ),
+                ),
+                StoreError::WrongRecoveryCode => (
+                    EXIT_LOCKED,
+                    Some(
+                        "nothing was changed; use the recovery code shown when this store was created",
+                    ),
+                ),
+                StoreError::UnknownPairing(_) => (
+                    EXIT_UNKNOWN_PAIRING,
+                    Some("`medcrypt pair list` shows the pairings of this store"),
+                ),
+                StoreError::DuplicateAlias(_) => (EXIT_OTHER, Some("choose another alias")),
+                StoreError::Replayed { .. } => (
+                    EXIT_REPLAYED,
+                    Some(
+                        "this message was already decrypted once; a message sent again must be encrypted anew",
+                    ),
+                ),
+                StoreError::NewerSchema(_) => (EXIT_OTHER, Some("update MedCrypt")),
+                StoreError::Corrupt(_) => (
+                    EXIT_OTHER,
+                    Some("restore the store from a backup, or use `medcrypt recover`"),
+                ),
+                StoreError::Sqlite(_) | StoreError::Io { .. } => (
+                    EXIT_OTHER,
+                    Some("check the disk and the store's permissions"),
+                ),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<CodeError>() {
+            return match e {
+                CodeError::Checksum
+                | CodeError::BadCharacter(_)
+                | CodeError::WrongLength { .. } => (
+                    EXIT_OTHER,
+                    Some(
+                        "compare the code group by group with the one on the other screen; nothing was stored",
+                    ),
+                ),
+                CodeError::NotPairing(_) => (
+                    EXIT_OTHER,
+                    Some("scan the QR code shown by `medcrypt pair new`; nothing was stored"),
+                ),
+            };
+        }
+        if let Some(SealError::TooLong { .. }) = cause.downcast_ref::<SealError>() {
+            return (
+                EXIT_OTHER,
+                Some("shorten the text, or send it as an encrypted attachment"),
+            );
+        }
+        if let Some(CliError::WithHint { hint, code, .. }) = cause.downcast_ref::<CliError>() {
+            return (*code, Some(hint));
+        }
+    }
+    (EXIT_OTHER, None)
+}
+
+/// Validated settings shared by every command.
+struct Settings {
+    store_path: PathBuf,
+    passphrase_file: Option<PathBuf>,
+    now: OffsetDateTime,
+}
+
+fn default_store_path() -> Result<PathBuf> {
+    let dir = dirs::data_dir().ok_or_else(|| {
+        hinted(
+            "cannot find the platform data directory",
+            "pass --store PATH or set MEDCRYPT_STORE",
+        )
+    })?;
+    Ok(dir.join("medcrypt").join("store.sqlite"))
+}
+
+fn clock() -> Result<OffsetDateTime> {
+    match std::env::var("MEDCRYPT_NOW") {
+        Ok(text) if !text.is_empty() => OffsetDateTime::parse(&text, &Rfc3339).map_err(|_| {
+            hinted(
+                format!("MEDCRYPT_NOW is not an RFC 3339 time: {text:?}"),
+                "use a form like 2026-12-05T09:00:00Z, or unset MEDCRYPT_NOW to use the clock",
+            )
+        }),
+        _ => Ok(OffsetDateTime::now_utc()),
+    }
+}
+
+/// Runs the parsed command line.
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    let ctx = Settings {
+        store_path: match cli.store {
+            Some(path) => path,
+            None => default_store_path()?,
+        },
+        passphrase_file: cli.passphrase_file,
+        now: clock()?,
+    };
+    match cli.command {
+        Command::Init { name } => init(&ctx, name),
+        Command::Recover {
+            recovery_code,
+            new_passphrase_file,
+        } => recover(&ctx, &recovery_code, new_passphrase_file.as_deref()),
+        command => {
+            let mut store = unlock(&ctx)?;
+            let rotations = store.rotate(ctx.now)?;
+            report_shredding(&rotations);
+            dispatch(&ctx, &mut store, command, &rotations)
+        }
+    }
+}
+
+fn dispatch(
+    ctx: &Settings,
+    store: &mut Store,
+    command: Command,
+    rotations: &[Rotation],
+) -> Result<()> {
+    match command {
+        Command::Init { .. } | Command::Recover { .. } => Ok(()),
+        Command::Passphrase {
+            action: PassphraseCommand::Change {
+                new_passphrase_file,
+            },
+        } => {
+            let new = new_passphrase(new_passphrase_file.as_deref())?;
+            store.change_passphrase(&new)?;
+            out(format_args!(
+                "Passphrase changed. The recovery code is unchanged."
+            ))
+        }
+        Command::Config { action } => config(store, action),
+        Command::Pair { action } => match action {
+            PairCommand::New {
+                patient,
+                qr_png,
+                qr_svg,
+            } => pair_new(ctx, store, &patient, qr_png.as_deref(), qr_svg.as_deref()),
+            PairCommand::Accept {
+                qr_image,
+                code,
+                physician,
+            } => pair_accept(ctx, store, qr_image.as_deref(), code.as_deref(), physician),
+            PairCommand::List => pair_list(store),
+            PairCommand::Remove { alias } => {
+                store.remove_pairing(&alias)?;
+                out(format_args!(
+                    "Removed pairing {alias:?}: all of its keys are destroyed."
+                ))
+            }
+            PairCommand::ImportLegacy {
+                alias,
+                secret_file,
+                patient_id,
+            } => import_legacy(ctx, store, &alias, &secret_file, &patient_id),
+        },
+        Command::Encrypt {
+            to,
+            legacy_v1,
+            text,
+        } => encrypt(ctx, store, &to, legacy_v1, text),
+        Command::Decrypt { from, file } => decrypt(ctx, store, from.as_deref(), file.as_deref()),
+        Command::Keys { action } => match action {
+            KeysCommand::List => keys_list(ctx, store),
+            KeysCommand::Shred => {
+                if rotations.iter().all(|r| r.advance.destroyed.is_empty()) {
+                    out(format_args!(
+                        "No key is past its acceptance window; nothing destroyed."
+                    ))
+                } else {
+                    out(format_args!("Done."))
+                }
+            }
+        },
+    }
+}
+
+/// Writes one line to standard output.
+fn out(line: std::fmt::Arguments<'_>) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn report_shredding(rotations: &[Rotation]) {
+    let mut stderr = std::io::stderr().lock();
+    for rotation in rotations {
+        for epoch in &rotation.advance.destroyed {
+            let _ = writeln!(
+                stderr,
+                "note: destroyed the {epoch} key of {:?} (its 7-day grace period ended {})",
+                rotation.alias,
+                format_utc(epoch.destruction_time())
+            );
+        }
+    }
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path)
+            .with_context(|| format!("cannot read the {what} file {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow!("the {what} file {} is not UTF-8 text", path.display()))?;
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+fn prompt(label: &str) -> Result<SecretString> {
+    if !std::io::stdin().is_terminal() {
+        return Err(hinted(
+            "no passphrase given and no terminal to ask for one",
+            "set MEDCRYPT_PASSPHRASE or pass --passphrase-file FILE",
+        ));
+    }
+    let text = rpassword::prompt_password(label).context("cannot read the passphrase")?;
+    Ok(SecretString::from(text))
+}
+
+fn passphrase(ctx: &Settings) -> Result<SecretString> {
+    if let Some(file) = &ctx.passphrase_file {
+        return read_secret_file(file, "passphrase");
+    }
+    if let Ok(text) = std::env::var("MEDCRYPT_PASSPHRASE") {
+        return Ok(SecretString::from(text));
+    }
+    prompt("Store passphrase: ")
+}
+
+/// A new passphrase: from a file, MEDCRYPT_NEW_PASSPHRASE, or asked twice.
+fn new_passphrase_from(file: Option<&Path>, env: &str) -> Result<SecretString> {
+    let pass = if let Some(file) = file {
+        read_secret_file(file, "new passphrase")?
+    } else if let Ok(text) = std::env::var(env) {
+        SecretString::from(text)
+    } else {
+        let first = prompt("New passphrase: ")?;
+        let second = prompt("Repeat the new passphrase: ")?;
+        if first.expose_secret() != second.expose_secret() {
+            return Err(hinted(
+                "the two passphrases differ",
+                "type the same passphrase twice",
+            ));
+        }
+        first
+    };
+    if pass.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(hinted(
+            format!("the passphrase is shorter than {MIN_PASSPHRASE_CHARS} characters"),
+            "choose a longer passphrase: a few unrelated words work well",
+        ));
+    }
+    Ok(pass)
+}
+
+fn new_passphrase(file: Option<&Path>) -> Result<SecretString> {
+    new_passphrase_from(file, "MEDCRYPT_NEW_PASSPHRASE")
+}
+
+fn unlock(ctx: &Settings) -> Result<Store> {
+    if !ctx.store_path.is_file() {
+        return Err(StoreError::NotFound(ctx.store_path.clone()).into());
+    }
+    let pass = passphrase(ctx)?;
+    Ok(Store::open(&ctx.store_path, &pass)?)
+}
+
+fn init(ctx: &Settings, name: Option<String>) -> Result<()> {
+    if ctx.store_path.exists() {
+        return Err(StoreError::AlreadyExists(ctx.store_path.clone()).into());
+    }
+    let pass = if ctx.passphrase_file.is_some() {
+        passphrase(ctx)?
+    } else {
+        new_passphrase_from(None, "MEDCRYPT_PASSPHRASE")?
+    };
+    if pass.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(hinted(
+            format!("the passphrase is shorter than {MIN_PASSPHRASE_CHARS} characters"),
+            "choose a longer passphrase: a few unrelated words work well",
+        ));
+    }
+    let name = name.unwrap_or_default();
+    let (_store, recovery) = Store::create(&ctx.store_path, &pass, &name, ctx.now)?;
+    out(format_args!(
+        "Created the MedCrypt store {}.\n\n\
+         Recovery code (shown only now; write it down and keep it away from this computer):\n\n    {}\n\n\
+         If the passphrase is ever lost, `medcrypt recover --recovery-code CODE` opens the store with it.",
+        ctx.store_path.display(),
+        recovery.to_text().as_str()
+    ))
+}
+
+fn recover(ctx: &Settings, code: &str, new_file: Option<&Path>) -> Result<()> {
+    let code = if code == "-" {
+        let mut text = Zeroizing::new(String::new());
+        std::io::stdin().read_to_string(&mut text)?;
+        RecoveryCode::parse(text.trim())?
+    } else {
+        RecoveryCode::parse(code)?
+    };
+    let store = Store::open_with_recovery(&ctx.store_path, &code)?;
+    let new = new_passphrase(new_file)?;
+    store.change_passphrase(&new)?;
+    out(format_args!(
+        "Store opened with the recovery code; the new passphrase is set. The recovery code stays valid."
+    ))
+}
+
+const SETTINGS: [(&str, &str); 3] = [
+    ("name", "name"),
+    ("telegram-bot", "telegram_bot"),
+    ("whatsapp-number", "whatsapp_number"),
+];
+
+fn config(store: &Store, action: ConfigCommand) -> Result<()> {
+    match action {
+        ConfigCommand::Show => {
+            for (shown, key) in SETTINGS {
+                let value = store.setting(key)?.unwrap_or_default();
+                out(format_args!("{shown:16} {value}"))?;
+            }
+            Ok(())
+        }
+        ConfigCommand::Set { key, value } => {
+            let Some((_, stored)) = SETTINGS.iter().find(|(shown, _)| *shown == key) else {
+                return Err(hinted(
+                    format!("unknown setting {key:?}"),
+                    "settings are: name, telegram-bot, whatsapp-number",
+                ));
+            };
+            let value = value.trim().trim_start_matches('@');
+            store.set_setting(stored, value)?;
+            out(format_args!("{key} = {value}"))
+        }
+    }
+}
+
+fn check_alias(alias: &str) -> Result<()> {
+    if alias.trim().is_empty() || alias.chars().any(char::is_control) {
+        return Err(hinted(
+            format!("{alias:?} cannot be an alias"),
+            "use a short name without control characters, e.g. the patient's initials",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// and a rename, so `path` is either complete or absent. `private` files
+/// (they hold secrets) get mode 0600.
+fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(err) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+fn pair_new(
+    ctx: &Settings,
+    store: &mut Store,
+    alias: &str,
+    png: Option<&Path>,
+    svg: Option<&Path>,
+) -> Result<()> {
+    check_alias(alias)?;
+    let start = Epoch::containing(ctx.now);
+    let invite = PairingInvite {
+        secret: PairingSecret::generate(),
+        start,
+        physician_name: store.setting("name")?.unwrap_or_default(),
+        telegram_bot: store.setting("telegram_bot")?,
+        whatsapp_number: store.setting("whatsapp_number")?,
+    };
+    let uri = invite.to_uri();
+    let terminal = qr::render_terminal(&uri)?;
+    let png_bytes = png.map(|_| qr::render_png(&uri)).transpose()?;
+    let svg_text = svg.map(|_| qr::render_svg(&uri)).transpose()?;
+    let safety = invite.secret.safety_number(start);
+    let code = Zeroizing::new(pairing_code(&invite.secret, start));
+    store.add_pairing(
+        alias,
+        Role::Physician,
+        "",
+        &invite.secret.first_epoch_key(start),
+        &invite.secret.pairing_token(),
+        &safety,
+        ctx.now,
+    )?;
+    let written = (|| -> Result<()> {
+        if let (Some(path), Some(bytes)) = (png, &png_bytes) {
+            write_atomically(path, bytes, true)?;
+        }
+        if let (Some(path), Some(text)) = (svg, &svg_text) {
+            write_atomically(path, text.as_bytes(), true)?;
+        }
+        Ok(())
+    })();
+    if let Err(err) = written {
+        // Without its QR code the pairing cannot be completed: undo it.
+        let _ = store.remove_pairing(alias);
+        return Err(err.context("the pairing was not created"));
+    }
+    out(format_args!(
+        "New pairing {alias:?}. Let the patient scan this QR code now; it is shown only once.\n\n{terminal}\n\
+         Typed code, if the QR code cannot be scanned:\n    {}\n\n\
+         Safety number (the patient's screen must show the same):\n    {safety}",
+        code.as_str()
+    ))?;
+    for path in png.iter().chain(svg.iter()) {
+        out(format_args!(
+            "QR code written to {}: delete it once the patient has scanned it (it holds the pairing secret).",
+            path.display()
+        ))?;
+    }
+    Ok(())
+}
+
+fn pair_accept(
+    ctx: &Settings,
+    store: &mut Store,
+    image: Option<&Path>,
+    code: Option<&str>,
+    alias: Option<String>,
+) -> Result<()> {
+    let invite = match (image, code) {
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = Zeroizing::new(qr::decode_image(&bytes).map_err(|e| {
+                hinted(
+                    format!("{e} in {}", path.display()),
+                    "take a sharper, well-lit picture of the whole QR code, or use --code with the typed code",
+                )
+            })?);
+            PairingInvite::from_uri(&text)?
+        }
+        (None, Some(code)) => {
+            let (secret, start) = parse_pairing_code(code)?;
+            PairingInvite {
+                secret,
+                start,
+                physician_name: String::new(),
+                telegram_bot: None,
+                whatsapp_number: None,
+            }
+        }
+        (None, None) => bail!("give --qr-image FILE or --code CODE"),
+    };
+    let alias =
+        match alias.or_else(|| Some(invite.physician_name.clone()).filter(|n| !n.is_empty())) {
+            Some(alias) => alias,
+            None => {
+                return Err(hinted(
+                    "no name for this pairing",
+                    "pass --physician ALIAS (the typed code does not carry the physician's name)",
+                ));
+            }
+        };
+    check_alias(&alias)?;
+    let safety = invite.secret.safety_number(invite.start);
+    let token = invite.secret.pairing_token();
+    store.add_pairing(
+        &alias,
+        Role::Patient,
+        &invite.physician_name,
+        &invite.secret.first_epoch_key(invite.start),
+        &token,
+        &safety,
+        ctx.now,
+    )?;
+    drop(invite.secret);
+    out(format_args!(
+        "Paired with {alias:?}.\n\nSafety number (the physician's screen must show the same):\n    {safety}"
+    ))?;
+    if let Some(bot) = &invite.telegram_bot {
+        out(format_args!(
+            "\nOpen this link to connect your Telegram chat:\n    https://t.me/{bot}?start={token}"
+        ))?;
+    }
+    if let Some(number) = &invite.whatsapp_number {
+        out(format_args!("\nWhatsApp number of the practice: {number}"))?;
+    }
+    Ok(())
+}
+
+fn pair_list(store: &Store) -> Result<()> {
+    let pairings = store.pairings()?;
+    if pairings.is_empty() {
+        return out(format_args!(
+            "No pairings yet: `medcrypt pair new --patient ALIAS` (physician) or `medcrypt pair accept` (patient)."
+        ));
+    }
+    out(format_args!(
+        "{:20} {:10} {:9} {:20} SAFETY NUMBER",
+        "ALIAS", "ROLE", "PROTOCOL", "CREATED"
+    ))?;
+    for p in pairings {
+        let protocol = match p.protocol {
+            Protocol::V2 => "v2",
+            Protocol::V1 => "legacy v1",
+        };
+        out(format_args!(
+            "{:20} {:10} {:9} {:20} {}",
+            p.alias,
+            if p.protocol == Protocol::V1 {
+                "-"
+            } else {
+                p.role.name()
+            },
+            protocol,
+            p.created_at,
+            p.safety_number.unwrap_or_default()
+        ))?;
+    }
+    Ok(())
+}
+
+fn import_legacy(
+    ctx: &Settings,
+    store: &mut Store,
+    alias: &str,
+    file: &Path,
+    patient_id: &str,
+) -> Result<()> {
+    check_alias(alias)?;
+    let secret = read_secret_file(file, "shared secret")?;
+    if secret.expose_secret().is_empty() {
+        return Err(hinted(
+            format!("the secret file {} is empty", file.display()),
+            "give the file holding the v1 shared secret",
+        ));
+    }
+    store.add_legacy_pairing(alias, &secret, patient_id, ctx.now)?;
+    out(format_args!(
+        "Imported legacy v1 pairing {alias:?}. Its messages decrypt as before; \
+         pair anew with `medcrypt pair new` to gain monthly key destruction."
+    ))
+}
+
+fn read_input(path: Option<&Path>) -> Result<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    match path {
+        Some(path) if path != Path::new("-") => {
+            *bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
+        }
+    }
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => Ok(Zeroizing::new(text)),
+        Err(_) => Err(DecryptError::Malformed("the input is not text").into()),
+    }
+}
+
+fn encrypt(
+    ctx: &Settings,
+    store: &mut Store,
+    alias: &str,
+    legacy_v1: bool,
+    text: Option<String>,
+) -> Result<()> {
+    let text = Zeroizing::new(match text {
+        Some(text) if text != "-" => text,
+        _ => {
+            let input = read_input(None)?;
+            input
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&input)
+                .to_owned()
+        }
+    });
+    let pairing = store.pairing(alias)?;
+    match (pairing.protocol, legacy_v1) {
+        (Protocol::V1, true) => {
+            let mut legacy = store.legacy(&pairing)?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: legacy v1 shows the patient id to the messenger and its keys are never destroyed"
+            );
+            out(format_args!("{}", legacy.encrypt(&text, ctx.now).to_text()))
+        }
+        (Protocol::V1, false) => Err(hinted(
+            format!("{alias:?} is a legacy v1 pairing"),
+            "add --legacy-v1 to write v1 for an old client, or pair anew with `medcrypt pair new`",
+        )),
+        (Protocol::V2, true) => Err(hinted(
+            format!("{alias:?} is a v2 pairing; v1 is only for imported legacy pairings"),
+            "drop --legacy-v1",
+        )),
+        (Protocol::V2, false) => {
+            let payload = Payload::Text(text.to_string());
+            if text.len() > medcrypt::MAX_TEXT_BYTES {
+                return Err(SealError::TooLong {
+                    len: text.len(),
+                    max: medcrypt::MAX_TEXT_BYTES,
+                }
+                .into());
+            }
+            let epoch = Epoch::containing(ctx.now);
+            let chain = store.chain(&pairing)?;
+            let key = chain
+                .key_for(epoch)
+                .ok_or(SealError::NoKeyForEpoch(epoch))?;
+            let direction = pairing.role.outbound();
+            let sequence = store.next_sequence(&pairing, epoch, direction)?;
+            let message = WireMessage::seal(&key, direction, sequence, &payload)?;
+            out(format_args!("{}", message.to_text()))
+        }
+    }
+}
+
+fn decrypt(
+    ctx: &Settings,
+    store: &mut Store,
+    from: Option<&str>,
+    file: Option<&Path>,
+) -> Result<()> {
+    let input = read_input(file)?;
+    let compact = Zeroizing::new(strip_whitespace(&input));
+    if compact.is_empty() {
+        return Err(DecryptError::Malformed("the input is empty").into());
+    }
+    if compact.starts_with(V1_PREFIX) {
+        return decrypt_legacy(ctx, store, from, &compact);
+    }
+    let message = WireMessage::parse(&compact)?;
+    let epoch = message.header().epoch;
+    let candidates: Vec<PairingInfo> = match from {
+        Some(alias) => {
+            let pairing = store.pairing(alias)?;
+            if pairing.protocol == Protocol::V1 {
+                return Err(hinted(
+                    format!("{alias:?} is a legacy v1 pairing, but this is a v2 message"),
+                    "choose the v2 pairing with --from, or leave --from out",
+                ));
+            }
+            vec![pairing]
+        }
+        None => store
+            .pairings()?
+            .into_iter()
+            .filter(|p| p.protocol == Protocol::V2)
+            .collect(),
+    };
+    if let Err(violation) = check_window(epoch, ctx.now) {
+        return Err(DecryptError::from(violation).into());
+    }
+    let mut last_error = DecryptError::UnknownKeyHint;
+    for pairing in candidates {
+        let chain = store.chain(&pairing)?;
+        if chain.key_for(epoch).is_none() {
+            if let Some(at) = store.shredded_at(&pairing, epoch)? {
+                last_error = DecryptError::Expired {
+                    epoch,
+                    destroyed_at: at,
+                };
+            }
+            continue;
+        }
+        match message.open(&chain, pairing.role, ctx.now) {
+            Ok(opened) => {
+                store.record_received(&pairing, &opened.replay_id)?;
+                let Payload::Text(text) = &opened.payload;
+                let text = Zeroizing::new(text.clone());
+                return out(format_args!("{}", text.as_str()));
+            }
+            // Another pairing's hint (or a hint collision): keep looking.
+            Err(DecryptError::UnknownKeyHint) => {}
+            Err(DecryptError::AuthenticationFailed) if from.is_none() => {
+                last_error = DecryptError::AuthenticationFailed;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(last_error.into())
+}
+
+fn decrypt_legacy(ctx: &Settings, store: &Store, from: Option<&str>, text: &str) -> Result<()> {
+    let message = LegacyMessage::parse(text)?;
+    let pairings: Vec<PairingInfo> = match from {
+        Some(alias) => vec![store.pairing(alias)?],
+        None => store.pairings()?,
+    };
+    for pairing in pairings.into_iter().filter(|p| p.protocol == Protocol::V1) {
+        let mut legacy = store.legacy(&pairing)?;
+        if legacy.patient_id() != message.patient_id() {
+            continue;
+        }
+        let plain = Zeroizing::new(legacy.decrypt(&message, ctx.now)?);
+        return out(format_args!("{}", plain.as_str()));
+    }
+    Err(DecryptError::UnknownKeyHint.into())
+}
+
+fn keys_list(ctx: &Settings, store: &Store) -> Result<()> {
+    let pairings = store.pairings()?;
+    if pairings.is_empty() {
+        return out(format_args!("No pairings, so no keys."));
+    }
+    let current = Epoch::containing(ctx.now);
+    for pairing in pairings {
+        out(format_args!("{}:", pairing.alias))?;
+        if pairing.protocol == Protocol::V1 {
+            out(format_args!(
+                "  legacy v1: month keys are derived from a long-lived secret and cannot be destroyed"
+            ))?;
+            continue;
+        }
+        let chain = store.chain(&pairing)?;
+        for key in chain.keys() {
+            let state = if key.epoch() == current {
+                "current"
+            } else {
+                "grace period"
+            };
+            out(format_args!(
+                "  {}  {:12}  destroyed at {}",
+                key.epoch(),
+                state,
+                format_utc(key.epoch().destruction_time())
+            ))?;
+        }
+    }
+    Ok(())
+}

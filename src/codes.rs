@@ -1,0 +1,395 @@
+//! Human-facing encodings of secrets: the pairing QR payload, the typed
+//! pairing code, and the store's recovery code. Pure: text in, values out.
+//!
+//! Typed codes use Crockford base32 (no I/L/O/U, case-insensitive, `O`→0,
+//! `I`/`L`→1 on input) in dash-separated groups of four, and end with a
+//! 4-byte checksum, SHA-256 over a label and the payload, so a mistyped
+//! character is rejected rather than taken for another secret.
+
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::epoch::Epoch;
+use crate::keys::PairingSecret;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const CHECKSUM_LEN: usize = 4;
+
+/// Checksum label of the typed pairing code.
+const PAIRING_CODE_LABEL: &str = "medcrypt/v2/pairing-code";
+/// Checksum label of the recovery code.
+const RECOVERY_CODE_LABEL: &str = "medcrypt/store/v1/recovery-code";
+/// Version byte at the start of a typed pairing code.
+const PAIRING_CODE_VERSION: u8 = 2;
+/// Scheme and path of the QR payload.
+pub const QR_URI_PREFIX: &str = "medcrypt://pair/v2?";
+
+/// A typed code or QR payload that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    /// A character outside the code's alphabet.
+    #[error("the code contains {0:?}, which is not a code character: check for typos")]
+    BadCharacter(char),
+    /// Wrong number of characters.
+    #[error("the code has the wrong length: {got} characters instead of {want}")]
+    WrongLength {
+        /// Characters given (without dashes and spaces).
+        got: usize,
+        /// Characters expected.
+        want: usize,
+    },
+    /// The checksum does not match: a character was mistyped.
+    #[error("the code's checksum does not match: a character was mistyped")]
+    Checksum,
+    /// A QR code that is not a MedCrypt pairing code, or an unknown version.
+    #[error("this QR code is not a MedCrypt pairing code ({0})")]
+    NotPairing(&'static str),
+}
+
+fn checksum(label: &str, payload: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let digest = Sha256::new()
+        .chain_update(label.as_bytes())
+        .chain_update(payload)
+        .finalize();
+    let mut out = [0u8; CHECKSUM_LEN];
+    out.copy_from_slice(&digest[..CHECKSUM_LEN]);
+    out
+}
+
+/// Crockford base32 of `bytes`, whose length must be a multiple of 5.
+fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 8 / 5);
+    for chunk in bytes.chunks(5) {
+        let mut buf = [0u8; 8];
+        buf[3..3 + chunk.len()].copy_from_slice(chunk);
+        let mut word = u64::from_be_bytes(buf);
+        let mut chars = [0u8; 8];
+        for c in chars.iter_mut().rev() {
+            *c = CROCKFORD[(word & 31) as usize];
+            word >>= 5;
+        }
+        buf.zeroize();
+        out.extend(chars.iter().map(|&c| char::from(c)));
+    }
+    out
+}
+
+fn base32_value(c: char) -> Option<u64> {
+    let c = match c.to_ascii_uppercase() {
+        'O' => '0',
+        'I' | 'L' => '1',
+        other => other,
+    };
+    CROCKFORD
+        .iter()
+        .position(|&a| char::from(a) == c)
+        .map(|p| p as u64)
+}
+
+/// Decodes [`base32_encode`], ignoring dashes and whitespace.
+fn base32_decode(text: &str, want_bytes: usize) -> Result<Zeroizing<Vec<u8>>, CodeError> {
+    let symbols: Vec<char> = text
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .collect();
+    let want = want_bytes * 8 / 5;
+    if symbols.len() != want {
+        return Err(CodeError::WrongLength {
+            got: symbols.len(),
+            want,
+        });
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(want_bytes));
+    for group in symbols.chunks(8) {
+        let mut word = 0u64;
+        for &c in group {
+            word = (word << 5) | base32_value(c).ok_or(CodeError::BadCharacter(c))?;
+        }
+        out.extend_from_slice(&word.to_be_bytes()[3..]);
+    }
+    Ok(out)
+}
+
+fn group_by_four(symbols: &str) -> String {
+    symbols
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The typed fallback pairing code: version, start epoch and secret, with a
+/// checksum, as 64 Crockford characters in 16 groups of four.
+///
+/// ```text
+/// +---------+------------+-----------+----------+
+/// | version | start epoch| secret    | checksum |
+/// | 1 (02)  | 3          | 32        | 4        |   = 40 bytes = 64 chars
+/// +---------+------------+-----------+----------+
+/// ```
+pub fn pairing_code(secret: &PairingSecret, start: Epoch) -> String {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(40));
+    bytes.push(PAIRING_CODE_VERSION);
+    bytes.extend_from_slice(&start.to_bytes());
+    bytes.extend_from_slice(secret.expose_bytes());
+    let sum = checksum(PAIRING_CODE_LABEL, &bytes);
+    bytes.extend_from_slice(&sum);
+    group_by_four(&base32_encode(&bytes))
+}
+
+/// Parses [`pairing_code`].
+///
+/// # Errors
+/// [`CodeError`] for a wrong character, length, checksum or version.
+pub fn parse_pairing_code(code: &str) -> Result<(PairingSecret, Epoch), CodeError> {
+    let bytes = base32_decode(code, 40)?;
+    let (payload, sum) = bytes.split_at(36);
+    if checksum(PAIRING_CODE_LABEL, payload) != sum {
+        return Err(CodeError::Checksum);
+    }
+    if payload[0] != PAIRING_CODE_VERSION {
+        return Err(CodeError::NotPairing("unknown code version"));
+    }
+    let epoch = Epoch::from_bytes([payload[1], payload[2], payload[3]])
+        .map_err(|_| CodeError::NotPairing("invalid month"))?;
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&payload[4..36]);
+    let pairing = PairingSecret::from_bytes(&secret);
+    secret.zeroize();
+    Ok((pairing, epoch))
+}
+
+/// A recovery code: 16 random bytes and a checksum, 32 characters in eight
+/// groups of four. Zeroized on drop.
+pub struct RecoveryCode(Zeroizing<[u8; 16]>);
+
+impl RecoveryCode {
+    /// Wraps 16 random bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The 128-bit secret.
+    pub fn expose_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The grouped text shown once at init.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        let mut bytes = Zeroizing::new(self.0.to_vec());
+        let sum = checksum(RECOVERY_CODE_LABEL, &bytes);
+        bytes.extend_from_slice(&sum);
+        Zeroizing::new(group_by_four(&base32_encode(&bytes)))
+    }
+
+    /// Parses [`RecoveryCode::to_text`].
+    ///
+    /// # Errors
+    /// [`CodeError`] for a wrong character, length or checksum.
+    pub fn parse(text: &str) -> Result<Self, CodeError> {
+        let bytes = base32_decode(text, 20)?;
+        let (payload, sum) = bytes.split_at(16);
+        if checksum(RECOVERY_CODE_LABEL, payload) != sum {
+            return Err(CodeError::Checksum);
+        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(payload);
+        Ok(Self(Zeroizing::new(out)))
+    }
+}
+
+impl std::fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCode([REDACTED])")
+    }
+}
+
+/// What the pairing QR code carries.
+#[derive(Debug)]
+pub struct PairingInvite {
+    /// The secret (zeroized on drop).
+    pub secret: PairingSecret,
+    /// The pairing's first epoch.
+    pub start: Epoch,
+    /// The physician's display name.
+    pub physician_name: String,
+    /// The Telegram bot's username, when the physician runs one.
+    pub telegram_bot: Option<String>,
+    /// The WhatsApp number, when the physician runs the WhatsApp agent.
+    pub whatsapp_number: Option<String>,
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> Result<String, CodeError> {
+    let bad = CodeError::NotPairing("bad percent-encoding");
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3).ok_or(bad.clone())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad.clone())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad)
+}
+
+impl PairingInvite {
+    /// The QR payload: `medcrypt://pair/v2?s=<secret>&e=<YYYY-MM>&n=<name>[&tg=<bot>][&wa=<number>]`,
+    /// the secret in base64url, the rest percent-encoded.
+    pub fn to_uri(&self) -> Zeroizing<String> {
+        let mut uri = format!(
+            "{QR_URI_PREFIX}s={}&e={}&n={}",
+            URL_SAFE_NO_PAD.encode(self.secret.expose_bytes()),
+            self.start,
+            percent_encode(&self.physician_name)
+        );
+        if let Some(bot) = &self.telegram_bot {
+            uri.push_str(&format!("&tg={}", percent_encode(bot)));
+        }
+        if let Some(number) = &self.whatsapp_number {
+            uri.push_str(&format!("&wa={}", percent_encode(number)));
+        }
+        Zeroizing::new(uri)
+    }
+
+    /// Parses [`PairingInvite::to_uri`].
+    ///
+    /// # Errors
+    /// [`CodeError::NotPairing`] when it is not a v2 MedCrypt pairing URI.
+    pub fn from_uri(uri: &str) -> Result<Self, CodeError> {
+        let query = uri
+            .trim()
+            .strip_prefix(QR_URI_PREFIX)
+            .ok_or(CodeError::NotPairing("no medcrypt://pair/v2 prefix"))?;
+        let (mut secret, mut start, mut name, mut bot, mut wa) = (None, None, None, None, None);
+        for field in query.split('&') {
+            let (key, value) = field
+                .split_once('=')
+                .ok_or(CodeError::NotPairing("bad field"))?;
+            match key {
+                "s" => {
+                    let mut raw = Zeroizing::new(
+                        URL_SAFE_NO_PAD
+                            .decode(value)
+                            .map_err(|_| CodeError::NotPairing("bad secret encoding"))?,
+                    );
+                    let bytes: &mut [u8; 32] = raw
+                        .as_mut_slice()
+                        .try_into()
+                        .map_err(|_| CodeError::NotPairing("secret must be 32 bytes"))?;
+                    secret = Some(PairingSecret::from_bytes(bytes));
+                }
+                "e" => {
+                    start = Some(
+                        value
+                            .parse::<Epoch>()
+                            .map_err(|_| CodeError::NotPairing("bad start month"))?,
+                    );
+                }
+                "n" => name = Some(percent_decode(value)?),
+                "tg" => bot = Some(percent_decode(value)?),
+                "wa" => wa = Some(percent_decode(value)?),
+                _ => {} // Unknown fields are ignored: later versions may add some.
+            }
+        }
+        Ok(Self {
+            secret: secret.ok_or(CodeError::NotPairing("no secret"))?,
+            start: start.ok_or(CodeError::NotPairing("no start month"))?,
+            physician_name: name.unwrap_or_default(),
+            telegram_bot: bot.filter(|b| !b.is_empty()),
+            whatsapp_number: wa.filter(|w| !w.is_empty()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairing_code_round_trips_and_is_grouped() {
+        let secret = PairingSecret::generate();
+        let start: Epoch = "2026-11".parse().unwrap();
+        let code = pairing_code(&secret, start);
+        assert_eq!(code.len(), 64 + 15);
+        assert!(code.split('-').all(|g| g.len() == 4));
+        let (back, epoch) = parse_pairing_code(&code.to_lowercase()).unwrap();
+        assert_eq!(back.expose_bytes(), secret.expose_bytes());
+        assert_eq!(epoch, start);
+    }
+
+    #[test]
+    fn any_single_mistyped_character_is_rejected() {
+        let secret = PairingSecret::from_bytes(&[0x42; 32]);
+        let code = pairing_code(&secret, "2026-11".parse().unwrap());
+        for (i, original) in code.char_indices().filter(|(_, c)| *c != '-') {
+            for &replacement in CROCKFORD {
+                let replacement = char::from(replacement);
+                if replacement == original {
+                    continue;
+                }
+                let mut typo = code.clone();
+                typo.replace_range(i..i + 1, &replacement.to_string());
+                assert!(parse_pairing_code(&typo).is_err(), "typo at {i} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn recovery_code_round_trips_and_rejects_typos() {
+        let code = RecoveryCode::from_bytes([7; 16]);
+        let text = code.to_text();
+        assert_eq!(text.len(), 32 + 7);
+        assert_eq!(RecoveryCode::parse(&text).unwrap().expose_bytes(), &[7; 16]);
+        let mut typo = text.to_string();
+        let c = if typo.starts_with('0') { "1" } else { "0" };
+        typo.replace_range(0..1, c);
+        assert_eq!(RecoveryCode::parse(&typo).unwrap_err(), CodeError::Checksum);
+        assert!(matches!(
+            RecoveryCode::parse("ABC").unwrap_err(),
+            CodeError::WrongLength { .. }
+        ));
+        assert!(matches!(
+            RecoveryCode::parse(&text.replace('-', "").replacen(|_| true, "U", 1)),
+            Err(CodeError::BadCharacter('U'))
+        ));
+    }
+
+    #[test]
+    fn invite_uri_round_trips() {
+        let invite = PairingInvite {
+            secret: PairingSecret::generate(),
+            start: "2026-12".parse().unwrap(),
+            physician_name: "Dr. Ana Müller & Partner".into(),
+            telegram_bot: Some("clinic_bot".into()),
+            whatsapp_number: None,
+        };
+        let uri = invite.to_uri();
+        assert!(uri.starts_with(QR_URI_PREFIX));
+        let back = PairingInvite::from_uri(&uri).unwrap();
+        assert_eq!(back.secret.expose_bytes(), invite.secret.expose_bytes());
+        assert_eq!(back.physician_name, invite.physician_name);
+        assert_eq!(back.telegram_bot.as_deref(), Some("clinic_bot"));
+        assert_eq!(back.start, invite.start);
+        assert!(PairingInvite::from_uri("https://example.org").is_err());
+    }
+}

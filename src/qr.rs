@@ -1,0 +1,102 @@
+//! QR codes for pairing: rendered for the terminal (Unicode half blocks), as
+//! PNG and SVG; decoded from a PNG or JPEG photo or screenshot.
+
+use qrcode::render::{svg, unicode};
+use qrcode::{EcLevel, QrCode};
+
+/// A QR code that could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum QrError {
+    /// The payload does not fit a QR code.
+    #[error("cannot encode the QR code: {0}")]
+    Encode(String),
+    /// The file is not a readable PNG or JPEG image.
+    #[error("cannot read the image: {0}")]
+    Image(String),
+    /// No QR code could be found or decoded in the image.
+    #[error("no readable QR code found in the image")]
+    NotFound,
+}
+
+fn code(payload: &str) -> Result<QrCode, QrError> {
+    QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
+        .map_err(|e| QrError::Encode(e.to_string()))
+}
+
+/// The QR code as Unicode half blocks, light modules drawn as spaces on a
+/// dark terminal, with a quiet zone.
+///
+/// # Errors
+/// [`QrError::Encode`] when the payload is too long.
+pub fn render_terminal(payload: &str) -> Result<String, QrError> {
+    Ok(code(payload)?
+        .render::<unicode::Dense1x2>()
+        .dark_color(unicode::Dense1x2::Light)
+        .light_color(unicode::Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
+/// The QR code as a PNG image (8 pixels per module).
+///
+/// # Errors
+/// [`QrError::Encode`] when the payload is too long.
+pub fn render_png(payload: &str) -> Result<Vec<u8>, QrError> {
+    let image = code(payload)?
+        .render::<image::Luma<u8>>()
+        .module_dimensions(8, 8)
+        .build();
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| QrError::Encode(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+/// The QR code as an SVG document.
+///
+/// # Errors
+/// [`QrError::Encode`] when the payload is too long.
+pub fn render_svg(payload: &str) -> Result<String, QrError> {
+    Ok(code(payload)?
+        .render::<svg::Color<'_>>()
+        .min_dimensions(320, 320)
+        .dark_color(svg::Color("#000000"))
+        .light_color(svg::Color("#ffffff"))
+        .build())
+}
+
+/// Finds and decodes the first QR code in a PNG or JPEG image.
+///
+/// # Errors
+/// [`QrError::Image`] for an unreadable file, [`QrError::NotFound`] when it
+/// holds no decodable QR code.
+pub fn decode_image(bytes: &[u8]) -> Result<String, QrError> {
+    let image = image::load_from_memory(bytes).map_err(|e| QrError::Image(e.to_string()))?;
+    let mut prepared = rqrr::PreparedImage::prepare(image.to_luma8());
+    prepared
+        .detect_grids()
+        .iter()
+        .find_map(|grid| grid.decode().ok())
+        .map(|(_, content)| content)
+        .ok_or(QrError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_round_trips_through_the_decoder() {
+        let payload =
+            "medcrypt://pair/v2?s=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&e=2026-11&n=Dr%20Who";
+        let png = render_png(payload).unwrap();
+        assert_eq!(decode_image(&png).unwrap(), payload);
+        assert!(render_terminal(payload).unwrap().contains('▀'));
+        assert!(render_svg(payload).unwrap().starts_with("<?xml"));
+        assert!(matches!(
+            decode_image(b"not an image"),
+            Err(QrError::Image(_))
+        ));
+    }
+}
