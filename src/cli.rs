@@ -1,6 +1,6 @@
 //! Command-line interface: arguments, the commands, and error reporting.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -499,15 +499,16 @@ fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
     ))
 }
 
+/// Asks on the controlling terminal (not stdin, which may carry a message),
+/// without echo.
 fn prompt(label: &str) -> Result<SecretString> {
-    if !std::io::stdin().is_terminal() {
-        return Err(hinted(
+    match rpassword::prompt_password(label) {
+        Ok(text) => Ok(SecretString::from(text)),
+        Err(_) => Err(hinted(
             "no passphrase given and no terminal to ask for one",
             "set MEDCRYPT_PASSPHRASE or pass --passphrase-file FILE",
-        ));
+        )),
     }
-    let text = rpassword::prompt_password(label).context("cannot read the passphrase")?;
-    Ok(SecretString::from(text))
 }
 
 fn passphrase(ctx: &Settings) -> Result<SecretString> {

@@ -99,4 +99,38 @@ mod tests {
             Err(QrError::Image(_))
         ));
     }
+
+    #[test]
+    fn jpeg_screenshot_at_another_scale_decodes() {
+        let payload =
+            "medcrypt://pair/v2?s=qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq&e=2027-01&n=Clinic";
+        let qr = image::load_from_memory(&render_png(payload).unwrap())
+            .unwrap()
+            .to_luma8();
+        let small = image::imageops::resize(
+            &qr,
+            qr.width() * 5 / 8,
+            qr.height() * 5 / 8,
+            image::imageops::FilterType::Triangle,
+        );
+        let mut screen = image::GrayImage::from_pixel(
+            small.width() + 300,
+            small.height() + 200,
+            image::Luma([200]),
+        );
+        image::imageops::overlay(&mut screen, &small, 120, 80);
+        let mut jpeg = std::io::Cursor::new(Vec::new());
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 75)
+            .encode_image(&screen)
+            .unwrap();
+        assert_eq!(decode_image(&jpeg.into_inner()).unwrap(), payload);
+
+        let blank = image::GrayImage::from_pixel(100, 100, image::Luma([255]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        blank.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        assert!(matches!(
+            decode_image(&png.into_inner()),
+            Err(QrError::NotFound)
+        ));
+    }
 }

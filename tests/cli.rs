@@ -621,3 +621,22 @@ fn no_secret_or_plaintext_reaches_the_store_files() {
         assert!(files >= 1);
     }
 }
+
+#[test]
+fn without_a_passphrase_or_terminal_the_command_says_how_to_give_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Party::new(dir.path(), "doc");
+    doc.ok(&["init"], "", NOV);
+    // setsid detaches from the controlling terminal, as in CI or a cron job.
+    let output = Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_medcrypt"))
+        .args(["pair", "list", "--store"])
+        .arg(&doc.store)
+        .env_remove("MEDCRYPT_PASSPHRASE")
+        .stdin(Stdio::null())
+        .output();
+    let Ok(output) = output else { return }; // no setsid on this system
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("MEDCRYPT_PASSPHRASE"), "{stderr}");
+}
