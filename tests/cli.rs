@@ -566,6 +566,55 @@ fn store_file_is_private() {
     doc.ok(&["init"], "", NOV);
     let mode = std::fs::metadata(&doc.store).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+
+    // QR files hold the pairing secret: private too, and complete.
+    let png = dir.path().join("qr.png");
+    let svg = dir.path().join("qr.svg");
+    doc.ok(
+        &[
+            "pair",
+            "new",
+            "--patient",
+            "p",
+            "--qr-png",
+            png.to_str().unwrap(),
+            "--qr-svg",
+            svg.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    for path in [&png, &svg] {
+        assert_eq!(
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    let uri = medcrypt::qr::decode_image(&std::fs::read(&png).unwrap()).unwrap();
+    assert!(uri.starts_with("medcrypt://pair/v2?"));
+
+    // An unwritable QR path: the pairing is not created, no file is left.
+    let bad = dir.path().join("no-such-dir").join("qr.png");
+    let run = doc.run_at(
+        &[
+            "pair",
+            "new",
+            "--patient",
+            "q",
+            "--qr-png",
+            bad.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("the pairing was not created"),
+        "{}",
+        run.stderr
+    );
+    assert!(!doc.ok(&["pair", "list"], "", NOV).contains("q "));
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
