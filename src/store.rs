@@ -337,21 +337,12 @@ impl Store {
             master,
             path: path.to_owned(),
         };
-        store.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = (|| {
+        store.in_transaction(|| {
             store.set_meta("name", name)?;
             store.set_meta("created_at", &now_text(now))?;
             store.wrap_under_passphrase(passphrase)?;
-            store.wrap_under_recovery(&recovery)?;
-            Ok::<_, StoreError>(())
-        })();
-        match result {
-            Ok(()) => store.conn.execute_batch("COMMIT")?,
-            Err(e) => {
-                let _ = store.conn.execute_batch("ROLLBACK");
-                return Err(e);
-            }
-        }
+            store.wrap_under_recovery(&recovery)
+        })?;
         Ok((store, recovery))
     }
 
@@ -463,6 +454,22 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` inside one IMMEDIATE transaction: all of it is committed, or
+    /// none of it.
+    fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f() {
+            Ok(value) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err)
+            }
+        }
+    }
+
     fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -551,34 +558,24 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<i64> {
         self.ensure_alias_free(alias)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO pairings (alias, role, protocol, peer_name, start_epoch, safety_number, token_hash, created_at)
-             VALUES (?1, ?2, 'v2', ?3, ?4, ?5, ?6, ?7)",
-            params![
-                alias,
-                role.name(),
-                peer_name,
-                first_key.epoch().to_string(),
-                safety.to_string(),
-                hex::encode(Sha256::digest(token.as_str().as_bytes())),
-                now_text(now)
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        let blob = aead_seal(
-            self.master.0.expose_secret(),
-            &Self::epoch_key_aad(id, first_key.epoch()),
-            first_key.expose_bytes(),
-        );
-        tx.execute(
-            "INSERT INTO epoch_keys (pairing_id, epoch, key) VALUES (?1, ?2, ?3)",
-            params![id, first_key.epoch().to_string(), blob],
-        )?;
-        tx.commit()?;
-        Ok(id)
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT INTO pairings (alias, role, protocol, peer_name, start_epoch, safety_number, token_hash, created_at)
+                 VALUES (?1, ?2, 'v2', ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    alias,
+                    role.name(),
+                    peer_name,
+                    first_key.epoch().to_string(),
+                    safety.to_string(),
+                    hex::encode(Sha256::digest(token.as_str().as_bytes())),
+                    now_text(now)
+                ],
+            )?;
+            let id = self.conn.last_insert_rowid();
+            self.insert_epoch_key(id, first_key)?;
+            Ok(id)
+        })
     }
 
     /// Stores a legacy v1 pairing (long-lived shared secret and patient id).
@@ -593,34 +590,29 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<i64> {
         self.ensure_alias_free(alias)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO pairings (alias, role, protocol, peer_name, created_at)
-             VALUES (?1, 'physician', 'v1', '', ?2)",
-            params![alias, now_text(now)],
-        )?;
-        let id = tx.last_insert_rowid();
-        let key = self.master.0.expose_secret();
-        tx.execute(
-            "UPDATE pairings SET legacy_secret = ?1, legacy_patient_id = ?2 WHERE id = ?3",
-            params![
-                aead_seal(
-                    key,
-                    &format!("medcrypt/store/v1/legacy-secret:{id}"),
-                    secret.expose_secret().as_bytes()
-                ),
-                aead_seal(
-                    key,
-                    &format!("medcrypt/store/v1/legacy-patient-id:{id}"),
-                    patient_id.as_bytes()
-                ),
-                id
-            ],
-        )?;
-        tx.commit()?;
-        Ok(id)
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT INTO pairings (alias, role, protocol, peer_name, created_at)
+                 VALUES (?1, 'physician', 'v1', '', ?2)",
+                params![alias, now_text(now)],
+            )?;
+            let id = self.conn.last_insert_rowid();
+            self.conn.execute(
+                "UPDATE pairings SET legacy_secret = ?1, legacy_patient_id = ?2 WHERE id = ?3",
+                params![
+                    self.seal(
+                        &format!("medcrypt/store/v1/legacy-secret:{id}"),
+                        secret.expose_secret().as_bytes()
+                    ),
+                    self.seal(
+                        &format!("medcrypt/store/v1/legacy-patient-id:{id}"),
+                        patient_id.as_bytes()
+                    ),
+                    id
+                ],
+            )?;
+            Ok(id)
+        })
     }
 
     /// All pairings, by alias.
@@ -770,8 +762,7 @@ impl Store {
     pub fn rotate(&mut self, now: OffsetDateTime) -> Result<Vec<Rotation>> {
         let mut report = Vec::new();
         let pairings = self.pairings()?;
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = (|| {
+        self.in_transaction(|| {
             for pairing in pairings.iter().filter(|p| p.protocol == Protocol::V2) {
                 let mut chain = self.chain(pairing)?;
                 let advance = chain.advance(now);
@@ -804,15 +795,8 @@ impl Store {
                     advance,
                 });
             }
-            Ok::<_, StoreError>(())
-        })();
-        match result {
-            Ok(()) => self.conn.execute_batch("COMMIT")?,
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                return Err(e);
-            }
-        }
+            Ok(())
+        })?;
         if report.iter().any(|r| !r.advance.destroyed.is_empty()) {
             self.checkpoint()?;
         }
