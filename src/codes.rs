@@ -48,14 +48,12 @@ pub enum CodeError {
     NotPairing(&'static str),
 }
 
-fn checksum(label: &str, payload: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let digest = Sha256::new()
+fn checksum(label: &str, payload: &[u8]) -> [u8; 32] {
+    Sha256::new()
         .chain_update(label.as_bytes())
         .chain_update(payload)
-        .finalize();
-    let mut out = [0u8; CHECKSUM_LEN];
-    out.copy_from_slice(&digest[..CHECKSUM_LEN]);
-    out
+        .finalize()
+        .into()
 }
 
 /// Crockford base32 of `bytes`, whose length must be a multiple of 5.
@@ -112,6 +110,29 @@ fn base32_decode(text: &str, want_bytes: usize) -> Result<Zeroizing<Vec<u8>>, Co
     Ok(out)
 }
 
+/// `payload || checksum(label, payload)` in grouped Crockford base32; the
+/// total length must be a multiple of 5 bytes.
+fn encode_checked(label: &str, payload: &[u8], checksum_len: usize) -> String {
+    let mut bytes = Zeroizing::new(payload.to_vec());
+    bytes.extend_from_slice(&checksum(label, payload)[..checksum_len]);
+    group_by_four(&base32_encode(&bytes))
+}
+
+/// Decodes [`encode_checked`] and returns the payload.
+fn decode_checked(
+    label: &str,
+    text: &str,
+    payload_len: usize,
+    checksum_len: usize,
+) -> Result<Zeroizing<Vec<u8>>, CodeError> {
+    let mut bytes = base32_decode(text, payload_len + checksum_len)?;
+    if checksum(label, &bytes[..payload_len])[..checksum_len] != bytes[payload_len..] {
+        return Err(CodeError::Checksum);
+    }
+    bytes.truncate(payload_len);
+    Ok(bytes)
+}
+
 fn group_by_four(symbols: &str) -> String {
     symbols
         .as_bytes()
@@ -131,13 +152,11 @@ fn group_by_four(symbols: &str) -> String {
 /// +---------+------------+-----------+----------+
 /// ```
 pub fn pairing_code(secret: &PairingSecret, start: Epoch) -> String {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(40));
-    bytes.push(PAIRING_CODE_VERSION);
-    bytes.extend_from_slice(&start.to_bytes());
-    bytes.extend_from_slice(secret.expose_bytes());
-    let sum = checksum(PAIRING_CODE_LABEL, &bytes);
-    bytes.extend_from_slice(&sum);
-    group_by_four(&base32_encode(&bytes))
+    let mut payload = Zeroizing::new(Vec::with_capacity(36));
+    payload.push(PAIRING_CODE_VERSION);
+    payload.extend_from_slice(&start.to_bytes());
+    payload.extend_from_slice(secret.expose_bytes());
+    encode_checked(PAIRING_CODE_LABEL, &payload, CHECKSUM_LEN)
 }
 
 /// Parses [`pairing_code`].
@@ -145,11 +164,7 @@ pub fn pairing_code(secret: &PairingSecret, start: Epoch) -> String {
 /// # Errors
 /// [`CodeError`] for a wrong character, length, checksum or version.
 pub fn parse_pairing_code(code: &str) -> Result<(PairingSecret, Epoch), CodeError> {
-    let bytes = base32_decode(code, 40)?;
-    let (payload, sum) = bytes.split_at(36);
-    if checksum(PAIRING_CODE_LABEL, payload) != sum {
-        return Err(CodeError::Checksum);
-    }
+    let payload = decode_checked(PAIRING_CODE_LABEL, code, 36, CHECKSUM_LEN)?;
     if payload[0] != PAIRING_CODE_VERSION {
         return Err(CodeError::NotPairing("unknown code version"));
     }
@@ -179,10 +194,11 @@ impl RecoveryCode {
 
     /// The grouped text shown once at init.
     pub fn to_text(&self) -> Zeroizing<String> {
-        let mut bytes = Zeroizing::new(self.0.to_vec());
-        let sum = checksum(RECOVERY_CODE_LABEL, &bytes);
-        bytes.extend_from_slice(&sum);
-        Zeroizing::new(group_by_four(&base32_encode(&bytes)))
+        Zeroizing::new(encode_checked(
+            RECOVERY_CODE_LABEL,
+            &self.0[..],
+            CHECKSUM_LEN,
+        ))
     }
 
     /// Parses [`RecoveryCode::to_text`].
@@ -190,13 +206,9 @@ impl RecoveryCode {
     /// # Errors
     /// [`CodeError`] for a wrong character, length or checksum.
     pub fn parse(text: &str) -> Result<Self, CodeError> {
-        let bytes = base32_decode(text, 20)?;
-        let (payload, sum) = bytes.split_at(16);
-        if checksum(RECOVERY_CODE_LABEL, payload) != sum {
-            return Err(CodeError::Checksum);
-        }
+        let payload = decode_checked(RECOVERY_CODE_LABEL, text, 16, CHECKSUM_LEN)?;
         let mut out = [0u8; 16];
-        out.copy_from_slice(payload);
+        out.copy_from_slice(&payload);
         Ok(Self(Zeroizing::new(out)))
     }
 }
@@ -205,6 +217,38 @@ impl std::fmt::Debug for RecoveryCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RecoveryCode([REDACTED])")
     }
+}
+
+/// Checksum label of the audit verification code.
+const VERIFICATION_CODE_LABEL: &str = "medcrypt/audit/v1/verification-code";
+
+/// The audit verification code: the first day's sealing key and that day,
+/// with a 5-byte checksum, as 64 characters in 16 groups of four.
+///
+/// ```text
+/// +------------------+-------------+----------+
+/// | verification key | day (u24)   | checksum |
+/// | 32               | 3           | 5        |   = 40 bytes = 64 chars
+/// +------------------+-------------+----------+
+/// ```
+pub fn verification_code(key: &crate::audit::SealingKey) -> Zeroizing<String> {
+    let mut payload = Zeroizing::new(key.expose_bytes().to_vec());
+    payload.extend_from_slice(&key.day().to_be_bytes()[1..]);
+    Zeroizing::new(encode_checked(VERIFICATION_CODE_LABEL, &payload, 5))
+}
+
+/// Parses [`verification_code`].
+///
+/// # Errors
+/// [`CodeError`] for a wrong character, length or checksum.
+pub fn parse_verification_code(text: &str) -> Result<crate::audit::SealingKey, CodeError> {
+    let payload = decode_checked(VERIFICATION_CODE_LABEL, text, 35, 5)?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&payload[..32]);
+    let day = u32::from_be_bytes([0, payload[32], payload[33], payload[34]]);
+    let sealing = crate::audit::SealingKey::from_bytes(day, &key);
+    key.zeroize();
+    Ok(sealing)
 }
 
 /// What the pairing QR code carries.
@@ -372,6 +416,21 @@ mod tests {
             RecoveryCode::parse(&text.replace('-', "").replacen(|_| true, "U", 1)),
             Err(CodeError::BadCharacter('U'))
         ));
+    }
+
+    #[test]
+    fn verification_code_round_trips() {
+        let key = crate::audit::SealingKey::generate(20_412);
+        let text = verification_code(&key);
+        assert_eq!(text.len(), 64 + 15);
+        let back = parse_verification_code(&text).unwrap();
+        assert_eq!(
+            (back.day(), back.expose_bytes()),
+            (20_412, key.expose_bytes())
+        );
+        let mut typo = text.to_string();
+        typo.replace_range(3..4, if &typo[3..4] == "0" { "1" } else { "0" });
+        assert!(parse_verification_code(&typo).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`WireMessage`]: the v2 one-line text format
 //! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
 
+pub mod audit;
 pub mod codes;
 mod epoch;
 mod keys;
