@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use medcrypt::codes::{CodeError, PairingInvite, RecoveryCode, pairing_code, parse_pairing_code};
+use medcrypt::audit::{AuditFault, Checkpoint, RecordKind};
+use medcrypt::codes::{
+    CodeError, PairingInvite, RecoveryCode, pairing_code, parse_pairing_code,
+    parse_verification_code, verification_code,
+};
 use medcrypt::store::{PairingInfo, Protocol, Rotation, Store, StoreError};
 use medcrypt::{
     DecryptError, Epoch, LegacyMessage, PairingSecret, Payload, Role, SealError, V1_PREFIX,
@@ -26,6 +30,7 @@ const EXIT_REFLECTED: u8 = 6;
 const EXIT_DAMAGED: u8 = 7;
 const EXIT_UNKNOWN_PAIRING: u8 = 8;
 const EXIT_LOCKED: u8 = 9;
+const EXIT_AUDIT_FAILED: u8 = 10;
 
 /// Shortest passphrase accepted for a new store or a passphrase change.
 const MIN_PASSPHRASE_CHARS: usize = 8;
@@ -99,6 +104,49 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysCommand,
+    },
+    /// Read, verify and export the encrypted, tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Show the entries.
+    Show {
+        /// Only entries from this date (YYYY-MM-DD) or instant (RFC 3339) on.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only entries of this action (e.g. decrypt_failed).
+        #[arg(long, value_name = "ACTION")]
+        action: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that no entry was altered, removed, reordered or inserted.
+    Verify {
+        /// The audit verification code shown at init: checks every entry
+        /// (without it, only today's seals can be checked).
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+        /// A checkpoint printed by `audit checkpoint`: proves the log still
+        /// reaches it, unchanged.
+        #[arg(long, value_name = "CHECKPOINT")]
+        checkpoint: Option<String>,
+    },
+    /// Print a short checkpoint of the log's head, to keep somewhere else.
+    Checkpoint,
+    /// Export every record, decrypted, with its MAC, as JSON lines.
+    Export {
+        /// The format (only jsonl).
+        #[arg(long, value_name = "FORMAT", default_value = "jsonl")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -333,6 +381,14 @@ fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
                 ),
             };
         }
+        if cause.downcast_ref::<AuditFault>().is_some() {
+            return (
+                EXIT_AUDIT_FAILED,
+                Some(
+                    "the audit log was tampered with: keep this store as evidence and tell whoever audits it",
+                ),
+            );
+        }
         if let Some(SealError::TooLong { .. }) = cause.downcast_ref::<SealError>() {
             return (
                 EXIT_OTHER,
@@ -393,7 +449,22 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         } => recover(&ctx, &recovery_code, new_passphrase_file.as_deref()),
         command => {
             let mut store = unlock(&ctx)?;
-            let rotations = store.rotate(ctx.now)?;
+            if let Some(key) = store.take_new_verification_key() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: this store's audit log starts now. Audit verification code (shown once; \
+                     give it to whoever audits this store):\n    {}",
+                    verification_code(&key).as_str()
+                );
+            }
+            // Audit commands read a log that may be tampered with; they must
+            // not fail on appending rotation entries to it. Rotation runs at
+            // the next other command.
+            let rotations = if matches!(command, Command::Audit { .. }) {
+                Vec::new()
+            } else {
+                store.rotate(ctx.now)?
+            };
             report_shredding(&rotations);
             dispatch(&ctx, &mut store, command, &rotations)
         }
@@ -408,18 +479,19 @@ fn dispatch(
 ) -> Result<()> {
     match command {
         Command::Init { .. } | Command::Recover { .. } => Ok(()),
+        Command::Audit { action } => audit(ctx, store, action),
         Command::Passphrase {
             action: PassphraseCommand::Change {
                 new_passphrase_file,
             },
         } => {
             let new = new_passphrase(new_passphrase_file.as_deref())?;
-            store.change_passphrase(&new)?;
+            store.change_passphrase(&new, ctx.now)?;
             out(format_args!(
                 "Passphrase changed. The recovery code is unchanged."
             ))
         }
-        Command::Config { action } => config(store, action),
+        Command::Config { action } => config(ctx, store, action),
         Command::Pair { action } => match action {
             PairCommand::New {
                 patient,
@@ -433,7 +505,7 @@ fn dispatch(
             } => pair_accept(ctx, store, qr_image.as_deref(), code.as_deref(), physician),
             PairCommand::List => pair_list(store),
             PairCommand::Remove { alias } => {
-                store.remove_pairing(&alias)?;
+                store.remove_pairing(&alias, ctx.now)?;
                 out(format_args!(
                     "Removed pairing {alias:?}: all of its keys are destroyed."
                 ))
@@ -556,7 +628,7 @@ fn unlock(ctx: &Settings) -> Result<Store> {
         return Err(StoreError::NotFound(ctx.store_path.clone()).into());
     }
     let pass = passphrase(ctx)?;
-    Ok(Store::open(&ctx.store_path, &pass)?)
+    Ok(Store::open(&ctx.store_path, &pass, ctx.now)?)
 }
 
 fn init(ctx: &Settings, name: Option<String>) -> Result<()> {
@@ -575,13 +647,17 @@ fn init(ctx: &Settings, name: Option<String>) -> Result<()> {
         ));
     }
     let name = name.unwrap_or_default();
-    let (_store, recovery) = Store::create(&ctx.store_path, &pass, &name, ctx.now)?;
+    let (_store, recovery, verification) = Store::create(&ctx.store_path, &pass, &name, ctx.now)?;
     out(format_args!(
         "Created the MedCrypt store {}.\n\n\
          Recovery code (shown only now; write it down and keep it away from this computer):\n\n    {}\n\n\
-         If the passphrase is ever lost, `medcrypt recover --recovery-code CODE` opens the store with it.",
+         If the passphrase is ever lost, `medcrypt recover --recovery-code CODE` opens the store with it.\n\n\
+         Audit verification code (shown only now; give it to whoever audits this store):\n\n    {}\n\n\
+         With it, `medcrypt audit verify --code CODE` proves that no audit entry was altered or removed,\n\
+         even by someone who later holds this computer and its passphrase.",
         ctx.store_path.display(),
-        recovery.to_text().as_str()
+        recovery.to_text().as_str(),
+        verification_code(&verification).as_str()
     ))
 }
 
@@ -593,9 +669,9 @@ fn recover(ctx: &Settings, code: &str, new_file: Option<&Path>) -> Result<()> {
     } else {
         RecoveryCode::parse(code)?
     };
-    let store = Store::open_with_recovery(&ctx.store_path, &code)?;
+    let store = Store::open_with_recovery(&ctx.store_path, &code, ctx.now)?;
     let new = new_passphrase(new_file)?;
-    store.change_passphrase(&new)?;
+    store.change_passphrase(&new, ctx.now)?;
     out(format_args!(
         "Store opened with the recovery code; the new passphrase is set. The recovery code stays valid."
     ))
@@ -607,7 +683,7 @@ const SETTINGS: [(&str, &str); 3] = [
     ("whatsapp-number", "whatsapp_number"),
 ];
 
-fn config(store: &Store, action: ConfigCommand) -> Result<()> {
+fn config(ctx: &Settings, store: &Store, action: ConfigCommand) -> Result<()> {
     match action {
         ConfigCommand::Show => {
             for (shown, key) in SETTINGS {
@@ -624,7 +700,7 @@ fn config(store: &Store, action: ConfigCommand) -> Result<()> {
                 ));
             };
             let value = value.trim().trim_start_matches('@');
-            store.set_setting(stored, value)?;
+            store.set_setting(stored, value, ctx.now)?;
             out(format_args!("{key} = {value}"))
         }
     }
@@ -720,7 +796,7 @@ fn pair_new(
     })();
     if let Err(err) = written {
         // Without its QR code the pairing cannot be completed: undo it.
-        let _ = store.remove_pairing(alias);
+        let _ = store.remove_pairing(alias, ctx.now);
         return Err(err.context("the pairing was not created"));
     }
     out(format_args!(
@@ -901,6 +977,13 @@ fn encrypt(
     match (pairing.protocol, legacy_v1) {
         (Protocol::V1, true) => {
             let mut legacy = store.legacy(&pairing)?;
+            store.audit(
+                ctx.now,
+                "encrypt",
+                alias,
+                "ok",
+                &[("protocol", "v1".to_owned())],
+            )?;
             let _ = writeln!(
                 std::io::stderr(),
                 "warning: legacy v1 shows the patient id to the messenger and its keys are never destroyed"
@@ -930,14 +1013,40 @@ fn encrypt(
                 .key_for(epoch)
                 .ok_or(SealError::NoKeyForEpoch(epoch))?;
             let direction = pairing.role.outbound();
-            let sequence = store.next_sequence(&pairing, epoch, direction)?;
+            let sequence = store.next_sequence(&pairing, epoch, direction, ctx.now)?;
             let message = WireMessage::seal(&key, direction, sequence, &payload)?;
             out(format_args!("{}", message.to_text()))
         }
     }
 }
 
+/// Decrypts, and records a failure in the audit log with its kind (the
+/// replay case is recorded by the store itself).
 fn decrypt(
+    ctx: &Settings,
+    store: &mut Store,
+    from: Option<&str>,
+    file: Option<&Path>,
+) -> Result<()> {
+    let result = decrypt_message(ctx, store, from, file);
+    let failed_kind = result
+        .as_ref()
+        .err()
+        .and_then(|err| err.downcast_ref::<DecryptError>())
+        .map(DecryptError::kind);
+    if let Some(kind) = failed_kind {
+        store.audit(
+            ctx.now,
+            "decrypt_failed",
+            from.unwrap_or_default(),
+            "rejected",
+            &[("kind", kind.to_owned())],
+        )?;
+    }
+    result
+}
+
+fn decrypt_message(
     ctx: &Settings,
     store: &mut Store,
     from: Option<&str>,
@@ -987,7 +1096,7 @@ fn decrypt(
         }
         match message.open(&chain, pairing.role, ctx.now) {
             Ok(opened) => {
-                store.record_received(&pairing, &opened.replay_id)?;
+                store.record_received(&pairing, &opened.replay_id, ctx.now)?;
                 let Payload::Text(text) = &opened.payload;
                 let text = Zeroizing::new(text.clone());
                 return out(format_args!("{}", text.as_str()));
@@ -1015,6 +1124,13 @@ fn decrypt_legacy(ctx: &Settings, store: &Store, from: Option<&str>, text: &str)
             continue;
         }
         let plain = Zeroizing::new(legacy.decrypt(&message, ctx.now)?);
+        store.audit(
+            ctx.now,
+            "decrypt",
+            &pairing.alias,
+            "ok",
+            &[("protocol", "v1".to_owned())],
+        )?;
         return out(format_args!("{}", plain.as_str()));
     }
     Err(DecryptError::UnknownKeyHint.into())
@@ -1050,4 +1166,161 @@ fn keys_list(ctx: &Settings, store: &Store) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_since(text: &str) -> Result<OffsetDateTime> {
+    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format)
+        .map(|date| date.midnight().assume_utc())
+        .map_err(|_| {
+            hinted(
+                format!("{text:?} is not a date"),
+                "use YYYY-MM-DD, or an RFC 3339 time such as 2026-11-20T09:00:00Z",
+            )
+        })
+}
+
+fn audit(ctx: &Settings, store: &mut Store, action: AuditCommand) -> Result<()> {
+    match action {
+        AuditCommand::Show {
+            since,
+            action,
+            json,
+        } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            for (record, event) in store.audit_events()? {
+                let Some(event) = event else {
+                    out(format_args!(
+                        "#{}: cannot be decrypted (damaged: run `medcrypt audit verify`)",
+                        record.seq
+                    ))?;
+                    continue;
+                };
+                if record.kind == RecordKind::Seal && action.as_deref() != Some("seal_day") {
+                    continue;
+                }
+                if action.as_deref().is_some_and(|a| a != event.action) {
+                    continue;
+                }
+                let at = OffsetDateTime::parse(&event.time, &Rfc3339).ok();
+                if since.is_some_and(|s| at.is_some_and(|at| at < s)) {
+                    continue;
+                }
+                if json {
+                    let mut value = serde_json::to_value(&event)?;
+                    value["seq"] = record.seq.into();
+                    out(format_args!("{value}"))?;
+                } else {
+                    let details: Vec<String> = event
+                        .details
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    out(format_args!(
+                        "{:>6}  {}  {:18} {:16} {:8} {}",
+                        record.seq,
+                        event.time,
+                        event.action,
+                        event.subject,
+                        event.outcome,
+                        details.join(" ")
+                    ))?;
+                }
+            }
+            Ok(())
+        }
+        AuditCommand::Verify { code, checkpoint } => {
+            let key = code.as_deref().map(parse_verification_code).transpose()?;
+            let checkpoint = checkpoint
+                .as_deref()
+                .map(|c| {
+                    Checkpoint::parse(c).map_err(|why| {
+                        hinted(
+                            format!("not a checkpoint: {why}"),
+                            "give the whole line printed by `medcrypt audit checkpoint`",
+                        )
+                    })
+                })
+                .transpose()?;
+            let verdict = store.audit_verify(key.as_ref(), checkpoint.as_ref())?;
+            let mut details = vec![("with_code", key.is_some().to_string())];
+            match verdict {
+                Ok(report) => {
+                    store.audit(ctx.now, "audit_verify", "", "ok", &details)?;
+                    let scope = if report.full {
+                        "every entry checked from the audit verification code"
+                    } else {
+                        "structure and encryption checked, today's seals verified; \
+                         give --code to verify every earlier entry"
+                    };
+                    out(format_args!(
+                        "OK: {} records ({} entries, {} day seals) over {} days; {scope}.{}",
+                        report.records,
+                        report.entries,
+                        report.seals,
+                        report.days,
+                        checkpoint
+                            .map(|c| format!(" The log reaches checkpoint #{} unchanged.", c.seq))
+                            .unwrap_or_default()
+                    ))
+                }
+                Err(fault) => {
+                    details.push(("fault", fault.kind().to_owned()));
+                    // The verdict matters more than its own entry, which a
+                    // tampered log may refuse.
+                    if let Err(err) = store.audit(ctx.now, "audit_verify", "", "failed", &details) {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "note: this verification could not be logged: {err}"
+                        );
+                    }
+                    Err(anyhow::Error::new(fault).context("audit log verification failed"))
+                }
+            }
+        }
+        AuditCommand::Checkpoint => {
+            store.audit(ctx.now, "audit_checkpoint", "", "ok", &[])?;
+            let (seq, mac) = store.audit_head()?;
+            out(format_args!(
+                "{}",
+                Checkpoint::new(seq, &mac, ctx.now).to_text()
+            ))
+        }
+        AuditCommand::Export { format, output } => {
+            if format != "jsonl" {
+                return Err(hinted(
+                    format!("unknown export format {format:?}"),
+                    "use --format jsonl",
+                ));
+            }
+            let destination = output
+                .as_ref()
+                .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+            store.audit(ctx.now, "audit_export", "", "ok", &[("to", destination)])?;
+            let mut text = String::new();
+            for (record, event) in store.audit_events()? {
+                let mut value = match &event {
+                    Some(event) => serde_json::to_value(event)?,
+                    None => serde_json::json!({ "undecryptable": true }),
+                };
+                value["seq"] = record.seq.into();
+                value["day"] = record.day.into();
+                value["kind"] = serde_json::to_value(record.kind)?;
+                value["mac"] = hex::encode(record.mac).into();
+                text.push_str(&value.to_string());
+                text.push('\n');
+            }
+            match output {
+                Some(path) => write_atomically(&path, text.as_bytes(), true),
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    stdout.write_all(text.as_bytes())?;
+                    Ok(stdout.flush()?)
+                }
+            }
+        }
+    }
 }

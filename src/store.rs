@@ -10,6 +10,7 @@
 //! the row's identity in the AAD (`medcrypt/store/v1/<column>:<row id>…`), so a
 //! value copied into another row does not decrypt.
 
+use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
+use crate::audit::{
+    AuditEvent, AuditFault, Checkpoint, Record, RecordKind, Sealer, SealingKey, Trust,
+    VerifyReport, day_of,
+};
 use crate::codes::RecoveryCode;
 use crate::epoch::{Epoch, format_utc};
 use crate::keys::{Advance, Direction, EpochChain, EpochKey, PairingToken, Role, SafetyNumber};
@@ -34,7 +39,7 @@ use crate::wire::ReplayId;
 /// PBKDF2 iterations for new passphrase wraps. Stored per wrap, so a later
 /// version can raise it and re-wrap on the next unlock.
 pub const PASSPHRASE_ITERATIONS: u32 = 600_000;
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 const WRAP_LABEL: &str = "medcrypt/store/v1/master-key";
 const RECOVERY_KEK_LABEL: &str = "medcrypt/store/v1/recovery-kek";
 const NONCE_LEN: usize = 12;
@@ -216,6 +221,27 @@ const MIGRATIONS: &[&str] = &[
         direction INTEGER NOT NULL,
         sequence INTEGER NOT NULL,
         PRIMARY KEY (pairing_id, epoch, direction, sequence));",
+    // Version 2: the audit log.
+    "CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        day INTEGER NOT NULL,             -- UTC day whose sealing key made the MAC
+        kind INTEGER NOT NULL,            -- 1 entry, 2 day seal
+        body BLOB NOT NULL,               -- encrypted event
+        mac BLOB NOT NULL);
+     CREATE TABLE audit_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        enc_key BLOB NOT NULL,            -- encrypted under the master key
+        sealing_key BLOB NOT NULL,        -- encrypted; the current day's key only
+        day INTEGER NOT NULL,
+        start_day INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        last_mac BLOB NOT NULL);
+     -- Unlock failures happen without keys; they wait here (time and method
+     -- only) and enter the audit log at the next successful unlock.
+     CREATE TABLE unlock_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        method TEXT NOT NULL);",
 ];
 
 /// Which protocol a pairing speaks.
@@ -263,6 +289,14 @@ pub struct Store {
     conn: Connection,
     master: MasterKey,
     path: PathBuf,
+    /// Who acts, in audit entries: the store's owner name.
+    actor: String,
+    /// Nesting depth of [`Store::in_transaction`].
+    depth: Cell<u32>,
+    /// An audit sealing key was destroyed: truncate the WAL after commit.
+    wal_checkpoint_due: Cell<bool>,
+    /// A verification key made when an older store got its audit log.
+    new_verification_key: Option<SealingKey>,
 }
 
 fn io_err(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -295,7 +329,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 impl Store {
     /// Creates a new store at `path` (mode 0600, directory created if needed)
-    /// and returns it with the recovery code, which must be shown once.
+    /// and returns it with the recovery code and the audit verification key,
+    /// both to be shown once and never stored.
     ///
     /// # Errors
     /// [`StoreError::AlreadyExists`], or I/O and database errors.
@@ -304,7 +339,7 @@ impl Store {
         passphrase: &SecretString,
         name: &str,
         now: OffsetDateTime,
-    ) -> Result<(Self, RecoveryCode)> {
+    ) -> Result<(Self, RecoveryCode, SealingKey)> {
         if path.exists() {
             return Err(StoreError::AlreadyExists(path.to_owned()));
         }
@@ -327,30 +362,95 @@ impl Store {
         passphrase: &SecretString,
         name: &str,
         now: OffsetDateTime,
-    ) -> Result<(Self, RecoveryCode)> {
+    ) -> Result<(Self, RecoveryCode, SealingKey)> {
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
         let master = MasterKey(SecretBox::new(Box::new(random_bytes())));
         let recovery = RecoveryCode::from_bytes(random_bytes());
-        let store = Self {
-            conn,
-            master,
-            path: path.to_owned(),
-        };
-        store.in_transaction(|| {
+        let mut store = Self::assemble(conn, master, path)?;
+        store.actor = actor_name(name);
+        let verification = store.in_transaction(|| {
             store.set_meta("name", name)?;
             store.set_meta("created_at", &now_text(now))?;
             store.wrap_under_passphrase(passphrase)?;
-            store.wrap_under_recovery(&recovery)
+            store.wrap_under_recovery(&recovery)?;
+            let verification = store.start_audit(now)?;
+            store.audit(now, "init", "", "ok", &[])?;
+            Ok(verification)
         })?;
-        Ok((store, recovery))
+        Ok((store, recovery, verification))
+    }
+
+    fn assemble(conn: Connection, master: MasterKey, path: &Path) -> Result<Self> {
+        let name: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'name'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(Self {
+            conn,
+            master,
+            path: path.to_owned(),
+            actor: actor_name(name.as_deref().unwrap_or_default()),
+            depth: Cell::new(0),
+            wal_checkpoint_due: Cell::new(false),
+            new_verification_key: None,
+        })
+    }
+
+    /// After unlocking: start the audit log of a store made before it
+    /// existed, then move waiting unlock failures into it.
+    fn after_unlock(mut self, now: OffsetDateTime, how: &str) -> Result<Self> {
+        let has_audit: bool =
+            self.conn
+                .query_row("SELECT EXISTS(SELECT 1 FROM audit_state)", [], |r| r.get(0))?;
+        if !has_audit {
+            let key = self.in_transaction(|| self.start_audit(now))?;
+            self.new_verification_key = Some(key);
+        }
+        let flushed = self.in_transaction(|| {
+            let failures: Vec<(i64, String, String)> = {
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT id, time, method FROM unlock_failures ORDER BY id")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            };
+            for (id, time, method) in failures {
+                self.audit(
+                    now,
+                    "unlock_failed",
+                    "",
+                    "failed",
+                    &[("method", method), ("failed_at", time)],
+                )?;
+                self.conn
+                    .execute("DELETE FROM unlock_failures WHERE id = ?1", [id])?;
+            }
+            if how == "recovery" {
+                self.audit(now, "unlock_recovery", "", "ok", &[])?;
+            }
+            Ok(())
+        });
+        match flushed {
+            // A log that refuses appends was tampered with: the failures stay
+            // pending (nothing is lost) and `audit verify` can still run.
+            Ok(()) | Err(StoreError::Corrupt(_)) => Ok(self),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A verification key made because this store predates its audit log.
+    /// Show it once, like the one made at init.
+    pub fn take_new_verification_key(&mut self) -> Option<SealingKey> {
+        self.new_verification_key.take()
     }
 
     /// Opens and unlocks the store with the passphrase.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::WrongPassphrase`], or database errors.
-    pub fn open(path: &Path, passphrase: &SecretString) -> Result<Self> {
+    pub fn open(path: &Path, passphrase: &SecretString, now: OffsetDateTime) -> Result<Self> {
         let conn = Self::connect(path)?;
         let (iterations, salt, wrapped): (u32, Vec<u8>, Vec<u8>) = conn
             .query_row(
@@ -361,13 +461,11 @@ impl Store {
             .optional()?
             .ok_or(StoreError::Corrupt("no passphrase entry"))?;
         let kek = passphrase_kek(passphrase, &salt, iterations);
-        let master =
-            unwrap_master(&kek, "passphrase", &wrapped).ok_or(StoreError::WrongPassphrase)?;
-        let store = Self {
-            conn,
-            master,
-            path: path.to_owned(),
+        let Some(master) = unwrap_master(&kek, "passphrase", &wrapped) else {
+            record_unlock_failure(&conn, now, "passphrase")?;
+            return Err(StoreError::WrongPassphrase);
         };
+        let store = Self::assemble(conn, master, path)?.after_unlock(now, "passphrase")?;
         if iterations < PASSPHRASE_ITERATIONS {
             // Raise old parameters transparently now that we hold the passphrase.
             store.wrap_under_passphrase(passphrase)?;
@@ -380,7 +478,11 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::WrongRecoveryCode`], or database errors.
-    pub fn open_with_recovery(path: &Path, code: &RecoveryCode) -> Result<Self> {
+    pub fn open_with_recovery(
+        path: &Path,
+        code: &RecoveryCode,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
         let conn = Self::connect(path)?;
         let (salt, wrapped): (Vec<u8>, Vec<u8>) = conn
             .query_row(
@@ -391,13 +493,11 @@ impl Store {
             .optional()?
             .ok_or(StoreError::Corrupt("no recovery entry"))?;
         let kek = recovery_kek(code, &salt);
-        let master =
-            unwrap_master(&kek, "recovery", &wrapped).ok_or(StoreError::WrongRecoveryCode)?;
-        Ok(Self {
-            conn,
-            master,
-            path: path.to_owned(),
-        })
+        let Some(master) = unwrap_master(&kek, "recovery", &wrapped) else {
+            record_unlock_failure(&conn, now, "recovery code")?;
+            return Err(StoreError::WrongRecoveryCode);
+        };
+        Self::assemble(conn, master, path)?.after_unlock(now, "recovery")
     }
 
     fn connect(path: &Path) -> Result<Connection> {
@@ -418,8 +518,11 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn change_passphrase(&self, passphrase: &SecretString) -> Result<()> {
-        self.wrap_under_passphrase(passphrase)
+    pub fn change_passphrase(&self, passphrase: &SecretString, now: OffsetDateTime) -> Result<()> {
+        self.in_transaction(|| {
+            self.wrap_under_passphrase(passphrase)?;
+            self.audit(now, "passphrase_change", "", "ok", &[])
+        })
     }
 
     fn wrap_under_passphrase(&self, passphrase: &SecretString) -> Result<()> {
@@ -454,17 +557,44 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `f` inside one IMMEDIATE transaction: all of it is committed, or
-    /// none of it.
+    /// Runs `f` inside one transaction: all of it is committed, or none of
+    /// it. Nested calls become savepoints of the outermost transaction, so an
+    /// operation and its audit entry always commit together.
     fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match f() {
+        let depth = self.depth.get();
+        let (begin, commit, rollback) = if depth == 0 {
+            (
+                "BEGIN IMMEDIATE".to_owned(),
+                "COMMIT".to_owned(),
+                "ROLLBACK".to_owned(),
+            )
+        } else {
+            (
+                format!("SAVEPOINT sp{depth}"),
+                format!("RELEASE sp{depth}"),
+                format!("ROLLBACK TO sp{depth}; RELEASE sp{depth}"),
+            )
+        };
+        self.conn.execute_batch(&begin)?;
+        self.depth.set(depth + 1);
+        let result = f();
+        self.depth.set(depth);
+        match result {
             Ok(value) => {
-                self.conn.execute_batch("COMMIT")?;
+                if let Err(err) = self.conn.execute_batch(&commit) {
+                    let _ = self.conn.execute_batch(&rollback);
+                    return Err(err.into());
+                }
+                if depth == 0 && self.wal_checkpoint_due.replace(false) {
+                    self.checkpoint()?;
+                }
                 Ok(value)
             }
             Err(err) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.conn.execute_batch(&rollback);
+                if depth == 0 {
+                    self.wal_checkpoint_due.set(false);
+                }
                 Err(err)
             }
         }
@@ -493,14 +623,16 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        if value.is_empty() {
-            self.conn
-                .execute("DELETE FROM meta WHERE key = ?1", [key])?;
-            Ok(())
-        } else {
-            self.set_meta(key, value)
-        }
+    pub fn set_setting(&self, key: &str, value: &str, now: OffsetDateTime) -> Result<()> {
+        self.in_transaction(|| {
+            if value.is_empty() {
+                self.conn
+                    .execute("DELETE FROM meta WHERE key = ?1", [key])?;
+            } else {
+                self.set_meta(key, value)?;
+            }
+            self.audit(now, "config_set", "", "ok", &[("key", key.to_owned())])
+        })
     }
 
     fn seal(&self, aad: &str, plaintext: &[u8]) -> Vec<u8> {
@@ -574,6 +706,12 @@ impl Store {
             )?;
             let id = self.conn.last_insert_rowid();
             self.insert_epoch_key(id, first_key)?;
+            let action = match role {
+                Role::Physician => "pair_new",
+                Role::Patient => "pair_accept",
+            };
+            let start = first_key.epoch().to_string();
+            self.audit(now, action, alias, "ok", &[("start_epoch", start)])?;
             Ok(id)
         })
     }
@@ -611,6 +749,7 @@ impl Store {
                     id
                 ],
             )?;
+            self.audit(now, "pair_import_legacy", alias, "ok", &[])?;
             Ok(id)
         })
     }
@@ -676,13 +815,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::UnknownPairing`], or database errors.
-    pub fn remove_pairing(&mut self, alias: &str) -> Result<()> {
+    pub fn remove_pairing(&mut self, alias: &str, now: OffsetDateTime) -> Result<()> {
         let pairing = self.pairing(alias)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM pairings WHERE id = ?1", [pairing.id])?;
-        tx.commit()?;
+        self.in_transaction(|| {
+            self.conn
+                .execute("DELETE FROM pairings WHERE id = ?1", [pairing.id])?;
+            self.audit(now, "pair_remove", alias, "ok", &[])
+        })?;
         self.checkpoint()
     }
 
@@ -774,6 +913,10 @@ impl Store {
                         self.insert_epoch_key(pairing.id, key)?;
                     }
                 }
+                for epoch in &advance.derived {
+                    let epoch = epoch.to_string();
+                    self.audit(now, "epoch_advance", &pairing.alias, "ok", &[("epoch", epoch)])?;
+                }
                 for epoch in &advance.destroyed {
                     self.conn.execute(
                         "DELETE FROM epoch_keys WHERE pairing_id = ?1 AND epoch = ?2",
@@ -789,6 +932,8 @@ impl Store {
                         "DELETE FROM seen WHERE pairing_id = ?1 AND epoch = ?2",
                         params![pairing.id, epoch.to_string()],
                     )?;
+                    let epoch = epoch.to_string();
+                    self.audit(now, "key_shred", &pairing.alias, "ok", &[("epoch", epoch)])?;
                 }
                 report.push(Rotation {
                     alias: pairing.alias.clone(),
@@ -824,8 +969,8 @@ impl Store {
     }
 
     /// Reserves the next sending sequence number of (pairing, epoch,
-    /// direction) and commits it before returning, so a number is never
-    /// used twice, even if the process dies right after.
+    /// direction) and commits it, with its audit entry, before returning, so
+    /// a number is never used twice, even if the process dies right after.
     ///
     /// # Errors
     /// Database errors.
@@ -834,39 +979,66 @@ impl Store {
         pairing: &PairingInfo,
         epoch: Epoch,
         direction: Direction,
+        now: OffsetDateTime,
     ) -> Result<u32> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<u32> = tx
-            .query_row(
-                "SELECT last FROM send_sequence WHERE pairing_id = ?1 AND epoch = ?2 AND direction = ?3",
-                params![pairing.id, epoch.to_string(), direction.code()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let next = last
-            .unwrap_or(0)
-            .checked_add(1)
-            .ok_or(StoreError::Corrupt("sequence numbers exhausted"))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO send_sequence (pairing_id, epoch, direction, last) VALUES (?1, ?2, ?3, ?4)",
-            params![pairing.id, epoch.to_string(), direction.code(), next],
-        )?;
-        tx.commit()?;
-        Ok(next)
+        self.in_transaction(|| {
+            let last: Option<u32> = self
+                .conn
+                .query_row(
+                    "SELECT last FROM send_sequence WHERE pairing_id = ?1 AND epoch = ?2 AND direction = ?3",
+                    params![pairing.id, epoch.to_string(), direction.code()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let next = last
+                .unwrap_or(0)
+                .checked_add(1)
+                .ok_or(StoreError::Corrupt("sequence numbers exhausted"))?;
+            self.conn.execute(
+                "INSERT OR REPLACE INTO send_sequence (pairing_id, epoch, direction, last) VALUES (?1, ?2, ?3, ?4)",
+                params![pairing.id, epoch.to_string(), direction.code(), next],
+            )?;
+            self.audit(
+                now,
+                "encrypt",
+                &pairing.alias,
+                "ok",
+                &[("epoch", epoch.to_string()), ("sequence", next.to_string())],
+            )?;
+            Ok(next)
+        })
     }
 
-    /// Records a received message; fails if it was received before.
+    /// Records a received message, with its audit entry; fails (and audits
+    /// the rejection) if it was received before.
     ///
     /// # Errors
     /// [`StoreError::Replayed`], or database errors.
-    pub fn record_received(&mut self, pairing: &PairingInfo, id: &ReplayId) -> Result<()> {
-        let inserted = self.conn.execute(
-            "INSERT OR IGNORE INTO seen (pairing_id, epoch, direction, sequence) VALUES (?1, ?2, ?3, ?4)",
-            params![pairing.id, id.epoch.to_string(), id.direction.code(), id.sequence],
-        )?;
-        if inserted == 0 {
+    pub fn record_received(
+        &mut self,
+        pairing: &PairingInfo,
+        id: &ReplayId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let details = [
+            ("epoch", id.epoch.to_string()),
+            ("direction", id.direction.name().to_owned()),
+            ("sequence", id.sequence.to_string()),
+        ];
+        let fresh = self.in_transaction(|| {
+            let inserted = self.conn.execute(
+                "INSERT OR IGNORE INTO seen (pairing_id, epoch, direction, sequence) VALUES (?1, ?2, ?3, ?4)",
+                params![pairing.id, id.epoch.to_string(), id.direction.code(), id.sequence],
+            )?;
+            if inserted == 1 {
+                self.audit(now, "decrypt", &pairing.alias, "ok", &details)?;
+            }
+            Ok(inserted == 1)
+        })?;
+        if !fresh {
+            let mut details = details.to_vec();
+            details.push(("kind", "replayed".to_owned()));
+            self.audit(now, "decrypt_failed", &pairing.alias, "rejected", &details)?;
             return Err(StoreError::Replayed {
                 epoch: id.epoch,
                 direction: id.direction.name(),
@@ -876,11 +1048,269 @@ impl Store {
         Ok(())
     }
 
+    // ----- audit log -----
+
+    fn audit_enc_key(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let blob: Vec<u8> = self
+            .conn
+            .query_row("SELECT enc_key FROM audit_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or(StoreError::Corrupt("the audit log has no state"))?;
+        self.unseal(AUDIT_ENC_KEY_AAD, &blob)
+    }
+
+    /// Creates the audit state: a random encryption key and a random first
+    /// sealing key for today, which is returned as the verification key.
+    fn start_audit(&self, now: OffsetDateTime) -> Result<SealingKey> {
+        let enc: [u8; 32] = random_bytes();
+        let verification = SealingKey::generate(day_of(now));
+        self.conn.execute(
+            "INSERT INTO audit_state (id, enc_key, sealing_key, day, start_day, last_seq, last_mac)
+             VALUES (1, ?1, ?2, ?3, ?3, 0, ?4)",
+            params![
+                self.seal(AUDIT_ENC_KEY_AAD, &enc),
+                self.seal(
+                    &sealing_key_aad(verification.day()),
+                    verification.expose_bytes()
+                ),
+                verification.day(),
+                vec![0u8; 32]
+            ],
+        )?;
+        Ok(verification)
+    }
+
+    fn load_sealer(&self) -> Result<Sealer> {
+        let (sealing, day, last_seq, last_mac): (Vec<u8>, u32, u64, Vec<u8>) = self
+            .conn
+            .query_row(
+                "SELECT sealing_key, day, last_seq, last_mac FROM audit_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?
+            .ok_or(StoreError::Corrupt("the audit log has no state"))?;
+        let key = self.unseal(&sealing_key_aad(day), &sealing)?;
+        let key: &[u8; 32] = key
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit sealing key of wrong length"))?;
+        let enc = self.audit_enc_key()?;
+        let enc: &[u8; 32] = enc
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit key of wrong length"))?;
+        let last_mac: [u8; 32] = last_mac
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit head of wrong length"))?;
+        Ok(Sealer::new(
+            enc,
+            SealingKey::from_bytes(day, key),
+            last_seq,
+            last_mac,
+        ))
+    }
+
+    /// Appends an audit entry, in the caller's transaction if there is one.
+    /// If it cannot be written, the whole operation fails (fail closed).
+    ///
+    /// # Errors
+    /// Database errors, or [`StoreError::Corrupt`].
+    pub fn audit(
+        &self,
+        now: OffsetDateTime,
+        action: &str,
+        subject: &str,
+        outcome: &str,
+        details: &[(&str, String)],
+    ) -> Result<()> {
+        self.in_transaction(|| {
+            let mut sealer = self.load_sealer()?;
+            let beyond_head: bool = self.conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM audit_log WHERE seq > ?1)",
+                [sealer.last_seq()],
+                |r| r.get(0),
+            )?;
+            if beyond_head {
+                return Err(StoreError::Corrupt(
+                    "the audit log does not end where this store left it: it was altered \
+                     (run `medcrypt audit verify --code CODE`)",
+                ));
+            }
+            let day_before = sealer.key().day();
+            let event = AuditEvent {
+                time: now_text(now),
+                actor: self.actor.clone(),
+                action: action.to_owned(),
+                subject: subject.to_owned(),
+                outcome: outcome.to_owned(),
+                details: details
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            };
+            for record in sealer.append(&event, now) {
+                self.conn.execute(
+                    "INSERT INTO audit_log (seq, day, kind, body, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        record.seq,
+                        record.day,
+                        record.kind.code(),
+                        record.body,
+                        record.mac.to_vec()
+                    ],
+                )?;
+            }
+            let key = sealer.key();
+            self.conn.execute(
+                "UPDATE audit_state SET sealing_key = ?1, day = ?2, last_seq = ?3, last_mac = ?4 WHERE id = 1",
+                params![
+                    self.seal(&sealing_key_aad(key.day()), key.expose_bytes()),
+                    key.day(),
+                    sealer.last_seq(),
+                    sealer.last_mac().to_vec()
+                ],
+            )?;
+            if key.day() != day_before {
+                // Yesterday's key was overwritten: clear it from the WAL too.
+                self.wal_checkpoint_due.set(true);
+            }
+            Ok(())
+        })
+    }
+
+    /// Every record of the log, in order.
+    ///
+    /// # Errors
+    /// Database errors, or [`StoreError::Corrupt`] for a malformed row.
+    pub fn audit_records(&self) -> Result<Vec<Record>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, day, kind, body, mac FROM audit_log ORDER BY seq")?;
+        // Body and MAC are read as bytes whatever their SQL type: a value
+        // edited into TEXT is tampering for `verify` to name, not a crash.
+        let bytes = |value: rusqlite::types::ValueRef<'_>| match value {
+            rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+            _ => Vec::new(),
+        };
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, u64>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, u8>(2)?,
+                bytes(r.get_ref(3)?),
+                bytes(r.get_ref(4)?),
+            ))
+        })?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (seq, day, kind, body, mac) = row?;
+            records.push(Record {
+                seq,
+                day,
+                kind: RecordKind::from_code(kind)
+                    .ok_or(StoreError::Corrupt("audit record of unknown kind"))?,
+                body,
+                // A MAC of the wrong length cannot verify: zeros stand in,
+                // and verification names the record.
+                mac: mac.try_into().unwrap_or([0u8; 32]),
+            });
+        }
+        Ok(records)
+    }
+
+    /// The log's records with their decrypted events (`None` for a record
+    /// whose body fails authentication).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn audit_events(&self) -> Result<Vec<(Record, Option<AuditEvent>)>> {
+        let enc = self.audit_enc_key()?;
+        let enc: &[u8; 32] = enc
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit key of wrong length"))?;
+        Ok(self
+            .audit_records()?
+            .into_iter()
+            .map(|record| {
+                let event = crate::audit::open_body(enc, &record);
+                (record, event)
+            })
+            .collect())
+    }
+
+    /// Verifies the log: from the verification key when given (every MAC),
+    /// else from the current sealing key (today's MACs, the structure and
+    /// every body). The head the store itself recorded must be reached.
+    ///
+    /// # Errors
+    /// Database errors; the verdict is the inner result.
+    pub fn audit_verify(
+        &self,
+        verification: Option<&SealingKey>,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<std::result::Result<VerifyReport, AuditFault>> {
+        let records = self.audit_records()?;
+        let sealer = self.load_sealer()?;
+        let enc = self.audit_enc_key()?;
+        let enc: &[u8; 32] = enc
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit key of wrong length"))?;
+        let trust = match verification {
+            Some(key) => Trust::VerificationKey(key),
+            None => Trust::CurrentKey(sealer.key()),
+        };
+        Ok(crate::audit::verify(
+            &records,
+            trust,
+            Some(enc),
+            sealer.last_seq(),
+            checkpoint,
+        ))
+    }
+
+    /// The log's head: sequence number and MAC of the last record.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn audit_head(&self) -> Result<(u64, [u8; 32])> {
+        let sealer = self.load_sealer()?;
+        Ok((sealer.last_seq(), *sealer.last_mac()))
+    }
+
     /// The master key, for escrow and for tests that prove it never reaches
     /// the disk unwrapped. Handle with care.
     pub fn expose_master_key(&self) -> &[u8; 32] {
         self.master.0.expose_secret()
     }
+}
+
+const AUDIT_ENC_KEY_AAD: &str = "medcrypt/store/v1/audit-enc-key";
+
+fn sealing_key_aad(day: u32) -> String {
+    format!("medcrypt/store/v1/audit-sealing-key:{day}")
+}
+
+fn actor_name(name: &str) -> String {
+    if name.trim().is_empty() {
+        "store owner".to_owned()
+    } else {
+        name.trim().to_owned()
+    }
+}
+
+/// Notes a failed unlock where no key is needed; it enters the audit log at
+/// the next successful unlock.
+fn record_unlock_failure(conn: &Connection, now: OffsetDateTime, method: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO unlock_failures (time, method) VALUES (?1, ?2)",
+        params![now_text(now), method],
+    )?;
+    Ok(())
 }
 
 fn unwrap_master(kek: &SecretBox<[u8; 32]>, method: &str, wrapped: &[u8]) -> Option<MasterKey> {

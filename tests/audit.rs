@@ -1,0 +1,399 @@
+//! The audit log as an auditor would test it: a realistic run of commands,
+//! then the SQLite file edited directly, each kind of tampering detected and
+//! named by `medcrypt audit verify`.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rusqlite::{Connection, params};
+
+const PASSPHRASE: &str = "audit-test-passphrase";
+const DAY1: &str = "2026-11-20T09:00:00Z";
+const DAY2: &str = "2026-11-21T09:00:00Z";
+const DAY4: &str = "2026-11-23T09:00:00Z";
+const SECRETS: [&str; 3] = [
+    "Diagnosis: early-stage melanoma",
+    "Biopsy booked for Tuesday",
+    "Thank you, doctor",
+];
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(store: &Path, args: &[&str], stdin: &str, now: &str, passphrase: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env("MEDCRYPT_PASSPHRASE", passphrase)
+        .env("MEDCRYPT_NOW", now)
+        .env_remove("MEDCRYPT_STORE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn ok(store: &Path, args: &[&str], stdin: &str, now: &str) -> String {
+    let r = run(store, args, stdin, now, PASSPHRASE);
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    r.stdout
+}
+
+/// The line after the heading that starts with `heading`.
+fn after(text: &str, heading: &str) -> String {
+    text.lines()
+        .skip_while(|l| !l.starts_with(heading))
+        .find(|l| l.starts_with("    "))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A physician and a patient who pair, talk over four days, make mistakes
+/// and cross a key destruction. Returns the physician's store, its
+/// verification code, and the patient's store and code.
+fn realistic_run(dir: &Path) -> (PathBuf, String, PathBuf, String) {
+    let doc = dir.join("doc.sqlite");
+    let pat = dir.join("pat.sqlite");
+    let doc_code = after(
+        &ok(&doc, &["init", "--name", "Dr. Silva"], "", DAY1),
+        "Audit verification code",
+    );
+    let pat_code = after(&ok(&pat, &["init"], "", DAY1), "Audit verification code");
+    ok(
+        &doc,
+        &["config", "set", "telegram-bot", "clinic_bot"],
+        "",
+        DAY1,
+    );
+    let png = dir.join("qr.png");
+    ok(
+        &doc,
+        &[
+            "pair",
+            "new",
+            "--patient",
+            "alice",
+            "--qr-png",
+            png.to_str().unwrap(),
+        ],
+        "",
+        DAY1,
+    );
+    ok(
+        &pat,
+        &[
+            "pair",
+            "accept",
+            "--qr-image",
+            png.to_str().unwrap(),
+            "--physician",
+            "silva",
+        ],
+        "",
+        DAY1,
+    );
+
+    let w1 = ok(&doc, &["encrypt", "--to", "alice", SECRETS[0]], "", DAY1);
+    ok(&pat, &["decrypt"], &w1, DAY1);
+    assert_eq!(run(&pat, &["decrypt"], &w1, DAY1, PASSPHRASE).code, 5); // replayed
+    assert_eq!(run(&doc, &["decrypt"], &w1, DAY1, PASSPHRASE).code, 6); // reflected
+    assert_eq!(
+        run(&pat, &["decrypt"], "MEDCRYPT:v2:AAAA", DAY1, PASSPHRASE).code,
+        7
+    ); // damaged
+    assert_eq!(
+        run(&doc, &["pair", "list"], "", DAY2, "wrong passphrase!").code,
+        9
+    );
+
+    let w2 = ok(&doc, &["encrypt", "--to", "alice", SECRETS[1]], "", DAY2);
+    ok(&pat, &["decrypt"], &w2, DAY2);
+    let w3 = ok(&pat, &["encrypt", "--to", "silva", SECRETS[2]], "", DAY4);
+    ok(&doc, &["decrypt"], &w3, DAY4);
+    let new_pass = dir.join("new-pass");
+    std::fs::write(&new_pass, PASSPHRASE).unwrap();
+    ok(
+        &doc,
+        &[
+            "passphrase",
+            "change",
+            "--new-passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+        "",
+        DAY4,
+    );
+    // A month later: keys advance and November's are destroyed.
+    ok(&doc, &["keys", "shred"], "", "2026-12-09T09:00:00Z");
+    (doc, doc_code, pat, pat_code)
+}
+
+#[test]
+fn realistic_run_is_logged_without_any_message_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, doc_code, pat, pat_code) = realistic_run(dir.path());
+    let now = "2026-12-09T10:00:00Z";
+
+    let shown = ok(&doc, &["audit", "show", "--json"], "", now);
+    let actions: Vec<String> = shown
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for expected in [
+        "init",
+        "config_set",
+        "pair_new",
+        "encrypt",
+        "decrypt",
+        "decrypt_failed",
+        "unlock_failed",
+        "passphrase_change",
+        "epoch_advance",
+        "key_shred",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "no {expected} in {actions:?}"
+        );
+    }
+    let reflected = ok(
+        &doc,
+        &["audit", "show", "--action", "decrypt_failed"],
+        "",
+        now,
+    );
+    assert!(reflected.contains("kind=reflected"), "{reflected}");
+    let patient_side = ok(&pat, &["audit", "show"], "", now);
+    for expected in ["pair_accept", "kind=replayed", "kind=damaged"] {
+        assert!(
+            patient_side.contains(expected),
+            "no {expected} in {patient_side}"
+        );
+    }
+    let since = ok(&doc, &["audit", "show", "--since", "2026-12-01"], "", now);
+    assert!(
+        !since.contains("pair_new") && since.contains("key_shred"),
+        "{since}"
+    );
+
+    // No message text, in the display, the export, or the raw file.
+    let export = ok(&doc, &["audit", "export", "--format", "jsonl"], "", now);
+    assert!(export.lines().count() >= actions.len());
+    let raw = std::fs::read(&doc).unwrap();
+    for secret in SECRETS {
+        for text in [&shown, &export, &patient_side] {
+            assert!(
+                !text.contains(secret),
+                "message text {secret:?} in the audit log"
+            );
+        }
+        assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+
+    // Both logs verify from their codes, and name what they checked.
+    let verified = ok(&doc, &["audit", "verify", "--code", &doc_code], "", now);
+    assert!(
+        verified.starts_with("OK:") && verified.contains("every entry"),
+        "{verified}"
+    );
+    assert!(verified.contains("day seals"), "{verified}");
+    let verified = ok(&pat, &["audit", "verify", "--code", &pat_code], "", now);
+    assert!(verified.starts_with("OK:"), "{verified}");
+    let local = ok(&doc, &["audit", "verify"], "", now);
+    assert!(local.contains("give --code"), "{local}");
+    // The other store's code proves nothing here.
+    let r = run(
+        &doc,
+        &["audit", "verify", "--code", &pat_code],
+        "",
+        now,
+        PASSPHRASE,
+    );
+    assert_eq!(r.code, 10, "{}", r.stderr);
+}
+
+/// A copy of the physician's store to tamper with.
+fn tampered_copy(dir: &Path, name: &str, edit: impl FnOnce(&Connection)) -> PathBuf {
+    let (doc, _, _, _) = (dir.join("doc.sqlite"), (), (), ());
+    let copy = dir.join(format!("{name}.sqlite"));
+    std::fs::copy(&doc, &copy).unwrap();
+    let conn = Connection::open(&copy).unwrap();
+    edit(&conn);
+    drop(conn);
+    copy
+}
+
+fn seqs_of_kind(conn: &Connection, kind: i64) -> Vec<i64> {
+    let mut stmt = conn
+        .prepare("SELECT seq FROM audit_log WHERE kind = ?1 ORDER BY seq")
+        .unwrap();
+    stmt.query_map([kind], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn verify_fails(store: &Path, code: &str, checkpoint: Option<&str>) -> String {
+    let mut args = vec!["audit", "verify", "--code", code];
+    if let Some(c) = checkpoint {
+        args.extend(["--checkpoint", c]);
+    }
+    let r = run(store, &args, "", "2026-12-09T10:00:00Z", PASSPHRASE);
+    assert_eq!(
+        r.code, 10,
+        "tampering not detected: {}{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stderr.contains("audit log verification failed"),
+        "{}",
+        r.stderr
+    );
+    r.stderr
+}
+
+#[test]
+fn every_kind_of_tampering_is_detected_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, code, _, _) = realistic_run(dir.path());
+    let checkpoint = ok(&doc, &["audit", "checkpoint"], "", "2026-12-09T09:30:00Z")
+        .trim()
+        .to_owned();
+    assert!(checkpoint.starts_with("MEDCRYPT-AUDIT:v1:"));
+    ok(
+        &doc,
+        &[
+            "audit",
+            "verify",
+            "--code",
+            &code,
+            "--checkpoint",
+            &checkpoint,
+        ],
+        "",
+        "2026-12-09T09:40:00Z",
+    );
+
+    // One byte of one entry changed.
+    let store = tampered_copy(dir.path(), "modified", |c| {
+        c.execute("UPDATE audit_log SET body = substr(body, 1, 20) || X'00' || substr(body, 22) WHERE seq = 5", [])
+            .unwrap();
+    });
+    assert!(verify_fails(&store, &code, None).contains("entry #5 was modified"));
+
+    // An entry deleted.
+    let store = tampered_copy(dir.path(), "deleted", |c| {
+        c.execute("DELETE FROM audit_log WHERE seq = 6", [])
+            .unwrap();
+    });
+    assert!(verify_fails(&store, &code, None).contains("entries #6 to #6 are missing"));
+
+    // Two entries swapped.
+    let store = tampered_copy(dir.path(), "swapped", |c| {
+        c.execute_batch(
+            "UPDATE audit_log SET seq = -7 WHERE seq = 7;
+             UPDATE audit_log SET seq = 7 WHERE seq = 8;
+             UPDATE audit_log SET seq = 8 WHERE seq = -7;",
+        )
+        .unwrap();
+    });
+    assert!(
+        verify_fails(&store, &code, None)
+            .contains("entry #7 was reordered: it was sealed as entry #8")
+    );
+
+    // A forged entry inserted (later entries renumbered to make room).
+    let store = tampered_copy(dir.path(), "inserted", |c| {
+        c.execute_batch(
+            "UPDATE audit_log SET seq = -seq - 1 WHERE seq >= 4;
+             UPDATE audit_log SET seq = -seq WHERE seq < 0;",
+        )
+        .unwrap();
+        let (day, body): (i64, Vec<u8>) = c
+            .query_row("SELECT day, body FROM audit_log WHERE seq = 3", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        c.execute(
+            "INSERT INTO audit_log (seq, day, kind, body, mac) VALUES (4, ?1, 1, ?2, ?3)",
+            params![day, body, vec![0x42u8; 32]],
+        )
+        .unwrap();
+    });
+    assert!(verify_fails(&store, &code, None).contains("entry #4 was inserted"));
+
+    // The tail cut off: the store's own head shows it.
+    let store = tampered_copy(dir.path(), "cut", |c| {
+        c.execute("DELETE FROM audit_log WHERE seq > 10", [])
+            .unwrap();
+    });
+    assert!(verify_fails(&store, &code, None).contains("truncated"));
+
+    // The tail cut off and the head rewritten to match: the checkpoint shows it.
+    let store = tampered_copy(dir.path(), "cut-head", |c| {
+        let mac: Vec<u8> = c
+            .query_row("SELECT mac FROM audit_log WHERE seq = 10", [], |r| r.get(0))
+            .unwrap();
+        c.execute("DELETE FROM audit_log WHERE seq > 10", [])
+            .unwrap();
+        c.execute("UPDATE audit_state SET last_seq = 10, last_mac = ?1", [mac])
+            .unwrap();
+    });
+    assert!(verify_fails(&store, &code, Some(&checkpoint)).contains("truncated"));
+
+    // The tail replaced by entries sealed under the current key: a thief
+    // with the machine and passphrase cuts back into day one and lets the
+    // program write a new story. The missing day seal gives it away.
+    let store = tampered_copy(dir.path(), "rewritten", |c| {
+        let first_seal = seqs_of_kind(c, 2)[0];
+        let keep = first_seal - 1;
+        let mac: Vec<u8> = c
+            .query_row("SELECT mac FROM audit_log WHERE seq = ?1", [keep], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        c.execute("DELETE FROM audit_log WHERE seq > ?1", [keep])
+            .unwrap();
+        c.execute(
+            "UPDATE audit_state SET last_seq = ?1, last_mac = ?2",
+            params![keep, mac],
+        )
+        .unwrap();
+    });
+    ok(&store, &["pair", "list"], "", "2026-12-09T09:50:00Z");
+    ok(
+        &store,
+        &["config", "set", "name", "Dr. Silva"],
+        "",
+        "2026-12-09T09:51:00Z",
+    );
+    let fault = verify_fails(&store, &code, None);
+    assert!(fault.contains("was never sealed"), "{fault}");
+}
