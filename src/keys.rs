@@ -32,6 +32,8 @@ pub const EPOCH_RATCHET_LABEL: &str = "medcrypt/v2/epoch-ratchet";
 pub const MESSAGE_KEY_LABEL: &str = "medcrypt/v2/message-key";
 /// Label for the key hint, derived from an epoch key.
 pub const KEY_HINT_LABEL: &str = "medcrypt/v2/key-hint";
+/// Label for the per-direction key that wraps attachment file keys.
+pub const FILE_WRAP_KEY_LABEL: &str = "medcrypt/v2/file-wrap-key";
 
 /// Length in bytes of the pairing token before base64url encoding (32 chars).
 const PAIRING_TOKEN_LEN: usize = 24;
@@ -51,7 +53,7 @@ fn derive(ikm: &[u8], label: &str, context: &str, out: &mut [u8]) {
     }
 }
 
-fn derive_key(ikm: &[u8], label: &str, context: &str) -> SecretBox<[u8; 32]> {
+pub(crate) fn derive_key(ikm: &[u8], label: &str, context: &str) -> SecretBox<[u8; 32]> {
     let mut key = SecretBox::new(Box::new([0u8; 32]));
     derive(ikm, label, context, key.expose_secret_mut());
     key
@@ -306,6 +308,17 @@ impl EpochKey {
         MessageKey(derive_key(
             self.key.expose_secret(),
             MESSAGE_KEY_LABEL,
+            &context,
+        ))
+    }
+
+    /// The key that wraps attachment file keys sent in `direction` this
+    /// epoch (kept apart from the message key by its label).
+    pub fn file_wrap_key(&self, direction: Direction) -> MessageKey {
+        let context = format!("{}:{}", self.epoch, direction.name());
+        MessageKey(derive_key(
+            self.key.expose_secret(),
+            FILE_WRAP_KEY_LABEL,
             &context,
         ))
     }

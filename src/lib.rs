@@ -10,6 +10,7 @@
 //! - [`WireMessage`]: the v2 one-line text format
 //! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
 
+pub mod attachment;
 pub mod audit;
 pub mod codes;
 mod epoch;
@@ -27,8 +28,9 @@ pub use epoch::{
 };
 pub use keys::{
     Advance, BrokenChain, Direction, EPOCH_RATCHET_LABEL, EpochChain, EpochKey,
-    FIRST_EPOCH_KEY_LABEL, KEY_HINT_LABEL, KEY_HINT_LEN, KeyHint, MESSAGE_KEY_LABEL, MessageKey,
-    PAIRING_TOKEN_LABEL, PairingSecret, PairingToken, Role, SAFETY_NUMBER_LABEL, SafetyNumber,
+    FILE_WRAP_KEY_LABEL, FIRST_EPOCH_KEY_LABEL, KEY_HINT_LABEL, KEY_HINT_LEN, KeyHint,
+    MESSAGE_KEY_LABEL, MessageKey, PAIRING_TOKEN_LABEL, PairingSecret, PairingToken, Role,
+    SAFETY_NUMBER_LABEL, SafetyNumber,
 };
 pub use legacy::{LegacyMessage, LegacyPairing, V1_PBKDF2_ITERATIONS, V1_PREFIX, derive_month_key};
 pub use wire::{
