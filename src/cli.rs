@@ -105,10 +105,49 @@ enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Encrypt and decrypt files (lab PDFs, photos, imaging) as attachments.
+    Attach {
+        #[command(subcommand)]
+        action: AttachCommand,
+    },
     /// Read, verify and export the encrypted, tamper-evident audit log.
     Audit {
         #[command(subcommand)]
         action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AttachCommand {
+    /// Encrypt a file for one or more pairings; prints the file(s) written.
+    Encrypt {
+        /// A pairing to send to (repeat for several recipients).
+        #[arg(long = "to", value_name = "ALIAS", required = true)]
+        to: Vec<String>,
+        /// The file to encrypt.
+        file: PathBuf,
+        /// The encrypted file [default: a neutral name in the current directory].
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Split into numbered parts of at most this size (e.g. 19M for a
+        /// Telegram bot's 20 MB download limit).
+        #[arg(long, value_name = "SIZE")]
+        part_size: Option<String>,
+    },
+    /// Decrypt an attachment (or all parts of one, in any order).
+    Decrypt {
+        /// The .medcrypt file, or every part of a split one.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write here [default: the original name, in the current directory].
+        #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
+        output: Option<PathBuf>,
+        /// Write the original name into this directory.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -273,6 +312,21 @@ pub(crate) fn report(err: &anyhow::Error) -> u8 {
 
 fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
     for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::attach_cmd::AttachFailure>() {
+            return (e.code, Some(e.hint));
+        }
+        if let Some(e) = cause.downcast_ref::<medcrypt::attachment::AttachmentError>() {
+            match e {
+                medcrypt::attachment::AttachmentError::Header(inner) => {
+                    return classify(&anyhow::Error::new(inner.clone()));
+                }
+                other => {
+                    if let Some((code, hint)) = crate::attach_cmd::classify(other) {
+                        return (code, Some(hint));
+                    }
+                }
+            }
+        }
         if let Some(e) = cause.downcast_ref::<DecryptError>() {
             return match e {
                 DecryptError::Malformed(_) => (
@@ -480,6 +534,34 @@ fn dispatch(
     match command {
         Command::Init { .. } | Command::Recover { .. } => Ok(()),
         Command::Audit { action } => audit(ctx, store, action),
+        Command::Attach { action } => match action {
+            AttachCommand::Encrypt {
+                to,
+                file,
+                output,
+                part_size,
+            } => crate::attach_cmd::encrypt(
+                store,
+                ctx.now,
+                &to,
+                &file,
+                output.as_deref(),
+                part_size.as_deref(),
+            ),
+            AttachCommand::Decrypt {
+                files,
+                output,
+                out_dir,
+                force,
+            } => crate::attach_cmd::decrypt(
+                store,
+                ctx.now,
+                &files,
+                output.as_deref(),
+                out_dir.as_deref(),
+                force,
+            ),
+        },
         Command::Passphrase {
             action: PassphraseCommand::Change {
                 new_passphrase_file,

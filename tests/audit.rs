@@ -5,10 +5,11 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{Party, Run};
 use rusqlite::{Connection, params};
 
 const PASSPHRASE: &str = "audit-test-passphrase";
@@ -21,37 +22,11 @@ const SECRETS: [&str; 3] = [
     "Thank you, doctor",
 ];
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn run(store: &Path, args: &[&str], stdin: &str, now: &str, passphrase: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env("MEDCRYPT_PASSPHRASE", passphrase)
-        .env("MEDCRYPT_NOW", now)
-        .env_remove("MEDCRYPT_STORE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
+    Party {
+        store: store.to_path_buf(),
     }
+    .run_with(args, stdin, now, passphrase)
 }
 
 fn ok(store: &Path, args: &[&str], stdin: &str, now: &str) -> String {

@@ -4,139 +4,15 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{NOV, PASSPHRASE, Party, paired};
 use medcrypt::codes::parse_pairing_code;
 use medcrypt::store::Store;
 use secrecy::SecretString;
-
-const PASSPHRASE: &str = "lilac-orbit-kettle-47";
-const NOV: &str = "2026-11-20T10:00:00Z";
-
-struct Party {
-    store: PathBuf,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Party {
-    fn new(dir: &Path, name: &str) -> Self {
-        Self {
-            store: dir.join(name).join("store.sqlite"),
-        }
-    }
-
-    fn run_with(&self, args: &[&str], stdin: &str, now: &str, passphrase: &str) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
-            .arg("--store")
-            .arg(&self.store)
-            .args(args)
-            .env("MEDCRYPT_PASSPHRASE", passphrase)
-            .env("MEDCRYPT_NOW", now)
-            .env_remove("MEDCRYPT_STORE")
-            .env_remove("MEDCRYPT_NEW_PASSPHRASE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = child.wait_with_output().unwrap();
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8(stdout).unwrap(),
-            stderr: String::from_utf8(stderr).unwrap(),
-        }
-    }
-
-    fn run_at(&self, args: &[&str], stdin: &str, now: &str) -> Run {
-        self.run_with(args, stdin, now, PASSPHRASE)
-    }
-
-    /// Runs and expects success.
-    fn ok(&self, args: &[&str], stdin: &str, now: &str) -> String {
-        let run = self.run_at(args, stdin, now);
-        assert_eq!(run.code, 0, "{args:?} failed: {}", run.stderr);
-        run.stdout
-    }
-
-    fn encrypt(&self, to: &str, text: &str, now: &str) -> String {
-        self.ok(&["encrypt", "--to", to, text], "", now)
-            .trim()
-            .to_owned()
-    }
-
-    fn decrypt(&self, wire: &str, now: &str) -> Run {
-        self.run_at(&["decrypt"], wire, now)
-    }
-}
-
-/// A physician store with pairing "alice", a patient store paired through
-/// the PNG, and the typed code printed by `pair new`.
-fn paired(dir: &Path) -> (Party, Party, String) {
-    let doc = Party::new(dir, "physician");
-    let pat = Party::new(dir, "patient");
-    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
-    pat.ok(&["init"], "", NOV);
-    let png = dir.join("pairing.png");
-    let shown = doc.ok(
-        &[
-            "pair",
-            "new",
-            "--patient",
-            "alice",
-            "--qr-png",
-            png.to_str().unwrap(),
-        ],
-        "",
-        NOV,
-    );
-    let code = shown
-        .lines()
-        .skip_while(|l| !l.starts_with("Typed code"))
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let accepted = pat.ok(
-        &[
-            "pair",
-            "accept",
-            "--qr-image",
-            png.to_str().unwrap(),
-            "--physician",
-            "dr-silva",
-        ],
-        "",
-        NOV,
-    );
-    let safety = |text: &str| {
-        text.lines()
-            .skip_while(|l| !l.starts_with("Safety number"))
-            .nth(1)
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
-    assert_eq!(safety(&shown), safety(&accepted), "safety numbers differ");
-    assert_eq!(safety(&shown).len(), 35);
-    (doc, pat, code)
-}
 
 #[test]
 fn pair_through_png_and_exchange_messages_both_ways() {

@@ -1,0 +1,152 @@
+//! Shared harness for the tests that drive the `medcrypt` binary: a party is
+//! one store in a temporary directory, commands run with a fixed clock.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const PASSPHRASE: &str = "lilac-orbit-kettle-47";
+pub const NOV: &str = "2026-11-20T10:00:00Z";
+
+pub struct Party {
+    pub store: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Party {
+    pub fn new(dir: &Path, name: &str) -> Self {
+        Self {
+            store: dir.join(name).join("store.sqlite"),
+        }
+    }
+
+    /// Runs in `cwd` with `passphrase` at `now`, feeding `stdin`.
+    pub fn run_full(
+        &self,
+        cwd: Option<&Path>,
+        args: &[&str],
+        stdin: &str,
+        now: &str,
+        passphrase: &str,
+    ) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_medcrypt"));
+        command
+            .arg("--store")
+            .arg(&self.store)
+            .args(args)
+            .env("MEDCRYPT_PASSPHRASE", passphrase)
+            .env("MEDCRYPT_NOW", now)
+            .env_remove("MEDCRYPT_STORE")
+            .env_remove("MEDCRYPT_NEW_PASSPHRASE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    pub fn run_with(&self, args: &[&str], stdin: &str, now: &str, passphrase: &str) -> Run {
+        self.run_full(None, args, stdin, now, passphrase)
+    }
+
+    pub fn run_at(&self, args: &[&str], stdin: &str, now: &str) -> Run {
+        self.run_with(args, stdin, now, PASSPHRASE)
+    }
+
+    /// Runs and expects success.
+    pub fn ok(&self, args: &[&str], stdin: &str, now: &str) -> String {
+        let run = self.run_at(args, stdin, now);
+        assert_eq!(run.code, 0, "{args:?} failed: {}", run.stderr);
+        run.stdout
+    }
+
+    pub fn encrypt(&self, to: &str, text: &str, now: &str) -> String {
+        self.ok(&["encrypt", "--to", to, text], "", now)
+            .trim()
+            .to_owned()
+    }
+
+    pub fn decrypt(&self, wire: &str, now: &str) -> Run {
+        self.run_at(&["decrypt"], wire, now)
+    }
+}
+
+/// The indented line after the line that starts with `heading`.
+pub fn line_after(text: &str, heading: &str) -> String {
+    text.lines()
+        .skip_while(|l| !l.starts_with(heading))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A physician store with pairing "alice" and a patient store paired with
+/// it (as "dr-silva") through a real QR PNG; returns both and the typed code.
+pub fn paired(dir: &Path) -> (Party, Party, String) {
+    let doc = Party::new(dir, "physician");
+    let pat = Party::new(dir, "patient");
+    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    pat.ok(&["init"], "", NOV);
+    let png = dir.join("pairing.png");
+    let shown = doc.ok(
+        &[
+            "pair",
+            "new",
+            "--patient",
+            "alice",
+            "--qr-png",
+            png.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    let accepted = pat.ok(
+        &[
+            "pair",
+            "accept",
+            "--qr-image",
+            png.to_str().unwrap(),
+            "--physician",
+            "dr-silva",
+        ],
+        "",
+        NOV,
+    );
+    let safety = line_after(&shown, "Safety number");
+    assert_eq!(
+        safety,
+        line_after(&accepted, "Safety number"),
+        "safety numbers differ"
+    );
+    assert_eq!(safety.len(), 35);
+    (doc, pat, line_after(&shown, "Typed code"))
+}
