@@ -186,6 +186,11 @@ impl std::fmt::Debug for FileKey {
 }
 
 impl FileKey {
+    /// A file key from bytes: vectors only.
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(SecretBox::new(Box::new(bytes)))
+    }
+
     fn payload_cipher(&self) -> Aes256Gcm {
         let key = derive_key(self.0.expose_secret(), PAYLOAD_KEY_LABEL, "");
         Aes256Gcm::new(key.expose_secret().into())
@@ -271,14 +276,34 @@ impl Sealing {
     /// [`AttachmentError::Recipients`] for no or too many recipients or mixed
     /// epochs; [`AttachmentError::Malformed`] for an over-long name.
     pub fn new(metadata: &Metadata, recipients: &[Recipient]) -> Result<Self> {
-        let first = recipients.first().ok_or(AttachmentError::Recipients)?;
-        let epoch = first.key.epoch();
-        if recipients.len() > MAX_RECIPIENTS || recipients.iter().any(|r| r.key.epoch() != epoch) {
-            return Err(AttachmentError::Recipients);
-        }
         let mut key = SecretBox::new(Box::new([0u8; 32]));
         OsRng.fill_bytes(key.expose_secret_mut());
-        let key = FileKey(key);
+        let nonces: Vec<[u8; 12]> = recipients
+            .iter()
+            .map(|_| {
+                let mut nonce = [0u8; 12];
+                OsRng.fill_bytes(&mut nonce);
+                nonce
+            })
+            .collect();
+        Self::with_key(metadata, recipients, FileKey(key), &nonces)
+    }
+
+    /// [`Sealing::new`] with a chosen file key and wrap nonces: vectors only.
+    pub(crate) fn with_key(
+        metadata: &Metadata,
+        recipients: &[Recipient],
+        key: FileKey,
+        nonces: &[[u8; 12]],
+    ) -> Result<Self> {
+        let first = recipients.first().ok_or(AttachmentError::Recipients)?;
+        let epoch = first.key.epoch();
+        if recipients.len() > MAX_RECIPIENTS
+            || nonces.len() != recipients.len()
+            || recipients.iter().any(|r| r.key.epoch() != epoch)
+        {
+            return Err(AttachmentError::Recipients);
+        }
         let mut header = Vec::with_capacity(FIXED_HEADER_LEN + recipients.len() * STANZA_LEN + 32);
         header.extend_from_slice(MAGIC);
         header.push(KIND_FILE);
@@ -286,10 +311,8 @@ impl Sealing {
         header.extend_from_slice(&epoch.to_bytes());
         header.push(u8::try_from(recipients.len()).unwrap_or(0));
         let fixed: Vec<u8> = header.clone();
-        for recipient in recipients {
+        for (recipient, &nonce) in recipients.iter().zip(nonces) {
             let hint = recipient.key.key_hint();
-            let mut nonce = [0u8; 12];
-            OsRng.fill_bytes(&mut nonce);
             let wrap = recipient.key.file_wrap_key(recipient.direction);
             let aad = wrap_aad(&fixed, &hint, recipient.direction);
             let wrapped = Aes256Gcm::new(wrap.expose_bytes().into())

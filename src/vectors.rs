@@ -741,6 +741,278 @@ fn damage_v1_nonce(wire: &str) -> String {
     fields.join(":")
 }
 
+/// `attachment.json`: encrypted files and what a receiver must make of them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AttachmentFile {
+    /// What the file holds.
+    pub description: String,
+    /// The cases.
+    pub cases: Vec<AttachmentCase>,
+}
+
+/// One encrypted file given to one receiver at one instant.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AttachmentCase {
+    /// Case name.
+    pub name: String,
+    /// What the case shows.
+    pub comment: String,
+    /// The receiver's pairing secret, hex.
+    pub pairing_secret: String,
+    /// The receiver's pairing start epoch.
+    pub start_epoch: String,
+    /// `physician` or `patient`.
+    pub receiver: String,
+    /// The receiver's clock, RFC 3339.
+    pub now: String,
+    /// The encrypted file, hex; absent when `base` and `edit` give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Name of an earlier case whose file this one edits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The edit: `{"truncate_to": n}`, `{"flip_bit": [offset, bit]}` or `{"append_hex": "…"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<serde_json::Value>,
+    /// `success` or the name of the error.
+    pub expect: String,
+    /// For success: the metadata inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<crate::attachment::Metadata>,
+    /// For success: the content, hex (small files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// For success: SHA-256 of the content, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+}
+
+/// Content of the two-chunk vector: byte i = (i × 31) mod 251.
+pub fn vector_content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i * 31) % 251) as u8).collect()
+}
+
+fn seal_file(name: &str, content: &[u8], file_name: &str, secrets: &[[u8; 32]]) -> Vec<u8> {
+    use crate::attachment::{FileKey, Metadata, Recipient, Sealing};
+    let recipients: Vec<Recipient> = secrets
+        .iter()
+        .map(|s| Recipient {
+            key: key_at(s, "2026-11", "2026-11"),
+            direction: Direction::PhysicianToPatient,
+        })
+        .collect();
+    let metadata = Metadata {
+        name: file_name.into(),
+        mime: crate::attachment::guess_mime(file_name).into(),
+        size: content.len() as u64,
+    };
+    let digest = Sha256::digest(format!("medcrypt test vector file key:{name}").as_bytes());
+    let mut file_key = [0u8; 32];
+    file_key.copy_from_slice(&digest);
+    let nonces: Vec<[u8; 12]> = (0..secrets.len())
+        .map(|i| vector_nonce(&format!("{name}:{i}")))
+        .collect();
+    let mut out = Vec::new();
+    let sealing = Sealing::with_key(
+        &metadata,
+        &recipients,
+        FileKey::from_bytes(file_key),
+        &nonces,
+    );
+    if let Ok(sealing) = sealing {
+        let _ = sealing.write(content, &mut out, &mut |_| {});
+    }
+    out
+}
+
+fn attachment_cases() -> Vec<AttachmentCase> {
+    let now = datetime!(2026-11-22 10:00 UTC);
+    let small = b"Potassium 4.1 mmol/L. Sodium 139 mmol/L.\n".to_vec();
+    let two = vector_content(70_000);
+    let meta = |name: &str, content: &[u8]| crate::attachment::Metadata {
+        name: name.into(),
+        mime: crate::attachment::guess_mime(name).into(),
+        size: content.len() as u64,
+    };
+    let case = |name: &str,
+                comment: &str,
+                secret: [u8; 32],
+                receiver: &str,
+                at: OffsetDateTime,
+                expect: &str| AttachmentCase {
+        name: name.into(),
+        comment: comment.into(),
+        pairing_secret: hex::encode(secret),
+        start_epoch: "2026-11".into(),
+        receiver: receiver.into(),
+        now: rfc3339(at),
+        file: None,
+        base: None,
+        edit: None,
+        expect: expect.into(),
+        metadata: None,
+        content: None,
+        content_sha256: None,
+    };
+    let success =
+        |mut c: AttachmentCase, file: Vec<u8>, name: &str, content: &[u8], inline: bool| {
+            c.file = Some(hex::encode(file));
+            c.metadata = Some(meta(name, content));
+            c.content = inline.then(|| hex::encode(content));
+            c.content_sha256 = Some(hex::encode(Sha256::digest(content)));
+            c
+        };
+    let edited = |mut c: AttachmentCase, base: &str, edit: serde_json::Value| {
+        c.base = Some(base.into());
+        c.edit = Some(edit);
+        c
+    };
+    let small_file = seal_file("attachment_one_chunk", &small, "labs.txt", &[SECRET_A]);
+    let two_file = seal_file("attachment_two_chunks", &two, "scan.dcm", &[SECRET_A]);
+    let both_file = seal_file(
+        "attachment_two_recipients",
+        &small,
+        "labs.txt",
+        &[SECRET_A, SECRET_B],
+    );
+    let header_len = 14 + 65 + 32;
+    let mut cases = vec![
+        success(
+            case(
+                "attachment_one_chunk",
+                "A small lab result: one chunk, padded to 4 KiB.",
+                SECRET_A,
+                "patient",
+                now,
+                "success",
+            ),
+            small_file.clone(),
+            "labs.txt",
+            &small,
+            true,
+        ),
+        success(
+            case(
+                "attachment_two_chunks",
+                "70,000 bytes: content byte i = (i * 31) mod 251; two chunks, the last one partial.",
+                SECRET_A,
+                "patient",
+                now,
+                "success",
+            ),
+            two_file.clone(),
+            "scan.dcm",
+            &two,
+            false,
+        ),
+        success(
+            case(
+                "attachment_second_recipient",
+                "Addressed to two pairings; opened by the second.",
+                SECRET_B,
+                "patient",
+                now,
+                "success",
+            ),
+            both_file,
+            "labs.txt",
+            &small,
+            true,
+        ),
+    ];
+    let mut c = case(
+        "attachment_not_for_receiver",
+        "Addressed only to another pairing.",
+        SECRET_B,
+        "patient",
+        now,
+        "unknown_key_hint",
+    );
+    c.file = Some(hex::encode(&small_file));
+    cases.push(c);
+    let mut c = case(
+        "attachment_reflected",
+        "The physician's own file, given back to the physician.",
+        SECRET_A,
+        "physician",
+        now,
+        "reflected",
+    );
+    c.file = Some(hex::encode(&small_file));
+    cases.push(c);
+    let mut c = case(
+        "attachment_expired",
+        "A November file on 8 December: the key was destroyed.",
+        SECRET_A,
+        "patient",
+        datetime!(2026-12-08 0:00 UTC),
+        "expired",
+    );
+    c.file = Some(hex::encode(&small_file));
+    cases.push(c);
+    cases.push(edited(
+        case(
+            "attachment_header_altered",
+            "One bit of the header MAC flipped.",
+            SECRET_A,
+            "patient",
+            now,
+            "authentication_failed",
+        ),
+        "attachment_one_chunk",
+        serde_json::json!({ "flip_bit": [header_len - 1, 0] }),
+    ));
+    cases.push(edited(
+        case(
+            "attachment_truncated",
+            "The last 100 bytes are missing.",
+            SECRET_A,
+            "patient",
+            now,
+            "truncated",
+        ),
+        "attachment_two_chunks",
+        serde_json::json!({ "truncate_to": two_file.len() - 100 }),
+    ));
+    cases.push(edited(
+        case(
+            "attachment_chunk_altered",
+            "One bit of the first chunk flipped.",
+            SECRET_A,
+            "patient",
+            now,
+            "chunk_modified",
+        ),
+        "attachment_two_chunks",
+        serde_json::json!({ "flip_bit": [header_len + 1000, 3] }),
+    ));
+    cases.push(edited(
+        case(
+            "attachment_appended",
+            "Bytes appended after the last chunk.",
+            SECRET_A,
+            "patient",
+            now,
+            "appended_data",
+        ),
+        "attachment_two_chunks",
+        serde_json::json!({ "append_hex": "00" }),
+    ));
+    cases.push(edited(case("attachment_empty_final_chunk", "Cut after the first chunk, then 16 bytes as an empty 'last' chunk.", SECRET_A, "patient", now, "empty_final_chunk"),
+        "attachment_two_chunks", serde_json::json!({ "truncate_to": header_len + 65_536 + 16, "then_append_hex": "00".repeat(16) })));
+    let mut c = case(
+        "attachment_not_medcrypt",
+        "A plain PDF.",
+        SECRET_A,
+        "patient",
+        now,
+        "not_attachment",
+    );
+    c.file = Some(hex::encode(b"%PDF-1.7 plain text"));
+    cases.push(c);
+    cases
+}
+
 fn to_json<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
@@ -762,5 +1034,17 @@ pub fn generate() -> Vec<(&'static str, String)> {
             }),
         ),
         ("v1.json", to_json(&legacy())),
+        (
+            "attachment.json",
+            to_json(&AttachmentFile {
+                description: "MedCrypt v2 attachments. Build the receiver's epoch chain from pairing_secret \
+                              and start_epoch, advance it to `now`; take `file` (hex), or the file of case \
+                              `base` changed by `edit` (truncate_to, then_append_hex, flip_bit [offset, bit], \
+                              append_hex); read the header, unwrap the file key as `receiver`, decrypt; expect \
+                              `success` with `metadata` and `content_sha256`, or the named error."
+                    .into(),
+                cases: attachment_cases(),
+            }),
+        ),
     ]
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use medcrypt::vectors::{KeyScheduleFile, LegacyFile, ReplayIdVector, WireFile};
+use medcrypt::vectors::{AttachmentFile, KeyScheduleFile, LegacyFile, ReplayIdVector, WireFile};
 use medcrypt::{
     Direction, Epoch, EpochChain, LegacyMessage, LegacyPairing, PairingSecret, Role, WireMessage,
 };
@@ -165,5 +165,102 @@ fn v1_legacy_vectors() {
             (expect, Err(err)) => assert_eq!(err.kind(), expect, "{}: {err}", case.name),
             (expect, Ok(_)) => panic!("{}: expected {expect}, got success", case.name),
         }
+    }
+}
+
+fn apply_edit(mut file: Vec<u8>, edit: &serde_json::Value) -> Vec<u8> {
+    if let Some(len) = edit.get("truncate_to").and_then(serde_json::Value::as_u64) {
+        file.truncate(len as usize);
+    }
+    for key in ["then_append_hex", "append_hex"] {
+        if let Some(extra) = edit.get(key).and_then(serde_json::Value::as_str) {
+            file.extend_from_slice(&hex::decode(extra).unwrap());
+        }
+    }
+    if let Some(flip) = edit.get("flip_bit").and_then(serde_json::Value::as_array) {
+        let offset = flip[0].as_u64().unwrap() as usize;
+        file[offset] ^= 1 << flip[1].as_u64().unwrap();
+    }
+    file
+}
+
+#[test]
+fn attachment_vectors() {
+    use medcrypt::attachment::{Header, decrypt};
+    use sha2::{Digest, Sha256};
+
+    let file: AttachmentFile = serde_json::from_str(&vector_file("attachment.json")).unwrap();
+    let mut files: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for case in &file.cases {
+        let bytes = match (&case.file, &case.base, &case.edit) {
+            (Some(hex_file), _, _) => hex::decode(hex_file).unwrap(),
+            (None, Some(base), Some(edit)) => apply_edit(files[base.as_str()].clone(), edit),
+            _ => panic!("{}: no file", case.name),
+        };
+        files.insert(case.name.clone(), bytes.clone());
+        let at = now(&case.now);
+        let mut chain = EpochChain::new(
+            secret(&case.pairing_secret).first_epoch_key(case.start_epoch.parse().unwrap()),
+        );
+        chain.advance(at);
+        let role = if case.receiver == "physician" {
+            Role::Physician
+        } else {
+            Role::Patient
+        };
+        let mut out = Vec::new();
+        let result = (|| {
+            let mut input = std::io::BufReader::new(&bytes[..]);
+            let header = Header::read(&mut input)?;
+            let key = header.unwrap(&chain, role, at)?;
+            decrypt(input, &key, &mut out, &mut |_| {})
+        })();
+        match (case.expect.as_str(), result) {
+            ("success", Ok(decrypted)) => {
+                assert_eq!(
+                    Some(&decrypted.metadata),
+                    case.metadata.as_ref(),
+                    "{}",
+                    case.name
+                );
+                assert_eq!(
+                    Some(hex::encode(Sha256::digest(&out))),
+                    case.content_sha256,
+                    "{}",
+                    case.name
+                );
+                if let Some(content) = &case.content {
+                    assert_eq!(&hex::encode(&out), content, "{}", case.name);
+                } else {
+                    assert_eq!(
+                        out,
+                        medcrypt::vectors::vector_content(out.len()),
+                        "{}",
+                        case.name
+                    );
+                }
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{}: {err}", case.name),
+            (expect, Ok(_)) => panic!("{}: expected {expect}, got success", case.name),
+        }
+        kinds.insert(case.expect.clone());
+    }
+    for required in [
+        "success",
+        "unknown_key_hint",
+        "reflected",
+        "expired",
+        "authentication_failed",
+        "truncated",
+        "chunk_modified",
+        "appended_data",
+        "empty_final_chunk",
+        "not_attachment",
+    ] {
+        assert!(
+            kinds.contains(required),
+            "no attachment vector expects {required}"
+        );
     }
 }

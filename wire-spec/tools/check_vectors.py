@@ -158,6 +158,92 @@ def open_v1(case, keys):
     raise Fail("authentication_failed")
 
 
+def padme(length):
+    length = max(length, 4096)
+    e = length.bit_length() - 1
+    s = e.bit_length()
+    mask = (1 << (e - s)) - 1
+    return (length + mask) & ~mask
+
+
+def open_attachment(case, data):
+    if data[:8] != b"MEDCRYPT" or len(data) < 14 or data[8:9] != b"F":
+        raise Fail("not_attachment")
+    if data[9] != 2:
+        raise Fail("unsupported_version")
+    y, m, n = int.from_bytes(data[10:12], "big"), data[12], data[13]
+    now = datetime.fromisoformat(case["now"].replace("Z", "+00:00"))
+    if (y, m) < (now.year, now.month) and now >= month_start(*next_month(y, m)) + timedelta(days=7):
+        raise Fail("expired")
+    hlen = 14 + 65 * n + 32
+    header = data[:hlen]
+    key = chain_key(bytes.fromhex(case["pairing_secret"]), parse_epoch(case["start_epoch"]), (y, m))
+    hint = hkdf(key, "medcrypt/v2/key-hint", ename(y, m), 4)
+    inbound = 1 if case["receiver"] == "patient" else 2
+    file_key, outcome = None, "unknown_key_hint"
+    for i in range(n):
+        st = header[14 + 65 * i: 14 + 65 * (i + 1)]
+        if st[:4] != hint:
+            continue
+        wrap = hkdf(key, "medcrypt/v2/file-wrap-key", f"{ename(y, m)}:{DIRS[st[4]]}")
+        try:
+            fk = AESGCM(wrap).decrypt(st[5:17], st[17:65], b"medcrypt/v2/file-key" + header[:14] + st[:5])
+        except InvalidTag:
+            outcome = "authentication_failed"
+            continue
+        mac = hmac.new(hkdf(fk, "medcrypt/v2/file-header-mac", ""), header[:-32], hashlib.sha256).digest()
+        if mac != header[-32:]:
+            raise Fail("authentication_failed")
+        if st[4] != inbound:
+            raise Fail("reflected")
+        file_key = fk
+        break
+    if file_key is None:
+        raise Fail(outcome)
+    aead = AESGCM(hkdf(file_key, "medcrypt/v2/file-payload", ""))
+    body, pos, i, plain, total = data[hlen:], 0, 0, b"", None
+    chunks = last_len = None
+    while True:
+        last_expected = chunks is not None and i == chunks - 1
+        want = (last_len if last_expected else 65536) + 16
+        piece = body[pos:pos + want]
+        at_end = pos + len(piece) >= len(body)
+        if len(piece) == 16 and at_end and i > 0:
+            raise Fail("empty_final_chunk")
+        if (chunks is not None and len(piece) < want) or len(piece) <= 16:
+            raise Fail("truncated")
+        last = last_expected if chunks is not None else at_end
+        nonce = lambda c, f: c.to_bytes(11, "big") + bytes([f])
+        try:
+            chunk = aead.decrypt(nonce(i, last), piece, b"")
+        except InvalidTag:
+            for c, f, kind in [(i, not last, "truncated" if last else "appended_data")]:
+                try:
+                    aead.decrypt(nonce(c, f), piece, b"")
+                    raise Fail(kind)
+                except InvalidTag:
+                    pass
+            raise Fail("chunk_modified")
+        plain += chunk
+        pos += len(piece)
+        if chunks is None:
+            mlen = int.from_bytes(chunk[:4], "big")
+            meta = json.loads(chunk[4:4 + mlen])
+            total = padme(4 + mlen + meta["size"] + 32)
+            chunks = -(-total // 65536)
+            last_len = total - (chunks - 1) * 65536
+        i += 1
+        if last:
+            if pos < len(body):
+                raise Fail("appended_data")
+            break
+    content = plain[4 + mlen: 4 + mlen + meta["size"]]
+    digest = plain[4 + mlen + meta["size"]: 4 + mlen + meta["size"] + 32]
+    if hashlib.sha256(content).digest() != digest or len(plain) != total or any(plain[4 + mlen + meta["size"] + 32:]):
+        raise Fail("malformed")
+    return meta, content
+
+
 def main():
     failures = 0
 
@@ -217,7 +303,29 @@ def main():
         except Fail as f:
             check(case["name"], str(f), case["expect"])
 
-    total = len(keys["cases"]) + len(v1["cases"]) + len(json.loads((VECTORS / "v2.json").read_text())["cases"])
+    files = {}
+    attachments = json.loads((VECTORS / "attachment.json").read_text())["cases"]
+    for case in attachments:
+        if "file" in case:
+            data = bytearray(bytes.fromhex(case["file"]))
+        else:
+            data, edit = bytearray(files[case["base"]]), case["edit"]
+            if "truncate_to" in edit:
+                del data[edit["truncate_to"]:]
+            for key in ("then_append_hex", "append_hex"):
+                if key in edit:
+                    data += bytes.fromhex(edit[key])
+            if "flip_bit" in edit:
+                data[edit["flip_bit"][0]] ^= 1 << edit["flip_bit"][1]
+        files[case["name"]] = bytes(data)
+        try:
+            meta, content = open_attachment(case, bytes(data))
+            got = ("success", meta, hashlib.sha256(content).hexdigest())
+            check(case["name"], got, (case["expect"], case.get("metadata"), case.get("content_sha256")))
+        except Fail as f:
+            check(case["name"], str(f), case["expect"])
+
+    total = len(keys["cases"]) + len(v1["cases"]) + len(attachments) + len(json.loads((VECTORS / "v2.json").read_text())["cases"])
     print(f"{total} vector cases checked, {failures} mismatches")
     return 1 if failures else 0
 
