@@ -105,6 +105,39 @@ enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Run the physician's bot-side agent.
+    Agent {
+        #[command(subcommand)]
+        transport: AgentCommand,
+    },
+    /// Queue an encrypted text or file for the agent to deliver.
+    Send {
+        /// The pairing to send to.
+        #[arg(long, value_name = "ALIAS")]
+        to: String,
+        /// A file to send instead of text.
+        #[arg(long, value_name = "FILE", conflicts_with = "text")]
+        file: Option<PathBuf>,
+        /// The text; standard input when absent or `-`.
+        text: Option<String>,
+    },
+    /// Show what is queued for delivery, and its state.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxCommand>,
+    },
+    /// Show the decrypted messages the agent received.
+    Inbox {
+        /// Only from this pairing.
+        #[arg(long, value_name = "ALIAS")]
+        from: Option<String>,
+        /// Keep showing new messages as they arrive (Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
+        /// Write received files into this directory.
+        #[arg(long, value_name = "DIR")]
+        save_attachments: Option<PathBuf>,
+    },
     /// Encrypt and decrypt files (lab PDFs, photos, imaging) as attachments.
     Attach {
         #[command(subcommand)]
@@ -114,6 +147,38 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Telegram, by long polling. Token from TELOXIDE_TOKEN or --token-file;
+    /// API URL from TELOXIDE_API_URL (a self-hosted Bot API server), else Telegram's.
+    Telegram {
+        /// A file holding the bot token from @BotFather.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// Warn about plaintext messages but do not delete them.
+        #[arg(long)]
+        keep_plaintext: bool,
+        /// Long-polling timeout in seconds.
+        #[arg(long, default_value_t = 25, hide = true)]
+        poll_timeout: u32,
+        /// Seconds between rotation/shredding ticks.
+        #[arg(long, default_value_t = 60, hide = true)]
+        tick_seconds: u64,
+        /// Stop after this many seconds (for demonstrations and tests).
+        #[arg(long, hide = true)]
+        run_for: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Queue an uncertain or failed item again.
+    Retry {
+        /// The item's number.
+        id: i64,
     },
 }
 
@@ -443,6 +508,18 @@ fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
                 ),
             );
         }
+        if let Some(e) = cause.downcast_ref::<medcrypt::telegram::AgentError>() {
+            return match e {
+                medcrypt::telegram::AgentError::Store(_) => (EXIT_OTHER, Some("check the store")),
+                medcrypt::telegram::AgentError::Telegram(_) => (
+                    EXIT_OTHER,
+                    Some("check the token (TELOXIDE_TOKEN), TELOXIDE_API_URL and the network"),
+                ),
+                medcrypt::telegram::AgentError::Config(_) => {
+                    (EXIT_USAGE, Some("fix the setting and start again"))
+                }
+            };
+        }
         if let Some(SealError::TooLong { .. }) = cause.downcast_ref::<SealError>() {
             return (
                 EXIT_OTHER,
@@ -534,6 +611,58 @@ fn dispatch(
     match command {
         Command::Init { .. } | Command::Recover { .. } => Ok(()),
         Command::Audit { action } => audit(ctx, store, action),
+        Command::Agent {
+            transport:
+                AgentCommand::Telegram {
+                    token_file,
+                    keep_plaintext,
+                    poll_timeout,
+                    tick_seconds,
+                    run_for,
+                },
+        } => {
+            let token = match token_file {
+                Some(path) => read_secret_file(&path, "token")?.expose_secret().to_owned(),
+                None => std::env::var("TELOXIDE_TOKEN").map_err(|_| {
+                    hinted(
+                        "no bot token",
+                        "set TELOXIDE_TOKEN or pass --token-file FILE (the token @BotFather gave you)",
+                    )
+                })?,
+            };
+            init_logging();
+            let options = medcrypt::telegram::Options {
+                token,
+                api_url: std::env::var("TELOXIDE_API_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty()),
+                poll_timeout,
+                keep_plaintext,
+                tick: std::time::Duration::from_secs(tick_seconds.max(1)),
+                run_for: run_for.map(std::time::Duration::from_secs),
+                clock: clock_or_now,
+            };
+            Ok(medcrypt::telegram::run(store, &options)?)
+        }
+        Command::Send { to, file, text } => send(ctx, store, &to, file.as_deref(), text),
+        Command::Outbox { action } => match action {
+            None => outbox_list(store),
+            Some(OutboxCommand::Retry { id }) => {
+                store.outbox_retry(id, ctx.now)?;
+                out(format_args!("Outbox item #{id} is queued again."))
+            }
+        },
+        Command::Inbox {
+            from,
+            follow,
+            save_attachments,
+        } => inbox(
+            ctx,
+            store,
+            from.as_deref(),
+            follow,
+            save_attachments.as_deref(),
+        ),
         Command::Attach { action } => match action {
             AttachCommand::Encrypt {
                 to,
@@ -1246,6 +1375,250 @@ fn keys_list(ctx: &Settings, store: &Store) -> Result<()> {
                 format_utc(key.epoch().destruction_time())
             ))?;
         }
+    }
+    Ok(())
+}
+
+/// The agent's clock: with `MEDCRYPT_NOW`, time starts there and runs on
+/// (a long-running process needs retries and ticks to come due).
+fn clock_or_now() -> OffsetDateTime {
+    static START: std::sync::OnceLock<(OffsetDateTime, std::time::Instant)> =
+        std::sync::OnceLock::new();
+    let (at, since) = START.get_or_init(|| {
+        (
+            clock().unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            std::time::Instant::now(),
+        )
+    });
+    *at + since.elapsed()
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("medcrypt=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Telegram bots may upload documents up to 50 MB.
+const UPLOAD_LIMIT: u64 = 50 * 1000 * 1000;
+
+fn send(
+    ctx: &Settings,
+    store: &mut Store,
+    alias: &str,
+    file: Option<&Path>,
+    text: Option<String>,
+) -> Result<()> {
+    use medcrypt::attachment::{Metadata, Recipient, Sealing, guess_mime};
+    use medcrypt::store::OutboxKind;
+    let pairing = store.pairing(alias)?;
+    let epoch = Epoch::containing(ctx.now);
+    let seal_document = |metadata: Metadata, content: &mut (dyn Read + Send)| -> Result<Vec<u8>> {
+        let chain = store.chain(&pairing)?;
+        let key = chain
+            .key_for(epoch)
+            .ok_or(SealError::NoKeyForEpoch(epoch))?
+            .into_owned();
+        let sealing = Sealing::new(
+            &metadata,
+            &[Recipient {
+                key,
+                direction: pairing.role.outbound(),
+            }],
+        )?;
+        if sealing.total_len() > UPLOAD_LIMIT {
+            return Err(hinted(
+                "this file is larger than the 50 MB a bot may upload",
+                "use `medcrypt attach encrypt --part-size 19M` and send the parts yourself",
+            ));
+        }
+        let mut bytes = Vec::new();
+        let mut reader = std::io::BufReader::new(content);
+        sealing.write(&mut reader, &mut bytes, &mut |_| {})?;
+        Ok(bytes)
+    };
+    let (kind, payload) = match (file, pairing.protocol) {
+        (Some(_), Protocol::V1) => {
+            return Err(hinted(
+                "a legacy v1 pairing cannot receive files",
+                "pair anew with `medcrypt pair new`",
+            ));
+        }
+        (Some(path), _) => {
+            let mut f = std::fs::File::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let size = f.metadata()?.len();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let metadata = Metadata {
+                mime: guess_mime(&name).to_owned(),
+                name,
+                size,
+            };
+            (OutboxKind::Document, seal_document(metadata, &mut f)?)
+        }
+        (None, protocol) => {
+            let text = Zeroizing::new(match text {
+                Some(text) if text != "-" => text,
+                _ => {
+                    let input = read_input(None)?;
+                    input.strip_suffix('\n').unwrap_or(&input).to_owned()
+                }
+            });
+            if protocol == Protocol::V1 {
+                let mut legacy = store.legacy(&pairing)?;
+                store.audit(
+                    ctx.now,
+                    "encrypt",
+                    alias,
+                    "ok",
+                    &[("protocol", "v1".to_owned())],
+                )?;
+                (
+                    OutboxKind::Text,
+                    legacy.encrypt(&text, ctx.now).to_text().into_bytes(),
+                )
+            } else if text.len() <= medcrypt::MAX_TEXT_BYTES {
+                let chain = store.chain(&pairing)?;
+                let key = chain
+                    .key_for(epoch)
+                    .ok_or(SealError::NoKeyForEpoch(epoch))?;
+                let direction = pairing.role.outbound();
+                let sequence = store.next_sequence(&pairing, epoch, direction, ctx.now)?;
+                let wire =
+                    WireMessage::seal(&key, direction, sequence, &Payload::Text(text.to_string()))?;
+                (OutboxKind::Text, wire.to_text().into_bytes())
+            } else {
+                // Too long for one chat message: an encrypted document.
+                let metadata = Metadata {
+                    name: "message.txt".into(),
+                    mime: "text/plain".into(),
+                    size: text.len() as u64,
+                };
+                (
+                    OutboxKind::Document,
+                    seal_document(metadata, &mut text.as_bytes())?,
+                )
+            }
+        }
+    };
+    let id = store.outbox_queue(&pairing, kind, &payload, ctx.now)?;
+    let bound = store.chat_for_pairing(pairing.id)?.is_some();
+    out(format_args!(
+        "Queued #{id} for {alias} ({}). {}",
+        kind.name(),
+        if bound {
+            "The agent delivers it; `medcrypt outbox` shows its state."
+        } else {
+            "It will be delivered once the patient has connected their chat (the deep link)."
+        }
+    ))
+}
+
+fn outbox_list(store: &Store) -> Result<()> {
+    let items = store.outbox(None)?;
+    if items.is_empty() {
+        return out(format_args!("The outbox is empty."));
+    }
+    out(format_args!(
+        "{:>5}  {:16} {:9} {:10} {:>8}  {:20}  LAST ERROR",
+        "#", "TO", "KIND", "STATE", "ATTEMPTS", "QUEUED"
+    ))?;
+    for item in items {
+        out(format_args!(
+            "{:>5}  {:16} {:9} {:10} {:>8}  {:20}  {}",
+            item.id,
+            item.alias,
+            item.kind.name(),
+            item.state,
+            item.attempts,
+            item.created_at,
+            item.last_error.unwrap_or_default()
+        ))?;
+    }
+    Ok(())
+}
+
+/// A path in `dir` for `name` that does not exist yet: "name", "name (2)", …
+fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let candidate = dir.join(name);
+    if !candidate.exists() {
+        return candidate;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), format!(".{ext}")),
+        _ => (name.to_owned(), String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(candidate)
+}
+
+fn inbox(
+    ctx: &Settings,
+    store: &mut Store,
+    from: Option<&str>,
+    follow: bool,
+    save: Option<&Path>,
+) -> Result<()> {
+    use medcrypt::store::InboxContent;
+    let pairing = from.map(|alias| store.pairing(alias)).transpose()?;
+    let mut last = 0;
+    let mut shown = 0;
+    loop {
+        for item in store.inbox(pairing.as_ref(), last)? {
+            last = item.id;
+            shown += 1;
+            match &item.content {
+                InboxContent::Text(text) => {
+                    out(format_args!(
+                        "#{} {} {}:\n{}\n",
+                        item.id, item.received_at, item.alias, text
+                    ))?;
+                }
+                InboxContent::File(meta) => {
+                    let saved = match save {
+                        Some(dir) => {
+                            std::fs::create_dir_all(dir)
+                                .with_context(|| format!("cannot create {}", dir.display()))?;
+                            let path = free_path(
+                                dir,
+                                &medcrypt::attachment::sanitize_file_name(&meta.name),
+                            );
+                            let mut bytes = Vec::new();
+                            store.inbox_file_content(item.id, &mut bytes)?;
+                            write_atomically(&path, &bytes, true)?;
+                            store.audit(
+                                ctx.now,
+                                "inbox_export",
+                                &item.alias,
+                                "ok",
+                                &[("item", item.id.to_string())],
+                            )?;
+                            format!(" → saved as {}", path.display())
+                        }
+                        None => " (save it with --save-attachments DIR)".to_owned(),
+                    };
+                    out(format_args!(
+                        "#{} {} {}: [file {}, {} bytes, {}]{saved}\n",
+                        item.id, item.received_at, item.alias, meta.name, meta.size, meta.mime
+                    ))?;
+                }
+            }
+        }
+        if !follow {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    if shown == 0 && !follow {
+        out(format_args!("No messages yet."))?;
     }
     Ok(())
 }

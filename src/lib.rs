@@ -10,14 +10,18 @@
 //! - [`WireMessage`]: the v2 one-line text format
 //! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
 
+pub mod agent;
 pub mod attachment;
 pub mod audit;
 pub mod codes;
 mod epoch;
+#[cfg(feature = "fake-telegram")]
+pub mod fake_telegram;
 mod keys;
 mod legacy;
 pub mod qr;
 pub mod store;
+pub mod telegram;
 #[doc(hidden)]
 pub mod vectors;
 mod wire;

@@ -39,7 +39,9 @@ use crate::wire::ReplayId;
 /// PBKDF2 iterations for new passphrase wraps. Stored per wrap, so a later
 /// version can raise it and re-wrap on the next unlock.
 pub const PASSPHRASE_ITERATIONS: u32 = 600_000;
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
+/// Bytes of attachment content per encrypted inbox row.
+const INBOX_CHUNK: usize = 1 << 20;
 const WRAP_LABEL: &str = "medcrypt/store/v1/master-key";
 const RECOVERY_KEK_LABEL: &str = "medcrypt/store/v1/recovery-kek";
 const NONCE_LEN: usize = 12;
@@ -242,6 +244,40 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         time TEXT NOT NULL,
         method TEXT NOT NULL);",
+    // Version 3: the agent's chats, inbox and outbox.
+    "CREATE TABLE chat_bindings (
+        pairing_id INTEGER PRIMARY KEY REFERENCES pairings(id) ON DELETE CASCADE,
+        chat_id INTEGER NOT NULL UNIQUE,
+        bound_at TEXT NOT NULL);
+     CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pairing_id INTEGER NOT NULL REFERENCES pairings(id) ON DELETE CASCADE,
+        received_at TEXT NOT NULL,
+        kind TEXT NOT NULL,               -- 'text' | 'file'
+        body BLOB NOT NULL);              -- encrypted: the text, or file metadata JSON
+     CREATE TABLE inbox_chunks (
+        inbox_id INTEGER NOT NULL REFERENCES inbox(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        data BLOB NOT NULL,               -- encrypted attachment content
+        PRIMARY KEY (inbox_id, idx));
+     CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pairing_id INTEGER NOT NULL REFERENCES pairings(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        kind TEXT NOT NULL,               -- 'text' | 'document'
+        payload BLOB NOT NULL,            -- encrypted: wire text or .medcrypt bytes
+        state TEXT NOT NULL,              -- queued | sending | sent | uncertain | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        sent_message_id INTEGER);
+     CREATE TABLE telegram_parts (
+        file_id BLOB NOT NULL,
+        idx INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        data BLOB NOT NULL,               -- ciphertext of one part, as received
+        PRIMARY KEY (file_id, idx));",
 ];
 
 /// Which protocol a pairing speaks.
@@ -272,6 +308,70 @@ pub struct PairingInfo {
     pub safety_number: Option<String>,
     /// When the pairing was made.
     pub created_at: String,
+}
+
+/// What an inbox item holds.
+#[derive(Debug, Clone)]
+pub enum InboxContent {
+    /// A decrypted text.
+    Text(String),
+    /// A decrypted file (content via [`Store::inbox_file_content`]).
+    File(crate::attachment::Metadata),
+}
+
+/// A received, decrypted message.
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    /// Its number (shown in acknowledgements: "Received ✓ #42").
+    pub id: i64,
+    /// From which pairing.
+    pub alias: String,
+    /// When (RFC 3339).
+    pub received_at: String,
+    /// Text or file.
+    pub content: InboxContent,
+}
+
+/// What an outbox item is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// Wire text, one chat message.
+    Text,
+    /// A `.medcrypt` document.
+    Document,
+}
+
+impl OutboxKind {
+    /// `text` or `document`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Document => "document",
+        }
+    }
+}
+
+/// An item waiting for (or past) delivery by the agent.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Its number.
+    pub id: i64,
+    /// Row id of the pairing.
+    pub pairing_id: i64,
+    /// The pairing's alias.
+    pub alias: String,
+    /// When it was queued.
+    pub created_at: String,
+    /// Text or document.
+    pub kind: OutboxKind,
+    /// queued, sending, sent, uncertain, failed.
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Not before this time.
+    pub next_attempt_at: String,
+    /// The last error, if any.
+    pub last_error: Option<String>,
 }
 
 /// What rotation did to one pairing.
@@ -560,6 +660,15 @@ impl Store {
     /// Runs `f` inside one transaction: all of it is committed, or none of
     /// it. Nested calls become savepoints of the outermost transaction, so an
     /// operation and its audit entry always commit together.
+    /// Runs `f` as one transaction (see [`Store::in_transaction`]): for
+    /// callers that combine several store operations atomically.
+    ///
+    /// # Errors
+    /// The error of `f`, or database errors; then nothing of `f` is kept.
+    pub fn transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.in_transaction(f)
+    }
+
     fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let depth = self.depth.get();
         let (begin, commit, rollback) = if depth == 0 {
@@ -680,7 +789,7 @@ impl Store {
     /// [`StoreError::DuplicateAlias`], or database errors.
     #[allow(clippy::too_many_arguments)]
     pub fn add_pairing(
-        &mut self,
+        &self,
         alias: &str,
         role: Role,
         peer_name: &str,
@@ -721,7 +830,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::DuplicateAlias`], or database errors.
     pub fn add_legacy_pairing(
-        &mut self,
+        &self,
         alias: &str,
         secret: &SecretString,
         patient_id: &str,
@@ -815,7 +924,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::UnknownPairing`], or database errors.
-    pub fn remove_pairing(&mut self, alias: &str, now: OffsetDateTime) -> Result<()> {
+    pub fn remove_pairing(&self, alias: &str, now: OffsetDateTime) -> Result<()> {
         let pairing = self.pairing(alias)?;
         self.in_transaction(|| {
             self.conn
@@ -898,7 +1007,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors, or [`StoreError::Corrupt`].
-    pub fn rotate(&mut self, now: OffsetDateTime) -> Result<Vec<Rotation>> {
+    pub fn rotate(&self, now: OffsetDateTime) -> Result<Vec<Rotation>> {
         let mut report = Vec::new();
         let pairings = self.pairings()?;
         self.in_transaction(|| {
@@ -975,7 +1084,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn next_sequence(
-        &mut self,
+        &self,
         pairing: &PairingInfo,
         epoch: Epoch,
         direction: Direction,
@@ -1015,7 +1124,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Replayed`], or database errors.
     pub fn record_received(
-        &mut self,
+        &self,
         pairing: &PairingInfo,
         id: &ReplayId,
         now: OffsetDateTime,
@@ -1046,6 +1155,445 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    // ----- agent: chats, inbox, outbox -----
+
+    /// The pairing whose deep-link token this is, if it is still unused.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pairing_by_token(&self, token: &str) -> Result<Option<PairingInfo>> {
+        let hash = hex::encode(Sha256::digest(token.as_bytes()));
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM pairings WHERE token_hash = ?1 AND role = 'physician'",
+                [hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match id {
+            Some(id) => self.pairings()?.into_iter().find(|p| p.id == id),
+            None => None,
+        })
+    }
+
+    /// Binds a chat to a pairing and uses up the pairing's token.
+    ///
+    /// # Errors
+    /// Database errors (a chat already bound to another pairing among them).
+    pub fn bind_chat(
+        &self,
+        pairing: &PairingInfo,
+        chat_id: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO chat_bindings (pairing_id, chat_id, bound_at) VALUES (?1, ?2, ?3)",
+                params![pairing.id, chat_id, now_text(now)],
+            )?;
+            self.conn
+                .execute("UPDATE pairings SET token_hash = NULL WHERE id = ?1", [pairing.id])?;
+            self.audit(now, "chat_bind", &pairing.alias, "ok", &[])
+        })
+    }
+
+    /// The pairing bound to a chat.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pairing_for_chat(&self, chat_id: i64) -> Result<Option<PairingInfo>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT pairing_id FROM chat_bindings WHERE chat_id = ?1",
+                [chat_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match id {
+            Some(id) => self.pairings()?.into_iter().find(|p| p.id == id),
+            None => None,
+        })
+    }
+
+    /// The chat bound to a pairing.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn chat_for_pairing(&self, pairing_id: i64) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT chat_id FROM chat_bindings WHERE pairing_id = ?1",
+                [pairing_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores a received text in the inbox (encrypted) and returns its number.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn inbox_add_text(
+        &self,
+        pairing: &PairingInfo,
+        text: &str,
+        now: OffsetDateTime,
+    ) -> Result<i64> {
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT INTO inbox (pairing_id, received_at, kind, body) VALUES (?1, ?2, 'text', X'')",
+                params![pairing.id, now_text(now)],
+            )?;
+            let id = self.conn.last_insert_rowid();
+            let body = self.seal(&format!("medcrypt/store/v1/inbox:{id}"), text.as_bytes());
+            self.conn
+                .execute("UPDATE inbox SET body = ?1 WHERE id = ?2", params![body, id])?;
+            Ok(id)
+        })
+    }
+
+    /// Stores a received file in the inbox: its metadata and its content,
+    /// read from `content` in 1 MiB encrypted rows.
+    ///
+    /// # Errors
+    /// Database and I/O errors.
+    pub fn inbox_add_file(
+        &self,
+        pairing: &PairingInfo,
+        metadata: &crate::attachment::Metadata,
+        content: &mut dyn std::io::Read,
+        now: OffsetDateTime,
+    ) -> Result<i64> {
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT INTO inbox (pairing_id, received_at, kind, body) VALUES (?1, ?2, 'file', X'')",
+                params![pairing.id, now_text(now)],
+            )?;
+            let id = self.conn.last_insert_rowid();
+            let json = serde_json::to_vec(metadata).map_err(|_| StoreError::Corrupt("metadata"))?;
+            let body = self.seal(&format!("medcrypt/store/v1/inbox:{id}"), &json);
+            self.conn
+                .execute("UPDATE inbox SET body = ?1 WHERE id = ?2", params![body, id])?;
+            let mut buf = Zeroizing::new(vec![0u8; INBOX_CHUNK]);
+            for idx in 0u64.. {
+                let mut n = 0;
+                while n < buf.len() {
+                    let got = content.read(&mut buf[n..]).map_err(io_err("cannot read the attachment".into()))?;
+                    if got == 0 {
+                        break;
+                    }
+                    n += got;
+                }
+                if n == 0 {
+                    break;
+                }
+                let data = self.seal(&format!("medcrypt/store/v1/inbox-chunk:{id}:{idx}"), &buf[..n]);
+                self.conn.execute(
+                    "INSERT INTO inbox_chunks (inbox_id, idx, data) VALUES (?1, ?2, ?3)",
+                    params![id, idx, data],
+                )?;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Ok(id)
+        })
+    }
+
+    /// Inbox items after `after_id`, optionally from one pairing, oldest first.
+    ///
+    /// # Errors
+    /// Database errors, or [`StoreError::Corrupt`].
+    pub fn inbox(&self, from: Option<&PairingInfo>, after_id: i64) -> Result<Vec<InboxItem>> {
+        let aliases: std::collections::HashMap<i64, String> = self
+            .pairings()?
+            .into_iter()
+            .map(|p| (p.id, p.alias))
+            .collect();
+        let mut stmt = self.conn.prepare(
+            "SELECT id, pairing_id, received_at, kind, body FROM inbox
+             WHERE id > ?1 AND (?2 IS NULL OR pairing_id = ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![after_id, from.map(|p| p.id)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (id, pairing_id, received_at, kind, body) = row?;
+            let plain = self.unseal(&format!("medcrypt/store/v1/inbox:{id}"), &body)?;
+            let content = if kind == "file" {
+                InboxContent::File(
+                    serde_json::from_slice(&plain)
+                        .map_err(|_| StoreError::Corrupt("inbox metadata"))?,
+                )
+            } else {
+                InboxContent::Text(
+                    String::from_utf8(plain.to_vec())
+                        .map_err(|_| StoreError::Corrupt("inbox text"))?,
+                )
+            };
+            items.push(InboxItem {
+                id,
+                alias: aliases.get(&pairing_id).cloned().unwrap_or_default(),
+                received_at,
+                content,
+            });
+        }
+        Ok(items)
+    }
+
+    /// Writes the content of a file in the inbox to `out`.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::Corrupt`], I/O errors.
+    pub fn inbox_file_content(&self, id: i64, out: &mut dyn std::io::Write) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, data FROM inbox_chunks WHERE inbox_id = ?1 ORDER BY idx")?;
+        let rows = stmt.query_map([id], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        for (expected, row) in (0u64..).zip(rows) {
+            let (idx, data) = row?;
+            if idx != expected {
+                return Err(StoreError::Corrupt(
+                    "an inbox attachment has a missing part",
+                ));
+            }
+            let plain = self.unseal(&format!("medcrypt/store/v1/inbox-chunk:{id}:{idx}"), &data)?;
+            out.write_all(&plain)
+                .map_err(io_err("cannot write the attachment".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Queues an encrypted item (wire text or `.medcrypt` bytes) for the agent.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox_queue(
+        &self,
+        pairing: &PairingInfo,
+        kind: OutboxKind,
+        payload: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<i64> {
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT INTO outbox (pairing_id, created_at, kind, payload, state, next_attempt_at)
+                 VALUES (?1, ?2, ?3, X'', 'queued', ?2)",
+                params![pairing.id, now_text(now), kind.name()],
+            )?;
+            let id = self.conn.last_insert_rowid();
+            let sealed = self.seal(&format!("medcrypt/store/v1/outbox:{id}"), payload);
+            self.conn.execute(
+                "UPDATE outbox SET payload = ?1 WHERE id = ?2",
+                params![sealed, id],
+            )?;
+            self.audit(
+                now,
+                "send_queued",
+                &pairing.alias,
+                "ok",
+                &[("kind", kind.name().to_owned()), ("outbox", id.to_string())],
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Outbox items, all or only those due for (re)delivery at `due_at`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox(&self, due_at: Option<OffsetDateTime>) -> Result<Vec<OutboxItem>> {
+        let aliases: std::collections::HashMap<i64, String> = self
+            .pairings()?
+            .into_iter()
+            .map(|p| (p.id, p.alias))
+            .collect();
+        let mut stmt = self.conn.prepare(
+            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at, last_error
+             FROM outbox ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OutboxItem {
+                id: r.get(0)?,
+                pairing_id: r.get(1)?,
+                alias: String::new(),
+                created_at: r.get(2)?,
+                kind: if r.get::<_, String>(3)? == "document" {
+                    OutboxKind::Document
+                } else {
+                    OutboxKind::Text
+                },
+                state: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt_at: r.get(6)?,
+                last_error: r.get(7)?,
+            })
+        })?;
+        let mut items = Vec::new();
+        for row in rows {
+            let mut item = row?;
+            item.alias = aliases.get(&item.pairing_id).cloned().unwrap_or_default();
+            let due = due_at.is_none_or(|at| {
+                item.state == "queued"
+                    && parse_time(&item.next_attempt_at).is_none_or(|next| next <= at)
+            });
+            if due {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+
+    /// The payload of an outbox item.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::Corrupt`].
+    pub fn outbox_payload(&self, id: i64) -> Result<Zeroizing<Vec<u8>>> {
+        let blob: Vec<u8> =
+            self.conn
+                .query_row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+        self.unseal(&format!("medcrypt/store/v1/outbox:{id}"), &blob)
+    }
+
+    /// Moves an outbox item to `state` (`sending`, `sent`, `queued` for a
+    /// retry at `next_attempt_at`, `uncertain`, `failed`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox_set_state(
+        &self,
+        id: i64,
+        state: &str,
+        next_attempt_at: Option<OffsetDateTime>,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        self.in_transaction(|| {
+            let attempts_delta = i64::from(state == "sending");
+            self.conn.execute(
+                "UPDATE outbox SET state = ?1, attempts = attempts + ?2,
+                   next_attempt_at = COALESCE(?3, next_attempt_at), last_error = ?4 WHERE id = ?5",
+                params![state, attempts_delta, next_attempt_at.map(now_text), error, id],
+            )?;
+            if matches!(state, "sent" | "failed" | "uncertain") {
+                let alias: String = self.conn.query_row(
+                    "SELECT p.alias FROM outbox o JOIN pairings p ON p.id = o.pairing_id WHERE o.id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let outcome = if state == "sent" { "ok" } else { "failed" };
+                self.audit(now, &format!("send_{state}"), &alias, outcome, &[("outbox", id.to_string())])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// After a crash, items caught in `sending` may or may not have reached
+    /// Telegram: they become `uncertain` and are not sent again unless the
+    /// owner asks (`medcrypt outbox retry ID`), so nothing is sent twice.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox_recover(&self, now: OffsetDateTime) -> Result<usize> {
+        let stuck: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id FROM outbox WHERE state = 'sending'")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        for id in &stuck {
+            self.outbox_set_state(
+                *id,
+                "uncertain",
+                None,
+                Some("interrupted while sending: check the chat, then `medcrypt outbox retry`"),
+                now,
+            )?;
+        }
+        Ok(stuck.len())
+    }
+
+    /// Queues an uncertain or failed item again.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::Corrupt`] when there is no such item.
+    pub fn outbox_retry(&self, id: i64, now: OffsetDateTime) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = ?1, last_error = NULL
+             WHERE id = ?2 AND state IN ('uncertain', 'failed')",
+            params![now_text(now), id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Corrupt(
+                "no uncertain or failed outbox item with that number",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A value the agent keeps between runs (update offset, owner chat, …).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn agent_value(&self, key: &str) -> Result<Option<String>> {
+        self.setting(&format!("agent.{key}"))
+    }
+
+    /// Sets an agent value (inside the caller's transaction, if any).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_agent_value(&self, key: &str, value: &str) -> Result<()> {
+        self.set_meta(&format!("agent.{key}"), value)
+    }
+
+    /// Keeps one part of a split attachment received in a chat until all
+    /// have arrived; returns every part once the set is complete.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn telegram_part(
+        &self,
+        header: &crate::attachment::PartHeader,
+        chat_id: i64,
+        data: &[u8],
+    ) -> Result<Option<Vec<Vec<u8>>>> {
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO telegram_parts (file_id, idx, count, chat_id, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![header.file_id.to_vec(), header.index, header.count, chat_id, data],
+            )?;
+            let mut stmt = self.conn.prepare(
+                "SELECT data FROM telegram_parts WHERE file_id = ?1 AND count = ?2 AND chat_id = ?3 ORDER BY idx",
+            )?;
+            let parts: Vec<Vec<u8>> = stmt
+                .query_map(params![header.file_id.to_vec(), header.count, chat_id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            if parts.len() == usize::from(header.count) {
+                self.conn.execute(
+                    "DELETE FROM telegram_parts WHERE file_id = ?1",
+                    [header.file_id.to_vec()],
+                )?;
+                Ok(Some(parts))
+            } else {
+                Ok(None)
+            }
+        })
     }
 
     // ----- audit log -----

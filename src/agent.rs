@@ -1,0 +1,471 @@
+//! The physician's agent, independent of any messenger: what an inbound
+//! text or document means for the store, and what the chat is told.
+//!
+//! A transport (`crate::telegram`) turns updates into calls here and carries
+//! out the returned [`Action`]. Everything an update changes in the store —
+//! the inbox row, the replay record, the audit entry and the update offset —
+//! is written in one transaction, so a crash between receiving and storing
+//! loses nothing and duplicates nothing.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
+use crate::legacy::LegacyMessage;
+use crate::store::{PairingInfo, Protocol, Store, StoreError};
+use crate::wire::{DecryptError, Payload, WireMessage, strip_whitespace};
+
+/// A bot can download at most this many bytes from the Telegram cloud API.
+pub const DOWNLOAD_LIMIT: u64 = 20 * 1000 * 1000;
+const OFFSET_KEY: &str = "telegram.offset";
+const OWNER_TOKEN_KEY: &str = "owner_token_hash";
+const OWNER_CHAT_KEY: &str = "owner_chat";
+
+/// What the transport should do in the chat after an update.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// A reply to send to the chat (never any medical content).
+    pub reply: Option<String>,
+    /// Delete the inbound message (plaintext in an encrypted chat).
+    pub delete: bool,
+}
+
+impl Action {
+    fn reply(text: impl Into<String>) -> Self {
+        Self {
+            reply: Some(text.into()),
+            delete: false,
+        }
+    }
+}
+
+/// Errors of the agent: only store failures; everything about a message is
+/// answered in the chat instead.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The agent's logic over one unlocked store.
+#[derive(Debug)]
+pub struct Agent<'a> {
+    store: &'a Store,
+    keep_plaintext: bool,
+    physician: String,
+}
+
+/// The next update id to ask for (Telegram's `offset`).
+///
+/// # Errors
+/// Database errors.
+pub fn next_update_id(store: &Store) -> Result<i64> {
+    Ok(store
+        .agent_value(OFFSET_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Creates the single-use owner token at first start (or returns `None` when
+/// the owner's chat is already bound or a token is waiting).
+///
+/// # Errors
+/// Database errors.
+pub fn owner_token(store: &Store) -> Result<Option<String>> {
+    if store.agent_value(OWNER_CHAT_KEY)?.is_some() || store.agent_value(OWNER_TOKEN_KEY)?.is_some()
+    {
+        return Ok(None);
+    }
+    let mut raw = [0u8; 24];
+    aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut raw);
+    let token = format!("owner_{}", URL_SAFE_NO_PAD.encode(raw));
+    store.set_agent_value(
+        OWNER_TOKEN_KEY,
+        &hex::encode(Sha256::digest(token.as_bytes())),
+    )?;
+    Ok(Some(token))
+}
+
+/// The physician's own chat, for notices and checkpoints.
+///
+/// # Errors
+/// Database errors.
+pub fn owner_chat(store: &Store) -> Result<Option<i64>> {
+    Ok(store
+        .agent_value(OWNER_CHAT_KEY)?
+        .and_then(|v| v.parse().ok()))
+}
+
+/// What a patient is told about a message that could not be read.
+fn explain(err: &DecryptError) -> String {
+    match err {
+        DecryptError::Malformed(_) | DecryptError::Damaged(_) => {
+            "⚠ This message was damaged on the way (often by copy and paste). Please copy the whole MEDCRYPT line again and send it once more.".into()
+        }
+        DecryptError::UnsupportedVersion(_) | DecryptError::UnsupportedPayload(_) => {
+            "⚠ This message comes from a different MedCrypt version. Please update MedCrypt and send it again.".into()
+        }
+        DecryptError::UnknownKeyHint => {
+            "⚠ This message was encrypted for someone else (another practice or another pairing). Please check whom you chose in MedCrypt.".into()
+        }
+        DecryptError::Expired { epoch, .. } => format!(
+            "⚠ This message uses the key of {epoch}, which has expired and was destroyed. Please encrypt it again and send the new one."
+        ),
+        DecryptError::NotYetValid { .. } => {
+            "⚠ This message is dated in the future: please check your computer's clock, then encrypt it again.".into()
+        }
+        DecryptError::AuthenticationFailed => {
+            "⚠ This message could not be verified: it was changed or encrypted with another key. Please encrypt it again and send the new one.".into()
+        }
+        DecryptError::Reflected => "⚠ This message was sent by the practice; it is meant for you to read, not to send back.".into(),
+    }
+}
+
+fn looks_encrypted(text: &str) -> bool {
+    let compact = strip_whitespace(text);
+    compact.starts_with("MEDCRYPT:") || compact.starts_with("[MEDCRYPT:")
+}
+
+impl<'a> Agent<'a> {
+    /// An agent over `store`; with `keep_plaintext`, plaintext messages are
+    /// warned about but not deleted.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn new(store: &'a Store, keep_plaintext: bool) -> Result<Self> {
+        let physician = store
+            .setting("name")?
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "your physician".to_owned());
+        Ok(Self {
+            store,
+            keep_plaintext,
+            physician,
+        })
+    }
+
+    fn done(&self, update_id: i64) -> Result<()> {
+        let next = next_update_id(self.store)?.max(update_id + 1);
+        self.store.set_agent_value(OFFSET_KEY, &next.to_string())
+    }
+
+    /// Marks an update that needs no action as handled.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn skip(&self, update_id: i64) -> Result<()> {
+        self.store.transaction(|| self.done(update_id))
+    }
+
+    fn instructions(&self) -> Action {
+        Action::reply(format!(
+            "Hello! This chat carries encrypted messages between {} and their patients. \
+             To connect, open the link MedCrypt showed you after scanning the QR code at your visit. \
+             Nothing you write here is kept.",
+            self.physician
+        ))
+    }
+
+    /// Handles a text message.
+    ///
+    /// # Errors
+    /// Database errors only.
+    pub fn on_text(
+        &self,
+        update_id: i64,
+        chat: i64,
+        message_id: i64,
+        text: &str,
+        now: OffsetDateTime,
+    ) -> Result<Action> {
+        let _ = message_id;
+        if let Some(rest) = text.strip_prefix("/start") {
+            return self.on_start(update_id, chat, rest.trim(), now);
+        }
+        let Some(pairing) = self.store.pairing_for_chat(chat)? else {
+            self.skip(update_id)?;
+            return Ok(self.instructions());
+        };
+        if !looks_encrypted(text) {
+            self.store.transaction(|| {
+                self.store.audit(
+                    now,
+                    "plaintext_rejected",
+                    &pairing.alias,
+                    "rejected",
+                    &[("deleted", (!self.keep_plaintext).to_string())],
+                )?;
+                self.done(update_id)
+            })?;
+            let mut action = Action::reply(
+                "⚠ Please do not write here in plain text: this chat is for encrypted messages only. \
+                 Encrypt your message with MedCrypt and paste the MEDCRYPT line."
+                    .to_owned()
+                    + if self.keep_plaintext { "" } else { " Your message was deleted." },
+            );
+            action.delete = !self.keep_plaintext;
+            return Ok(action);
+        }
+        match self.open_text(&pairing, text, now) {
+            Ok((opened_text, replay)) => {
+                let id = self.store.transaction(|| {
+                    if let Some(replay) = &replay {
+                        self.store.record_received(&pairing, replay, now)?;
+                    } else {
+                        self.store.audit(
+                            now,
+                            "decrypt",
+                            &pairing.alias,
+                            "ok",
+                            &[("protocol", "v1".to_owned())],
+                        )?;
+                    }
+                    let id = self.store.inbox_add_text(&pairing, &opened_text, now)?;
+                    self.done(update_id)?;
+                    Ok(id)
+                });
+                match id {
+                    Ok(id) => Ok(Action::reply(format!("Received ✓ #{id}"))),
+                    Err(StoreError::Replayed { .. }) => {
+                        // The rejection was audited by the store; mark handled.
+                        self.skip(update_id)?;
+                        Ok(Action::reply(
+                            "This message was already received ✓ (sent twice?)",
+                        ))
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => {
+                self.store.transaction(|| {
+                    self.store.audit(
+                        now,
+                        "decrypt_failed",
+                        &pairing.alias,
+                        "rejected",
+                        &[("kind", err.kind().to_owned())],
+                    )?;
+                    self.done(update_id)
+                })?;
+                Ok(Action::reply(explain(&err)))
+            }
+        }
+    }
+
+    /// Decrypts wire text from a bound chat (v2, or v1 for a legacy pairing).
+    fn open_text(
+        &self,
+        pairing: &PairingInfo,
+        text: &str,
+        now: OffsetDateTime,
+    ) -> std::result::Result<(String, Option<crate::wire::ReplayId>), DecryptError> {
+        let compact = strip_whitespace(text);
+        if pairing.protocol == Protocol::V1 || compact.starts_with(crate::legacy::V1_PREFIX) {
+            if pairing.protocol != Protocol::V1 {
+                return Err(DecryptError::UnknownKeyHint);
+            }
+            let message = LegacyMessage::parse(&compact)?;
+            let mut legacy = self
+                .store
+                .legacy(pairing)
+                .map_err(|_| DecryptError::AuthenticationFailed)?;
+            return legacy.decrypt(&message, now).map(|t| (t, None));
+        }
+        let message = WireMessage::parse(&compact)?;
+        let chain = self
+            .store
+            .chain(pairing)
+            .map_err(|_| DecryptError::UnknownKeyHint)?;
+        let opened = message.open(&chain, pairing.role, now)?;
+        let Payload::Text(text) = opened.payload;
+        Ok((text, Some(opened.replay_id)))
+    }
+
+    fn on_start(
+        &self,
+        update_id: i64,
+        chat: i64,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Action> {
+        if token.is_empty() {
+            self.skip(update_id)?;
+            return Ok(match self.store.pairing_for_chat(chat)? {
+                Some(_) => Action::reply(format!("You are connected to {} ✓", self.physician)),
+                None => self.instructions(),
+            });
+        }
+        let hash = hex::encode(Sha256::digest(token.as_bytes()));
+        if self.store.agent_value(OWNER_TOKEN_KEY)?.as_deref() == Some(hash.as_str()) {
+            self.store.transaction(|| {
+                self.store
+                    .set_agent_value(OWNER_CHAT_KEY, &chat.to_string())?;
+                self.store.set_agent_value(OWNER_TOKEN_KEY, "")?;
+                self.store.audit(now, "owner_bind", "", "ok", &[])?;
+                self.done(update_id)
+            })?;
+            return Ok(Action::reply(
+                "This is now your MedCrypt notice chat ✓ Failed deliveries, emergency access and a daily audit checkpoint will appear here.",
+            ));
+        }
+        let pairing = self.store.pairing_by_token(token)?;
+        let bound_elsewhere = self.store.pairing_for_chat(chat)?;
+        match (pairing, bound_elsewhere) {
+            (Some(pairing), None) => {
+                self.store.transaction(|| {
+                    self.store.bind_chat(&pairing, chat, now)?;
+                    self.done(update_id)
+                })?;
+                let first = pairing
+                    .safety_number
+                    .as_deref()
+                    .and_then(|s| s.split(' ').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                Ok(Action::reply(format!(
+                    "Connected ✓ You can now send encrypted messages to {}. Check that your safety number starts with {first}.",
+                    self.physician
+                )))
+            }
+            (Some(_), Some(_)) => {
+                self.skip(update_id)?;
+                Ok(Action::reply(
+                    "This chat is already connected to a pairing. Please use a new chat for another pairing.",
+                ))
+            }
+            (None, _) => {
+                self.store.transaction(|| {
+                    self.store.audit(
+                        now,
+                        "chat_bind",
+                        "",
+                        "rejected",
+                        &[("reason", "unknown or used token".to_owned())],
+                    )?;
+                    self.done(update_id)
+                })?;
+                Ok(Action::reply(
+                    "Sorry, this link is not valid or was already used. Please ask the practice for a new pairing.",
+                ))
+            }
+        }
+    }
+
+    /// Handles a document already downloaded (at most the download limit).
+    ///
+    /// # Errors
+    /// Database errors only.
+    pub fn on_document(
+        &self,
+        update_id: i64,
+        chat: i64,
+        bytes: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Action> {
+        let Some(pairing) = self.store.pairing_for_chat(chat)? else {
+            self.skip(update_id)?;
+            return Ok(self.instructions());
+        };
+        let whole: Vec<u8> = if let Some(part) = PartHeader::parse(bytes) {
+            match self.store.telegram_part(&part, chat, bytes)? {
+                Some(parts) => parts
+                    .iter()
+                    .flat_map(|p| p[PART_HEADER_LEN.min(p.len())..].iter().copied())
+                    .collect(),
+                None => {
+                    self.skip(update_id)?;
+                    return Ok(Action::reply(format!(
+                        "Part {} of {} received; waiting for the others.",
+                        part.index, part.count
+                    )));
+                }
+            }
+        } else {
+            bytes.to_vec()
+        };
+        let outcome =
+            (|| -> std::result::Result<(crate::attachment::Metadata, Vec<u8>), AttachmentError> {
+                let mut input = std::io::BufReader::new(&whole[..]);
+                let header = Header::read(&mut input)?;
+                let chain = self
+                    .store
+                    .chain(&pairing)
+                    .map_err(|_| DecryptError::UnknownKeyHint)?;
+                let key = header.unwrap(&chain, pairing.role, now)?;
+                let mut content = Vec::new();
+                let decrypted = decrypt(input, &key, &mut content, &mut |_| {})?;
+                Ok((decrypted.metadata, content))
+            })();
+        match outcome {
+            Ok((metadata, content)) => {
+                let id = self.store.transaction(|| {
+                    let id =
+                        self.store
+                            .inbox_add_file(&pairing, &metadata, &mut &content[..], now)?;
+                    self.store.audit(
+                        now,
+                        "attach_decrypt",
+                        &pairing.alias,
+                        "ok",
+                        &[("size", metadata.size.to_string())],
+                    )?;
+                    self.done(update_id)?;
+                    Ok(id)
+                })?;
+                Ok(Action::reply(format!(
+                    "Received ✓ #{id} (a file of {} bytes)",
+                    metadata.size
+                )))
+            }
+            Err(AttachmentError::NotAttachment) => {
+                self.store.transaction(|| {
+                    self.store.audit(
+                        now,
+                        "plaintext_rejected",
+                        &pairing.alias,
+                        "rejected",
+                        &[("document", "true".to_owned())],
+                    )?;
+                    self.done(update_id)
+                })?;
+                let mut action = Action::reply(
+                    "⚠ Please do not send unencrypted files here. Encrypt the file with `medcrypt attach encrypt` and send the .medcrypt file."
+                        .to_owned()
+                        + if self.keep_plaintext { "" } else { " Your file was deleted." },
+                );
+                action.delete = !self.keep_plaintext;
+                Ok(action)
+            }
+            Err(err) => {
+                self.store.transaction(|| {
+                    self.store.audit(
+                        now,
+                        "attach_decrypt_failed",
+                        &pairing.alias,
+                        "rejected",
+                        &[("kind", err.kind().to_owned())],
+                    )?;
+                    self.done(update_id)
+                })?;
+                Ok(Action::reply(match &err {
+                    AttachmentError::Header(inner) => explain(inner),
+                    AttachmentError::Truncated { .. } | AttachmentError::EmptyFinalChunk => {
+                        "⚠ This file arrived incomplete. Please send it again.".to_owned()
+                    }
+                    _ => "⚠ This file could not be verified: it was changed or damaged. Please encrypt it again and send it.".to_owned(),
+                }))
+            }
+        }
+    }
+
+    /// The answer to a document too large for a bot to download.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn on_oversized_document(&self, update_id: i64, size: u64) -> Result<Action> {
+        self.skip(update_id)?;
+        Ok(Action::reply(format!(
+            "⚠ This file is {} MB; a bot can only download files up to 20 MB. Please split it: \
+             `medcrypt attach encrypt --part-size 19M …` and send all the parts.",
+            size / 1_000_000
+        )))
+    }
+}

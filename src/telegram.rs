@@ -1,0 +1,411 @@
+//! The Telegram transport of the agent: long polling with teloxide (rustls,
+//! Throttle for Telegram's rate limits, a client timeout long enough for
+//! large uploads), graceful shutdown on SIGINT and SIGTERM, outbox delivery,
+//! and a periodic tick for rotation, shredding and the daily checkpoint.
+//!
+//! Transports only move bytes: every decision is in [`crate::agent`], and
+//! nothing here sees a key. Logs name update ids, chats and outbox numbers,
+//! never content or the token.
+
+use std::time::Duration;
+
+use teloxide::adaptors::Throttle;
+use teloxide::adaptors::throttle::Limits;
+use teloxide::net::Download;
+use teloxide::prelude::*;
+use teloxide::types::{ChatId, InputFile, MessageId, UpdateKind};
+use teloxide::{ApiError, RequestError};
+use time::OffsetDateTime;
+
+use crate::agent::{Action, Agent, DOWNLOAD_LIMIT, next_update_id, owner_chat};
+use crate::store::{OutboxKind, Store, StoreError};
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The bot token (from `TELOXIDE_TOKEN` or `--token-file`).
+    pub token: String,
+    /// The Bot API base URL (`TELOXIDE_API_URL`), or Telegram's.
+    pub api_url: Option<String>,
+    /// Long-polling timeout in seconds.
+    pub poll_timeout: u32,
+    /// Keep plaintext messages instead of deleting them.
+    pub keep_plaintext: bool,
+    /// How often rotation, shredding and the checkpoint run.
+    pub tick: Duration,
+    /// Stop after this long (tests, the walkthrough); `None` runs until a signal.
+    pub run_for: Option<Duration>,
+    /// Where "now" comes from: `MEDCRYPT_NOW` is honoured by the caller.
+    pub clock: fn() -> OffsetDateTime,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Telegram refused the token or could not be reached at start.
+    #[error("cannot reach the Telegram Bot API: {0}")]
+    Telegram(String),
+    /// A bad setting.
+    #[error("{0}")]
+    Config(String),
+}
+
+type Result<T> = std::result::Result<T, AgentError>;
+
+/// Builds the bot: rustls client with a 10-minute timeout (teloxide's
+/// default of 17 s would cut large uploads), the configured API URL.
+fn bot(options: &Options) -> Result<Bot> {
+    let client = teloxide::net::default_reqwest_settings()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .map_err(|e| AgentError::Config(format!("cannot build the HTTP client: {e}")))?;
+    let bot = Bot::with_client(options.token.clone(), client);
+    match &options.api_url {
+        Some(url) => {
+            let url = reqwest::Url::parse(url.trim_end_matches('/')).map_err(|_| {
+                AgentError::Config(format!("TELOXIDE_API_URL is not a URL: {url:?}"))
+            })?;
+            Ok(bot.set_api_url(url))
+        }
+        None => Ok(bot),
+    }
+}
+
+/// Runs the agent until SIGINT/SIGTERM (or `run_for`). Prints the bot's
+/// username and, at first start, the owner's deep link.
+///
+/// # Errors
+/// Store failures and an unreachable Bot API at start.
+pub fn run(store: &Store, options: &Options) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::Config(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(run_async(store, options))
+}
+
+async fn run_async(store: &Store, options: &Options) -> Result<()> {
+    // Signals are caught from here on, before anything is in flight.
+    let shutdown = shutdown_signal()?;
+    tokio::pin!(shutdown);
+    let plain = bot(options)?;
+    let bot = plain.clone().throttle(Limits::default());
+    let me = bot
+        .get_me()
+        .await
+        .map_err(|e| AgentError::Telegram(e.to_string()))?;
+    let username = me.username().to_owned();
+    let now = (options.clock)();
+    store.set_setting("telegram_bot", &username, now)?;
+    store.audit(
+        now,
+        "agent_start",
+        "",
+        "ok",
+        &[("transport", "telegram".to_owned())],
+    )?;
+    let recovered = store.outbox_recover(now)?;
+    tracing::info!(bot = %username, recovered, "agent started");
+    println!("MedCrypt agent running as @{username}. Stop with Ctrl-C.");
+    if let Some(token) = crate::agent::owner_token(store)? {
+        println!(
+            "Physician: open https://t.me/{username}?start={token} once, to receive notices in your own chat."
+        );
+    }
+
+    let deadline = options.run_for.map(|d| tokio::time::Instant::now() + d);
+    // Replies go out in the background: Telegram allows about one message
+    // per second per chat, and that must not hold up the next update.
+    let mut replies = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(options.tick);
+    loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        if remaining == Some(Duration::ZERO) {
+            break;
+        }
+        let offset = i32::try_from(next_update_id(store)?).unwrap_or(0);
+        let poll = bot
+            .get_updates()
+            .offset(offset)
+            .timeout(options.poll_timeout);
+        let sleep = tokio::time::sleep(remaining.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                break;
+            }
+            _ = sleep => break,
+            _ = tick.tick() => {
+                periodic(store, &bot, options).await?;
+            }
+            updates = poll => match updates {
+                Ok(updates) => {
+                    // Handled to the end even if a signal arrives meanwhile.
+                    for update in updates {
+                        if let Some((chat, message, action)) = handle_update(store, &bot, &plain, options, update).await? {
+                            replies.spawn(perform(bot.clone(), chat, message, action));
+                        }
+                    }
+                    while replies.try_join_next().is_some() {}
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "getUpdates failed; retrying");
+                    let wait = match err {
+                        RequestError::RetryAfter(s) => Duration::from_secs(u64::from(s.seconds())),
+                        _ => Duration::from_secs(1),
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+            },
+        }
+        deliver_outbox(store, &bot, options).await?;
+    }
+    // Finish the replies in flight, within reason.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while replies.join_next().await.is_some() {}
+    })
+    .await;
+    store.audit((options.clock)(), "agent_stop", "", "ok", &[])?;
+    println!("MedCrypt agent stopped.");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are registered when this is
+/// called, not when the future is first polled.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| AgentError::Config(format!("cannot catch SIGTERM: {e}")))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| AgentError::Config(format!("cannot catch SIGINT: {e}")))?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+/// Handles one update in the store; returns the chat action to perform.
+async fn handle_update(
+    store: &Store,
+    bot: &Throttle<Bot>,
+    plain: &Bot,
+    options: &Options,
+    update: Update,
+) -> Result<Option<(ChatId, MessageId, Action)>> {
+    let update_id = i64::from(update.id.0);
+    if update_id < next_update_id(store)? {
+        // Delivered again (a retry after a crash or a duplicate): already handled.
+        tracing::debug!(update_id, "duplicate update skipped");
+        return Ok(None);
+    }
+    let agent = Agent::new(store, options.keep_plaintext)?;
+    let now = (options.clock)();
+    let UpdateKind::Message(message) = update.kind else {
+        agent.skip(update_id)?;
+        return Ok(None);
+    };
+    let chat = message.chat.id;
+    let action = if let Some(text) = message.text() {
+        agent.on_text(update_id, chat.0, i64::from(message.id.0), text, now)?
+    } else if let Some(document) = message.document() {
+        let size = u64::from(document.file.size);
+        if size > DOWNLOAD_LIMIT {
+            agent.on_oversized_document(update_id, size)?
+        } else {
+            match download(bot, plain, &document.file.id).await {
+                Ok(bytes) => agent.on_document(update_id, chat.0, &bytes, now)?,
+                Err(err) => {
+                    // Not marked handled: the update is fetched again.
+                    tracing::warn!(update_id, error = %err, "download failed; will retry");
+                    return Ok(None);
+                }
+            }
+        }
+    } else {
+        agent.skip(update_id)?;
+        Action::default()
+    };
+    tracing::info!(
+        update_id,
+        chat = chat.0,
+        replied = action.reply.is_some(),
+        deleted = action.delete,
+        "update handled"
+    );
+    Ok(Some((chat, message.id, action)))
+}
+
+async fn download(
+    bot: &Throttle<Bot>,
+    plain: &Bot,
+    file_id: &teloxide::types::FileId,
+) -> std::result::Result<Vec<u8>, String> {
+    let file = bot
+        .get_file(file_id.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    plain
+        .download_file(&file.path, &mut bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// Sends the reply and deletes the message, best effort: the store already
+/// holds the outcome.
+async fn perform(bot: Throttle<Bot>, chat: ChatId, message: MessageId, action: Action) {
+    if action.delete
+        && let Err(err) = bot.delete_message(chat, message).await
+    {
+        tracing::warn!(chat = chat.0, error = %err, "could not delete a plaintext message");
+    }
+    if let Some(reply) = action.reply
+        && let Err(err) = bot.send_message(chat, reply).await
+    {
+        tracing::warn!(chat = chat.0, error = %err, "could not reply");
+    }
+}
+
+/// Delivers queued outbox items: wire text as a message, documents with a
+/// neutral name. A 429 waits `retry_after`; other failures back off; an item
+/// is marked `sending` before the request so that a crash never sends it twice.
+async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Result<()> {
+    let now = (options.clock)();
+    for item in store.outbox(Some(now))? {
+        let Some(chat) = store.chat_for_pairing(item.pairing_id)? else {
+            store.outbox_set_state(
+                item.id,
+                "queued",
+                Some(now + time::Duration::minutes(1)),
+                Some("waiting for the patient to connect this chat"),
+                now,
+            )?;
+            continue;
+        };
+        let payload = store.outbox_payload(item.id)?;
+        store.outbox_set_state(item.id, "sending", None, None, now)?;
+        let result = match item.kind {
+            OutboxKind::Text => bot
+                .send_message(ChatId(chat), String::from_utf8_lossy(&payload).into_owned())
+                .await
+                .map(|_| ()),
+            OutboxKind::Document => {
+                let name = format!("medcrypt-{}.medcrypt", item.id);
+                bot.send_document(
+                    ChatId(chat),
+                    InputFile::memory(payload.to_vec()).file_name(name),
+                )
+                .await
+                .map(|_| ())
+            }
+        };
+        let now = (options.clock)();
+        match result {
+            Ok(()) => {
+                store.outbox_set_state(item.id, "sent", None, None, now)?;
+                tracing::info!(outbox = item.id, "delivered");
+            }
+            Err(RequestError::RetryAfter(seconds)) => {
+                let wait = time::Duration::seconds(i64::from(seconds.seconds()));
+                store.outbox_set_state(
+                    item.id,
+                    "queued",
+                    Some(now + wait),
+                    Some("rate limited by Telegram (429)"),
+                    now,
+                )?;
+                tracing::info!(
+                    outbox = item.id,
+                    retry_after = seconds.seconds(),
+                    "rate limited"
+                );
+                break;
+            }
+            Err(err) => {
+                let attempts = item.attempts + 1;
+                let permanent = matches!(
+                    err,
+                    RequestError::Api(ApiError::BotBlocked | ApiError::ChatNotFound)
+                );
+                if permanent || attempts >= 8 {
+                    store.outbox_set_state(item.id, "failed", None, Some(&err.to_string()), now)?;
+                    notify_owner(
+                        store,
+                        bot,
+                        &format!(
+                            "⚠ MedCrypt could not deliver outbox item #{} to {}: {err}",
+                            item.id, item.alias
+                        ),
+                    )
+                    .await?;
+                } else {
+                    let backoff = time::Duration::seconds(
+                        2i64.pow(u32::try_from(attempts).unwrap_or(8)).min(3600),
+                    );
+                    store.outbox_set_state(
+                        item.id,
+                        "queued",
+                        Some(now + backoff),
+                        Some(&err.to_string()),
+                        now,
+                    )?;
+                }
+                tracing::warn!(outbox = item.id, attempts, error = %err, "delivery failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn notify_owner(store: &Store, bot: &Throttle<Bot>, text: &str) -> Result<()> {
+    if let Some(chat) = owner_chat(store)?
+        && let Err(err) = bot.send_message(ChatId(chat), text.to_owned()).await
+    {
+        tracing::warn!(error = %err, "could not notify the owner");
+    }
+    Ok(())
+}
+
+/// Rotation and shredding while running, and once a day an audit
+/// checkpoint to the owner's chat as an outside witness.
+async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Result<()> {
+    let now = (options.clock)();
+    let rotations = store.rotate(now)?;
+    for rotation in &rotations {
+        for epoch in &rotation.advance.destroyed {
+            tracing::info!(pairing = %rotation.alias, %epoch, "key destroyed");
+        }
+    }
+    let today = crate::audit::day_of(now).to_string();
+    if owner_chat(store)?.is_some()
+        && store.agent_value("checkpoint_day")?.as_deref() != Some(today.as_str())
+    {
+        store.audit(
+            now,
+            "audit_checkpoint",
+            "",
+            "ok",
+            &[("to", "owner chat".to_owned())],
+        )?;
+        let (seq, mac) = store.audit_head()?;
+        let checkpoint = crate::audit::Checkpoint::new(seq, &mac, now).to_text();
+        notify_owner(store, bot, &format!("MedCrypt audit checkpoint (keep it; `medcrypt audit verify --checkpoint` checks it):\n{checkpoint}")).await?;
+        store.set_agent_value("checkpoint_day", &today)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,491 @@
+//! The Telegram agent against a fake Bot API on 127.0.0.1: deep-link
+//! pairing, messages and documents both ways, plaintext deletion, a crash
+//! mid-stream, and a storm of 429s. Nothing here reaches the internet.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{NOV, PASSPHRASE, Party};
+use medcrypt::fake_telegram::{FakeTelegram, Faults};
+
+const TOKEN: &str = "4242:TEST-TOKEN";
+const PATIENT_CHAT: i64 = 777;
+
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn start(doc: &Party, fake: &FakeTelegram, extra: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+            .arg("--store")
+            .arg(&doc.store)
+            .args([
+                "agent",
+                "telegram",
+                "--poll-timeout",
+                "1",
+                "--tick-seconds",
+                "1",
+            ])
+            .args(extra)
+            .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+            .env("MEDCRYPT_NOW", NOV)
+            .env("TELOXIDE_TOKEN", TOKEN)
+            .env("TELOXIDE_API_URL", fake.url())
+            .env("RUST_LOG", "medcrypt=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self { child }
+    }
+
+    /// SIGTERM, then the agent must exit cleanly.
+    fn stop(self) -> (String, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "agent failed ({:?}): {stdout}\n{stderr}",
+            out.status
+        );
+        assert!(stdout.contains("agent stopped"), "{stdout}");
+        (stdout, stderr)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn replies_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {
+    fake.sent()
+        .into_iter()
+        .filter(|s| s.chat_id == chat)
+        .filter_map(|s| s.text)
+        .collect()
+}
+
+/// A physician whose agent has met the bot, a patient paired through the
+/// QR PNG (which now names the bot), and the patient's chat bound by the
+/// deep link.
+fn connected(dir: &Path, fake: &FakeTelegram) -> (Party, Party) {
+    let doc = Party::new(dir, "physician");
+    let pat = Party::new(dir, "patient");
+    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    pat.ok(&["init"], "", NOV);
+    // The agent records the bot's username from getMe.
+    let agent = Agent::start(&doc, fake, &[]);
+    wait_until("getMe", || fake.requests("getUpdates") > 0);
+    agent.stop();
+    let png = dir.join("pairing.png");
+    doc.ok(
+        &[
+            "pair",
+            "new",
+            "--patient",
+            "alice",
+            "--qr-png",
+            png.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    let accepted = pat.ok(
+        &[
+            "pair",
+            "accept",
+            "--qr-image",
+            png.to_str().unwrap(),
+            "--physician",
+            "dr-silva",
+        ],
+        "",
+        NOV,
+    );
+    let link = common::line_after(&accepted, "Open this link");
+    let token = link
+        .strip_prefix("https://t.me/clinic_bot?start=")
+        .expect("deep link names the bot");
+    assert!(
+        token.len() <= 64
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    );
+
+    let agent = Agent::start(&doc, fake, &[]);
+    fake.user_sends_text(PATIENT_CHAT, &format!("/start {token}"));
+    wait_until("binding", || {
+        replies_to(fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.starts_with("Connected ✓"))
+    });
+    let reply = replies_to(fake, PATIENT_CHAT).pop().unwrap();
+    let safety = doc.ok(&["pair", "list"], "", NOV);
+    let first_group = safety
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .rev()
+        .nth(5)
+        .unwrap()
+        .to_owned();
+    assert!(reply.contains(&first_group), "{reply} / {safety}");
+    // The token is single-use.
+    fake.user_sends_text(888, &format!("/start {token}"));
+    wait_until("refusal", || {
+        replies_to(fake, 888)
+            .iter()
+            .any(|r| r.contains("not valid"))
+    });
+    agent.stop();
+    (doc, pat)
+}
+
+#[test]
+fn deep_link_messages_and_documents_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, pat) = connected(dir.path(), &fake);
+    let agent = Agent::start(&doc, &fake, &[]);
+
+    // Patient → physician: text, a document, and a document in two parts.
+    let note = "My blood pressure this morning: 150/95.";
+    let wire = pat.ok(&["encrypt", "--to", "dr-silva", note], "", NOV);
+    fake.user_sends_text(PATIENT_CHAT, wire.trim());
+    let photo = dir.path().join("rash.jpg");
+    std::fs::write(&photo, vec![0xAB; 100_000]).unwrap();
+    let enc = dir.path().join("rash.medcrypt");
+    pat.ok(
+        &[
+            "attach",
+            "encrypt",
+            "--to",
+            "dr-silva",
+            photo.to_str().unwrap(),
+            "-o",
+            enc.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    fake.user_sends_document(PATIENT_CHAT, "rash.medcrypt", &std::fs::read(&enc).unwrap());
+    let scan = dir.path().join("ecg.pdf");
+    std::fs::write(&scan, vec![0x5A; 300_000]).unwrap();
+    let parts_base = dir.path().join("ecg.medcrypt");
+    let parts = pat.ok(
+        &[
+            "attach",
+            "encrypt",
+            "--to",
+            "dr-silva",
+            scan.to_str().unwrap(),
+            "-o",
+            parts_base.to_str().unwrap(),
+            "--part-size",
+            "200K",
+        ],
+        "",
+        NOV,
+    );
+    for part in parts.lines().rev() {
+        fake.user_sends_document(PATIENT_CHAT, "part.medcrypt", &std::fs::read(part).unwrap());
+    }
+    wait_until("three acknowledgements", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .filter(|r| r.starts_with("Received ✓"))
+            .count()
+            == 3
+    });
+    assert!(
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.starts_with("Part 2 of 2 received"))
+    );
+    for reply in replies_to(&fake, PATIENT_CHAT) {
+        assert!(!reply.contains("150/95"), "a reply echoed content: {reply}");
+    }
+
+    // Plaintext is deleted and nothing of it is stored.
+    let id = fake.user_sends_text(PATIENT_CHAT, "Can I take ibuprofen?");
+    wait_until("plaintext warning", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.contains("plain text"))
+    });
+    assert_eq!(fake.deleted().len(), 1);
+    let _ = id;
+
+    // A chat nobody bound gets instructions only.
+    fake.user_sends_text(999, "hello?");
+    wait_until("instructions", || {
+        replies_to(&fake, 999)
+            .iter()
+            .any(|r| r.contains("open the link"))
+    });
+
+    // Physician → patient: text and a file, queued by `send`.
+    let answer = "Please take 5 mg less from tomorrow.";
+    doc.ok(&["send", "--to", "alice", answer], "", NOV);
+    let report = dir.path().join("report.pdf");
+    std::fs::write(&report, b"%PDF lab report").unwrap();
+    doc.ok(
+        &["send", "--to", "alice", "--file", report.to_str().unwrap()],
+        "",
+        NOV,
+    );
+    wait_until("delivery", || {
+        fake.sent()
+            .iter()
+            .filter(|s| {
+                s.chat_id == PATIENT_CHAT
+                    && (s.document.is_some()
+                        || s.text
+                            .as_deref()
+                            .is_some_and(|t| t.starts_with("MEDCRYPT:v2:")))
+            })
+            .count()
+            == 2
+    });
+    let (stdout, stderr) = agent.stop();
+
+    // The fake server saw only ciphertext.
+    let sent = fake.sent();
+    for s in &sent {
+        let seen = format!(
+            "{:?} {:?}",
+            s.text,
+            s.document
+                .as_ref()
+                .map(|(n, b)| (n, String::from_utf8_lossy(b).into_owned()))
+        );
+        for secret in [answer, "lab report", "report.pdf", note] {
+            assert!(!seen.contains(secret), "{secret:?} crossed the messenger");
+        }
+    }
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains(note) && !text.contains(answer) && !text.contains("TEST-TOKEN"),
+            "logs leak: {text}"
+        );
+    }
+    let wire_out = sent
+        .iter()
+        .find_map(|s| s.text.clone().filter(|t| t.starts_with("MEDCRYPT:v2:")))
+        .unwrap();
+    assert_eq!(pat.decrypt(&wire_out, NOV).stdout.trim(), answer);
+    let (name, bytes) = sent.iter().find_map(|s| s.document.clone()).unwrap();
+    assert!(name.ends_with(".medcrypt") && !name.contains("report"));
+    let received = dir.path().join("got.medcrypt");
+    std::fs::write(&received, bytes).unwrap();
+    let out = dir.path().join("got.pdf");
+    pat.ok(
+        &[
+            "attach",
+            "decrypt",
+            received.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(std::fs::read(out).unwrap(), b"%PDF lab report");
+
+    // The physician's inbox has all three, and saves the files.
+    let saved = dir.path().join("saved");
+    let inbox = doc.ok(
+        &["inbox", "--save-attachments", saved.to_str().unwrap()],
+        "",
+        NOV,
+    );
+    assert!(inbox.contains(note), "{inbox}");
+    assert!(
+        inbox.contains("[file rash.jpg, 100000 bytes")
+            && inbox.contains("[file ecg.pdf, 300000 bytes"),
+        "{inbox}"
+    );
+    assert!(!inbox.contains("ibuprofen"));
+    assert_eq!(
+        std::fs::read(saved.join("rash.jpg")).unwrap(),
+        vec![0xAB; 100_000]
+    );
+    assert_eq!(
+        std::fs::read(saved.join("ecg.pdf")).unwrap(),
+        vec![0x5A; 300_000]
+    );
+    let outbox = doc.ok(&["outbox"], "", NOV);
+    assert_eq!(outbox.matches(" sent ").count(), 2, "{outbox}");
+}
+
+#[test]
+fn killed_mid_stream_loses_nothing_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, pat) = connected(dir.path(), &fake);
+    let count = 40;
+    for i in 0..count {
+        let wire = pat.ok(
+            &["encrypt", "--to", "dr-silva", &format!("reading {i}")],
+            "",
+            NOV,
+        );
+        fake.user_sends_text(PATIENT_CHAT, wire.trim());
+    }
+    fake.set_faults(Faults {
+        duplicate_updates: true,
+        delay: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let acks = |fake: &FakeTelegram| {
+        replies_to(fake, PATIENT_CHAT)
+            .iter()
+            .filter(|r| r.starts_with("Received ✓"))
+            .count()
+    };
+    let agent = Agent::start(&doc, &fake, &[]);
+    wait_until("some progress", || acks(&fake) >= 5);
+    agent.kill(); // SIGKILL: no chance to clean up
+    let agent = Agent::start(&doc, &fake, &[]);
+    wait_until("all confirmed", || {
+        fake.unconfirmed_updates() == 0
+            && doc.ok(&["inbox"], "", NOV).matches("reading ").count() == count
+    });
+    agent.stop();
+    let inbox = doc.ok(&["inbox"], "", NOV);
+    for i in 0..count {
+        assert_eq!(
+            inbox.matches(&format!("reading {i}\n")).count(),
+            1,
+            "reading {i} in {inbox}"
+        );
+    }
+    // Duplicated deliveries were skipped, not reported as replays.
+    assert!(
+        !replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.contains("already received"))
+    );
+}
+
+#[test]
+fn a_storm_of_429s_and_500s_delivers_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, pat) = connected(dir.path(), &fake);
+    for i in 0..8 {
+        doc.ok(&["send", "--to", "alice", &format!("result {i}")], "", NOV);
+    }
+    let before = fake.sent().len();
+    fake.set_faults(Faults {
+        rate_limit_sends: 4,
+        retry_after: 1,
+        fail_sends: 1,
+        ..Faults::default()
+    });
+    let agent = Agent::start(&doc, &fake, &[]);
+    wait_until("all delivered", || {
+        doc.ok(&["outbox"], "", NOV).matches(" sent ").count() == 8
+    });
+    agent.stop();
+    let delivered: Vec<String> = fake.sent()[before..]
+        .iter()
+        .filter_map(|s| s.text.clone())
+        .collect();
+    assert_eq!(delivered.len(), 8, "each exactly once: {delivered:?}");
+    let mut texts: Vec<String> = delivered
+        .iter()
+        .map(|w| pat.decrypt(w, NOV).stdout.trim().to_owned())
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        (0..8).map(|i| format!("result {i}")).collect::<Vec<_>>()
+    );
+    let audit = doc.ok(&["audit", "show", "--action", "send_sent"], "", NOV);
+    assert_eq!(audit.lines().count(), 8, "{audit}");
+}
+
+#[test]
+fn owner_link_receives_a_checkpoint_and_keep_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, _pat) = connected(dir.path(), &fake);
+    // The owner link was printed at first start; a fresh agent prints none.
+    let polls = fake.requests("getUpdates");
+    let agent = Agent::start(&doc, &fake, &["--keep-plaintext"]);
+    wait_until("polling", || fake.requests("getUpdates") > polls + 1);
+    let (stdout, _) = agent.stop();
+    assert!(!stdout.contains("?start=owner_"), "{stdout}");
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let fresh = Party::new(dir2.path(), "doc");
+    fresh.ok(&["init", "--name", "Dr. Who"], "", NOV);
+    let fake2 = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let mut child = Agent::start(&fresh, &fake2, &[]);
+    wait_until("polling", || fake2.requests("getUpdates") > 0);
+    let pid = child.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = child.child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let link = stdout
+        .split_whitespace()
+        .find(|w| w.contains("?start=owner_"))
+        .unwrap()
+        .to_owned();
+    let token = link.rsplit('=').next().unwrap();
+    child = Agent::start(&fresh, &fake2, &[]);
+    fake2.user_sends_text(5, &format!("/start {token}"));
+    wait_until("checkpoint", || {
+        replies_to(&fake2, 5)
+            .iter()
+            .any(|r| r.contains("MEDCRYPT-AUDIT:v1:"))
+    });
+    child.stop();
+    let checkpoint = replies_to(&fake2, 5)
+        .into_iter()
+        .find_map(|r| {
+            r.lines()
+                .find(|l| l.starts_with("MEDCRYPT-AUDIT"))
+                .map(str::to_owned)
+        })
+        .unwrap();
+    fresh.ok(&["audit", "verify", "--checkpoint", &checkpoint], "", NOV);
+
+    // With --keep-plaintext the message stays, but nothing of it is stored.
+    let agent = Agent::start(&doc, &fake, &["--keep-plaintext"]);
+    fake.user_sends_text(PATIENT_CHAT, "plain words");
+    wait_until("warning", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.contains("plain text"))
+    });
+    agent.stop();
+    assert!(fake.deleted().is_empty());
+    assert!(!doc.ok(&["inbox"], "", NOV).contains("plain words"));
+}
