@@ -22,7 +22,10 @@ struct Agent {
 }
 
 impl Agent {
+    /// Starts the agent and returns once it is running (it has called getMe,
+    /// which it does only after its signal handlers are in place).
     fn start(doc: &Party, fake: &FakeTelegram, extra: &[&str]) -> Self {
+        let before = fake.requests("getMe");
         let child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
             .arg("--store")
             .arg(&doc.store)
@@ -44,6 +47,7 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        wait_until("the agent to start", || fake.requests("getMe") > before);
         Self { child }
     }
 
