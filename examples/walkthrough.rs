@@ -1,64 +1,356 @@
-//! A walkthrough of the MedCrypt protocol core, no messenger needed:
-//! pairing, safety numbers, messages both ways, a month boundary, shredding.
+//! MedCrypt end to end, with no Telegram account: a fake Bot API on
+//! 127.0.0.1, a physician's store and agent, a patient's store; pairing
+//! through a QR PNG; messages and a file both ways; a month boundary, until
+//! the old key is destroyed.
 //!
 //! `cargo run --example walkthrough`
 
-use medcrypt::{
-    Direction, Epoch, EpochChain, PairingSecret, Payload, Role, WireMessage, format_utc,
-};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use medcrypt::attachment::{Header, Metadata, Recipient, Sealing};
+use medcrypt::codes::PairingInvite;
+use medcrypt::fake_telegram::FakeTelegram;
+use medcrypt::store::{InboxContent, OutboxKind, Store};
+use medcrypt::{Epoch, PairingSecret, Payload, Role, WireMessage, format_utc, qr};
+use secrecy::SecretString;
+use time::OffsetDateTime;
 use time::macros::datetime;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let visit = datetime!(2026-11-22 10:00 UTC);
-    let start = Epoch::containing(visit);
+type Error = Box<dyn std::error::Error>;
 
-    println!("1. Pairing at the visit ({})", format_utc(visit));
-    let secret = PairingSecret::generate();
-    println!(
-        "   physician and patient both see safety number {}",
-        secret.safety_number(start)
-    );
-    println!("   deep-link token for the bot: {}", secret.pairing_token());
-    let mut physician = EpochChain::new(secret.first_epoch_key(start));
-    let mut patient = EpochChain::new(secret.first_epoch_key(start));
-    drop(secret); // erased once the first epoch key exists
-    println!("   pairing secret erased; both sides hold only the {start} key\n");
+const TOKEN: &str = "4242:WALKTHROUGH";
+const PATIENT_CHAT: i64 = 7001;
 
-    println!("2. Messages both ways");
-    let note = "Your HbA1c is 6.1%. Keep the current dose.";
-    let key = physician.key_for(start).ok_or("no key")?;
+/// The demonstration's clock, moved forward step by step.
+static NOW: AtomicI64 = AtomicI64::new(0);
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(NOW.load(Ordering::SeqCst))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn set_now(at: OffsetDateTime) {
+    NOW.store(at.unix_timestamp(), Ordering::SeqCst);
+}
+
+fn step(title: &str) {
+    println!("\n── {title} ──");
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> Result<(), Error> {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Runs the physician's agent in the background for `seconds`.
+fn agent(store_path: std::path::PathBuf, url: String, seconds: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let passphrase = SecretString::from("physician passphrase".to_owned());
+        let Ok(store) = Store::open(&store_path, &passphrase, now()) else {
+            return;
+        };
+        let options = medcrypt::telegram::Options {
+            token: TOKEN.into(),
+            api_url: Some(url),
+            poll_timeout: 1,
+            keep_plaintext: false,
+            tick: Duration::from_millis(300),
+            run_for: Some(Duration::from_secs(seconds)),
+            clock: now,
+        };
+        if let Err(err) = medcrypt::telegram::run(&store, &options) {
+            eprintln!("agent: {err}");
+        }
+    })
+}
+
+fn patient_sends(patient: &Store, fake: &FakeTelegram, text: &str) -> Result<String, Error> {
+    let pairing = patient.pairing("dr-silva")?;
+    let epoch = Epoch::containing(now());
+    patient.rotate(now())?;
+    let chain = patient.chain(&pairing)?;
+    let key = chain.key_for(epoch).ok_or("no key")?;
+    let sequence = patient.next_sequence(&pairing, epoch, Role::Patient.outbound(), now())?;
     let wire = WireMessage::seal(
         &key,
-        Direction::PhysicianToPatient,
-        1,
-        &Payload::Text(note.into()),
+        Role::Patient.outbound(),
+        sequence,
+        &Payload::Text(text.into()),
     )?
     .to_text();
-    println!("   physician sends: {wire}");
-    let opened = WireMessage::parse(&wire)?.open(&patient, Role::Patient, visit)?;
-    let Payload::Text(text) = &opened.payload;
-    println!("   patient reads:   {text}");
-    if let Err(err) = WireMessage::parse(&wire)?.open(&physician, Role::Physician, visit) {
-        println!("   fed back to the physician: {err}\n");
-    }
+    fake.user_sends_text(PATIENT_CHAT, &wire);
+    Ok(wire)
+}
 
-    println!("3. A month boundary");
-    for (label, at) in [
-        ("5 December", datetime!(2026-12-05 9:00 UTC)),
-        ("9 December", datetime!(2026-12-09 9:00 UTC)),
-    ] {
-        let report = patient.advance(at);
-        physician.advance(at);
-        for epoch in &report.derived {
-            println!("   {label}: patient ratcheted forward to {epoch}");
-        }
-        for epoch in &report.destroyed {
-            println!("   {label}: patient destroyed the key of {epoch}");
-        }
-        match WireMessage::parse(&wire)?.open(&patient, Role::Patient, at) {
-            Ok(_) => println!("   {label}: the November note still decrypts (grace period)"),
-            Err(err) => println!("   {label}: the November note fails: {err}"),
+fn main() -> Result<(), Error> {
+    set_now(datetime!(2026-11-20 09:00 UTC));
+    let dir = std::env::temp_dir().join(format!("medcrypt-walkthrough-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let fake = FakeTelegram::start(TOKEN, "clinic_demo_bot")?;
+    println!(
+        "MedCrypt walkthrough. A fake Telegram Bot API runs at {} (loopback only).",
+        fake.url()
+    );
+    println!("Working directory: {}", dir.display());
+
+    step("1. The physician creates a store and starts the agent");
+    let doc_path = dir.join("physician.sqlite");
+    let (physician, recovery, _audit_code) = Store::create(
+        &doc_path,
+        &SecretString::from("physician passphrase".to_owned()),
+        "Dr. Ana Silva",
+        now(),
+    )?;
+    println!(
+        "store created; recovery code shown once: {}…",
+        &recovery.to_text()[..9]
+    );
+    agent(doc_path.clone(), fake.url(), 1)
+        .join()
+        .map_err(|_| "agent thread")?;
+    println!(
+        "the agent met the bot: @{}",
+        physician.setting("telegram_bot")?.unwrap_or_default()
+    );
+
+    step("2. At the visit: pairing through a QR code");
+    let secret = PairingSecret::generate();
+    let start = Epoch::containing(now());
+    let invite = PairingInvite {
+        secret,
+        start,
+        physician_name: "Dr. Ana Silva".into(),
+        telegram_bot: physician.setting("telegram_bot")?,
+        whatsapp_number: None,
+    };
+    let png_path = dir.join("pairing.png");
+    std::fs::write(&png_path, qr::render_png(&invite.to_uri())?)?;
+    physician.add_pairing(
+        "alice",
+        Role::Physician,
+        "",
+        &invite.secret.first_epoch_key(start),
+        &invite.secret.pairing_token(),
+        &invite.secret.safety_number(start),
+        now(),
+    )?;
+    println!(
+        "physician shows the QR code (written to {})",
+        png_path.display()
+    );
+    let pat_path = dir.join("patient.sqlite");
+    let (patient, _, _) = Store::create(
+        &pat_path,
+        &SecretString::from("patient passphrase".to_owned()),
+        "",
+        now(),
+    )?;
+    let scanned = PairingInvite::from_uri(&qr::decode_image(&std::fs::read(&png_path)?)?)?;
+    patient.add_pairing(
+        "dr-silva",
+        Role::Patient,
+        &scanned.physician_name,
+        &scanned.secret.first_epoch_key(scanned.start),
+        &scanned.secret.pairing_token(),
+        &scanned.secret.safety_number(scanned.start),
+        now(),
+    )?;
+    println!(
+        "patient scanned it; both screens show the safety number {}",
+        scanned.secret.safety_number(scanned.start)
+    );
+    let link = format!(
+        "https://t.me/{}?start={}",
+        scanned.telegram_bot.as_deref().unwrap_or("bot"),
+        scanned.secret.pairing_token()
+    );
+    println!("the pairing secret is erased; the patient opens {link}");
+    drop(invite);
+    let token = scanned.secret.pairing_token().to_string();
+    drop(scanned);
+
+    let agent_thread = agent(doc_path.clone(), fake.url(), 6);
+    fake.user_sends_text(PATIENT_CHAT, &format!("/start {token}"));
+    wait_for("the binding", || {
+        fake.sent().iter().any(|s| {
+            s.text
+                .as_deref()
+                .is_some_and(|t| t.starts_with("Connected"))
+        })
+    })?;
+    println!(
+        "bot → patient: {}",
+        fake.sent()
+            .last()
+            .and_then(|s| s.text.clone())
+            .unwrap_or_default()
+    );
+
+    step("3. Messages both ways; Telegram sees only ciphertext");
+    let wire = patient_sends(&patient, &fake, "My blood pressure this morning: 150/95.")?;
+    println!("patient → chat: {}…", &wire[..60]);
+    wait_for("the acknowledgement", || {
+        fake.sent()
+            .iter()
+            .any(|s| s.text.as_deref().is_some_and(|t| t.starts_with("Received")))
+    })?;
+    println!(
+        "bot → patient: {}",
+        fake.sent()
+            .last()
+            .and_then(|s| s.text.clone())
+            .unwrap_or_default()
+    );
+    for item in physician.inbox(None, 0)? {
+        if let InboxContent::Text(text) = item.content {
+            println!("physician's inbox #{}: {text}", item.id);
         }
     }
+    let alice = physician.pairing("alice")?;
+    let chain = physician.chain(&alice)?;
+    let key = chain.key_for(Epoch::containing(now())).ok_or("no key")?;
+    let sequence = physician.next_sequence(
+        &alice,
+        Epoch::containing(now()),
+        Role::Physician.outbound(),
+        now(),
+    )?;
+    let reply = WireMessage::seal(
+        &key,
+        Role::Physician.outbound(),
+        sequence,
+        &Payload::Text("Please take 5 mg less from tomorrow.".into()),
+    )?;
+    physician.outbox_queue(&alice, OutboxKind::Text, reply.to_text().as_bytes(), now())?;
+    wait_for("delivery", || {
+        fake.sent().iter().any(|s| {
+            s.text
+                .as_deref()
+                .is_some_and(|t| t.starts_with("MEDCRYPT:v2:"))
+        })
+    })?;
+    let delivered = fake
+        .sent()
+        .into_iter()
+        .rev()
+        .find_map(|s| s.text.filter(|t| t.starts_with("MEDCRYPT:v2:")))
+        .unwrap_or_default();
+    println!("agent → chat: {}…", &delivered[..60]);
+    let dr = patient.pairing("dr-silva")?;
+    let opened =
+        WireMessage::parse(&delivered)?.open(&patient.chain(&dr)?, Role::Patient, now())?;
+    let Payload::Text(text) = opened.payload;
+    println!("patient decrypts: {text}");
+
+    step("4. An attachment: a lab PDF, encrypted with its name inside");
+    let content = b"%PDF-1.7 ... potassium 4.1 mmol/L ...".to_vec();
+    let metadata = Metadata {
+        name: "labs-2026-11.pdf".into(),
+        mime: "application/pdf".into(),
+        size: content.len() as u64,
+    };
+    let key = patient
+        .chain(&dr)?
+        .key_for(Epoch::containing(now()))
+        .ok_or("no key")?
+        .into_owned();
+    let sealing = Sealing::new(
+        &metadata,
+        &[Recipient {
+            key,
+            direction: Role::Patient.outbound(),
+        }],
+    )?;
+    let mut file = Vec::new();
+    sealing.write(&content[..], &mut file, &mut |_| {})?;
+    fake.user_sends_document(PATIENT_CHAT, "attachment.medcrypt", &file);
+    wait_for("the file", || {
+        physician.inbox(None, 1).is_ok_and(|i| !i.is_empty())
+    })?;
+    for item in physician.inbox(None, 1)? {
+        if let InboxContent::File(meta) = item.content {
+            println!(
+                "physician's inbox #{}: file {} ({} bytes, {})",
+                item.id, meta.name, meta.size, meta.mime
+            );
+        }
+    }
+    let mut input = std::io::BufReader::new(&file[..]);
+    let header = Header::read(&mut input)?;
+    println!(
+        "from outside the file is {} bytes, month {}; nothing else shows",
+        file.len(),
+        header.epoch()
+    );
+    agent_thread.join().map_err(|_| "agent thread")?;
+
+    step("5. A month boundary: the November key lives 7 days into December");
+    let _ = wire;
+    let november_message = delivered;
+    for (label, at) in [
+        ("5 December", datetime!(2026-12-05 09:00 UTC)),
+        ("9 December", datetime!(2026-12-09 09:00 UTC)),
+    ] {
+        set_now(at);
+        for rotation in patient.rotate(now())? {
+            for epoch in &rotation.advance.derived {
+                println!("{label}: patient's key ratcheted forward to {epoch}");
+            }
+            for epoch in &rotation.advance.destroyed {
+                println!(
+                    "{label}: patient destroyed the key of {epoch} (after {})",
+                    format_utc(epoch.destruction_time())
+                );
+            }
+        }
+        // The patient opens the physician's November message again.
+        match WireMessage::parse(&november_message)?.open(
+            &patient.chain(&dr)?,
+            Role::Patient,
+            now(),
+        ) {
+            Ok(_) => {
+                println!("{label}: the physician's November message still decrypts (grace period)")
+            }
+            Err(err) => println!("{label}: the physician's November message: {err}"),
+        }
+    }
+    agent(doc_path.clone(), fake.url(), 2)
+        .join()
+        .map_err(|_| "agent thread")?;
+    println!(
+        "the agent's tick ran on 9 December: {}",
+        physician
+            .audit_events()?
+            .iter()
+            .filter_map(|(_, e)| e.as_ref())
+            .filter(|e| e.action == "key_shred")
+            .map(|e| format!(
+                "destroyed {} of {}",
+                e.details.get("epoch").cloned().unwrap_or_default(),
+                e.subject
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    step("6. The audit log verifies");
+    let verdict = physician.audit_verify(None, None)?;
+    match verdict {
+        Ok(report) => println!(
+            "{} records ({} entries, {} day seals), intact",
+            report.records, report.entries, report.seals
+        ),
+        Err(fault) => println!("audit log: {fault}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("\nDone. Real use: see README.md, \"Real use with Telegram\".");
     Ok(())
 }
