@@ -143,10 +143,62 @@ enum Command {
         #[command(subcommand)]
         action: AttachCommand,
     },
+    /// Break-glass: split the store's keys among custodians, or combine
+    /// their shares in an emergency.
+    Escrow {
+        #[command(subcommand)]
+        action: EscrowCommand,
+    },
     /// Read, verify and export the encrypted, tamper-evident audit log.
     Audit {
         #[command(subcommand)]
         action: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EscrowCommand {
+    /// Split the store's keys into shares, one printable page and QR code per custodian.
+    Split {
+        /// A custodian's name (repeat: 2 to 10 custodians).
+        #[arg(long = "custodian", value_name = "NAME", required = true)]
+        custodians: Vec<String>,
+        /// How many custodians together can open the store.
+        #[arg(long, default_value_t = 2)]
+        threshold: usize,
+        /// Where to write the share files [default: escrow-shares-DATE].
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// The audit verification code from init, so custodians can verify the log too.
+        #[arg(long, value_name = "CODE")]
+        audit_code: Option<String>,
+    },
+    /// Emergency access: combine shares, then export or re-key. Everyone is told.
+    Combine {
+        /// A share file (the text page or its QR PNG); repeat.
+        #[arg(long = "share", value_name = "FILE")]
+        share_files: Vec<PathBuf>,
+        /// A share typed in (MEDCRYPT-SHARE:v1:…); repeat.
+        #[arg(long = "share-text", value_name = "TEXT")]
+        share_texts: Vec<String>,
+        /// Why the records are opened (recorded and sent to physician and patient).
+        #[arg(long, required = true)]
+        reason: String,
+        /// Write decrypted copies of one patient's messages and files here.
+        #[arg(
+            long,
+            value_name = "DIR",
+            requires = "patient",
+            conflicts_with = "new_passphrase_file",
+            required_unless_present = "new_passphrase_file"
+        )]
+        export: Option<PathBuf>,
+        /// The patient whose records to export.
+        #[arg(long, value_name = "ALIAS")]
+        patient: Option<String>,
+        /// Re-key the store under a new passphrase read from this file.
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
     },
 }
 
@@ -478,6 +530,12 @@ fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
                     EXIT_OTHER,
                     Some("restore the store from a backup, or use `medcrypt recover`"),
                 ),
+                StoreError::Escrow(_) => (
+                    EXIT_LOCKED,
+                    Some(
+                        "nothing was opened; use shares of this store's current split (each page names its set) from enough different custodians",
+                    ),
+                ),
                 StoreError::Sqlite(_) | StoreError::Io { .. } => (
                     EXIT_OTHER,
                     Some("check the disk and the store's permissions"),
@@ -574,6 +632,24 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Init { name } => init(&ctx, name),
+        Command::Escrow {
+            action:
+                EscrowCommand::Combine {
+                    share_files,
+                    share_texts,
+                    reason,
+                    export,
+                    patient,
+                    new_passphrase_file,
+                },
+        } => escrow_combine(
+            &ctx,
+            &share_files,
+            &share_texts,
+            &reason,
+            export.as_deref().zip(patient.as_deref()),
+            new_passphrase_file.as_deref(),
+        ),
         Command::Recover {
             recovery_code,
             new_passphrase_file,
@@ -611,6 +687,23 @@ fn dispatch(
     match command {
         Command::Init { .. } | Command::Recover { .. } => Ok(()),
         Command::Audit { action } => audit(ctx, store, action),
+        Command::Escrow {
+            action:
+                EscrowCommand::Split {
+                    custodians,
+                    threshold,
+                    out_dir,
+                    audit_code,
+                },
+        } => escrow_split(
+            ctx,
+            store,
+            &custodians,
+            threshold,
+            out_dir,
+            audit_code.as_deref(),
+        ),
+        Command::Escrow { .. } => Ok(()),
         Command::Agent {
             transport:
                 AgentCommand::Telegram {
@@ -1777,5 +1870,322 @@ fn audit(ctx: &Settings, store: &mut Store, action: AuditCommand) -> Result<()> 
                 }
             }
         }
+    }
+}
+
+fn escrow_split(
+    ctx: &Settings,
+    store: &mut Store,
+    custodians: &[String],
+    threshold: usize,
+    out_dir: Option<PathBuf>,
+    audit_code: Option<&str>,
+) -> Result<()> {
+    let audit_key = audit_code.map(parse_verification_code).transpose()?;
+    if let Some(key) = &audit_key
+        && store.audit_verify(Some(key), None)?.is_err()
+    {
+        return Err(hinted(
+            "this audit verification code does not verify this store's audit log",
+            "give the code shown when this store was created, or leave --audit-code out",
+        ));
+    }
+    if audit_key.is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: without --audit-code the custodians cannot verify the audit log on their own"
+        );
+    }
+    let dir = out_dir.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "escrow-shares-{:04}{:02}{:02}",
+            ctx.now.year(),
+            u8::from(ctx.now.month()),
+            ctx.now.day()
+        ))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let shares = store
+        .escrow_split(custodians, threshold, audit_key, ctx.now)
+        .map_err(|e| {
+            hinted(
+                e.to_string(),
+                "use 2 to 10 custodians and a threshold between 2 and their number",
+            )
+        })?;
+    let practice = store
+        .setting("name")?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "this MedCrypt store".into());
+    let store_path = ctx.store_path.display().to_string();
+    for share in &shares {
+        let slug: String = share
+            .custodian
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let base = dir.join(format!("share-{}-{}", share.index, slug.trim_matches('-')));
+        let text = share.to_text();
+        let page = format!(
+            "MEDCRYPT EMERGENCY ACCESS SHARE\n\
+             ================================\n\n\
+             Custodian:  {custodian}\n\
+             For:        {practice}\n\
+             Share:      {index} of {count}; any {threshold} custodians together can open the records\n\
+             Set:        {set}\n\
+             Made on:    {date}\n\n\
+             Keep this page private and safe, like a house key. Alone it opens nothing.\n\n\
+             In an emergency ({threshold} custodians together, each with their page):\n\n    \
+             medcrypt --store {store_path} escrow combine \\\n        \
+             --share share-A.txt --share share-B.txt --reason \"why\" \\\n        \
+             --export DIR --patient ALIAS      (or --new-passphrase-file FILE)\n\n\
+             The access is recorded with your names and the reason, and the physician and\n\
+             the patient are told. Afterwards these shares open nothing; a new split is needed.\n\n\
+             Your share (the QR code beside this page holds the same text):\n\n{text}\n",
+            custodian = share.custodian,
+            index = share.index,
+            count = share.count,
+            threshold = share.threshold,
+            set = hex::encode(share.set_id),
+            date = medcrypt::format_utc(ctx.now),
+            text = text.as_str(),
+        );
+        write_atomically(&base.with_extension("txt"), page.as_bytes(), true)?;
+        write_atomically(&base.with_extension("png"), &qr::render_png(&text)?, true)?;
+        out(format_args!(
+            "{}: {} (.txt and .png)",
+            share.custodian,
+            base.display()
+        ))?;
+    }
+    out(format_args!(
+        "\nEscrow set {} made: any {threshold} of {} custodians can open this store. \
+         Print each page, give it to its custodian, and delete the files.",
+        shares
+            .first()
+            .map(|s| hex::encode(s.set_id))
+            .unwrap_or_default(),
+        shares.len()
+    ))
+}
+
+fn read_share(path: &Path, position: usize) -> Result<medcrypt::escrow::ShareText> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = if bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8]) {
+        Zeroizing::new(qr::decode_image(&bytes)?)
+    } else {
+        let text = String::from_utf8_lossy(&bytes);
+        Zeroizing::new(
+            text.lines()
+                .find(|l| l.trim_start().starts_with(medcrypt::escrow::SHARE_PREFIX))
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    medcrypt::escrow::ShareText::parse(&text, position).map_err(|e| {
+        hinted(
+            e.to_string(),
+            "check the share page; the typed text must match it exactly",
+        )
+    })
+}
+
+fn escrow_combine(
+    ctx: &Settings,
+    files: &[PathBuf],
+    texts: &[String],
+    reason: &str,
+    export: Option<(&Path, &str)>,
+    new_passphrase_file: Option<&Path>,
+) -> Result<()> {
+    let mut shares = Vec::new();
+    for path in files {
+        shares.push(read_share(path, shares.len() + 1)?);
+    }
+    for text in texts {
+        shares.push(
+            medcrypt::escrow::ShareText::parse(text, shares.len() + 1).map_err(|e| {
+                hinted(
+                    e.to_string(),
+                    "check the share page; the typed text must match it exactly",
+                )
+            })?,
+        );
+    }
+    if reason.trim().is_empty() {
+        return Err(hinted(
+            "an emergency access needs a reason",
+            "say why, e.g. --reason \"patient in ICU, physician unreachable\"",
+        ));
+    }
+    let (mut store, secret) = Store::open_with_escrow(&ctx.store_path, &shares)?;
+    let custodians: Vec<String> = shares.iter().map(|s| s.custodian.clone()).collect();
+    let names = custodians.join(" and ");
+    let date = medcrypt::format_utc(ctx.now);
+    let action = if export.is_some() {
+        "export"
+    } else {
+        "new passphrase"
+    };
+    store.audit(
+        ctx.now,
+        "escrow_combine",
+        export.map(|(_, alias)| alias).unwrap_or_default(),
+        "ok",
+        &[
+            ("custodians", names.clone()),
+            ("reason", reason.to_owned()),
+            ("action", action.to_owned()),
+            ("set", hex::encode(shares[0].set_id)),
+        ],
+    )?;
+    let notice = format!(
+        "MedCrypt notice: emergency access to your records on {date} by {names}; reason: {reason}."
+    );
+    store.set_agent_value(
+        "owner_notice",
+        &format!("⚠ Emergency access to your MedCrypt store on {date} by {names} ({action}). See `medcrypt audit show --action escrow_combine`."),
+    )?;
+    match (export, new_passphrase_file) {
+        (Some((dir, alias)), _) => {
+            let pairing = store.pairing(alias)?;
+            let written = export_patient(&store, &pairing, dir)?;
+            store.audit(
+                ctx.now,
+                "escrow_export",
+                alias,
+                "ok",
+                &[("items", written.to_string())],
+            )?;
+            // The patient is told, encrypted for them like any message.
+            if pairing.protocol == Protocol::V2 {
+                let epoch = Epoch::containing(ctx.now);
+                let chain = store.chain(&pairing)?;
+                if let Some(key) = chain.key_for(epoch) {
+                    let sequence =
+                        store.next_sequence(&pairing, epoch, pairing.role.outbound(), ctx.now)?;
+                    let wire = WireMessage::seal(
+                        &key,
+                        pairing.role.outbound(),
+                        sequence,
+                        &Payload::Text(notice),
+                    )?;
+                    store.outbox_queue(
+                        &pairing,
+                        medcrypt::store::OutboxKind::Text,
+                        wire.to_text().as_bytes(),
+                        ctx.now,
+                    )?;
+                }
+            }
+            store.escrow_retire(ctx.now)?;
+            out(format_args!(
+                "Exported {written} item(s) of {alias:?} to {}.",
+                dir.display()
+            ))?;
+        }
+        (None, Some(file)) => {
+            let pass = read_secret_file(file, "new passphrase")?;
+            if pass.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
+                return Err(hinted(
+                    "the new passphrase is too short",
+                    "choose a longer passphrase",
+                ));
+            }
+            let recovery = store.rotate_master_key(&pass, ctx.now)?;
+            out(format_args!(
+                "The store has a new master key and passphrase. New recovery code (shown only now):\n\n    {}\n",
+                recovery.to_text().as_str()
+            ))?;
+        }
+        (None, None) => {
+            return Err(hinted(
+                "nothing to do",
+                "give --export DIR --patient ALIAS or --new-passphrase-file FILE",
+            ));
+        }
+    }
+    if let Some(key) = &secret.audit_key {
+        match store.audit_verify(Some(key), None)? {
+            Ok(report) => out(format_args!(
+                "Audit log verified from the escrowed verification code: {} records intact.",
+                report.records
+            ))?,
+            Err(fault) => out(format_args!(
+                "WARNING: the audit log failed verification: {fault}"
+            ))?,
+        }
+    }
+    out(format_args!(
+        "Recorded in the audit log with the custodians ({names}) and the reason; the physician \
+         and the patient are notified through the agent.\n\
+         The share set is retired: these shares open nothing any more. Run `medcrypt escrow split` for a new set."
+    ))
+}
+
+/// Writes one patient's decrypted inbox: `messages.txt` and the files.
+fn export_patient(
+    store: &Store,
+    pairing: &medcrypt::store::PairingInfo,
+    dir: &Path,
+) -> Result<usize> {
+    use medcrypt::store::InboxContent;
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(hinted(
+            format!("{} is not empty", dir.display()),
+            "export into a new, empty directory",
+        ));
+    }
+    create_export_dir(dir)?;
+    let mut messages = String::new();
+    let mut count = 0;
+    for item in store.inbox(Some(pairing), 0)? {
+        count += 1;
+        match item.content {
+            InboxContent::Text(text) => {
+                messages.push_str(&format!(
+                    "#{} {} from {}:\n{text}\n\n",
+                    item.id, item.received_at, item.alias
+                ));
+            }
+            InboxContent::File(meta) => {
+                let path = free_path(dir, &medcrypt::attachment::sanitize_file_name(&meta.name));
+                let mut bytes = Vec::new();
+                store.inbox_file_content(item.id, &mut bytes)?;
+                write_atomically(&path, &bytes, true)?;
+                messages.push_str(&format!(
+                    "#{} {} from {}: file {} ({} bytes)\n\n",
+                    item.id,
+                    item.received_at,
+                    item.alias,
+                    path.display(),
+                    meta.size
+                ));
+            }
+        }
+    }
+    write_atomically(&dir.join("messages.txt"), messages.as_bytes(), true)?;
+    Ok(count)
+}
+
+fn create_export_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
     }
 }

@@ -112,14 +112,14 @@ fn base32_decode(text: &str, want_bytes: usize) -> Result<Zeroizing<Vec<u8>>, Co
 
 /// `payload || checksum(label, payload)` in grouped Crockford base32; the
 /// total length must be a multiple of 5 bytes.
-fn encode_checked(label: &str, payload: &[u8], checksum_len: usize) -> String {
+pub(crate) fn encode_checked(label: &str, payload: &[u8], checksum_len: usize) -> String {
     let mut bytes = Zeroizing::new(payload.to_vec());
     bytes.extend_from_slice(&checksum(label, payload)[..checksum_len]);
     group_by_four(&base32_encode(&bytes))
 }
 
 /// Decodes [`encode_checked`] and returns the payload.
-fn decode_checked(
+pub(crate) fn decode_checked(
     label: &str,
     text: &str,
     payload_len: usize,

@@ -15,6 +15,7 @@ pub mod attachment;
 pub mod audit;
 pub mod codes;
 mod epoch;
+pub mod escrow;
 #[cfg(feature = "fake-telegram")]
 pub mod fake_telegram;
 mod keys;

@@ -39,7 +39,7 @@ use crate::wire::ReplayId;
 /// PBKDF2 iterations for new passphrase wraps. Stored per wrap, so a later
 /// version can raise it and re-wrap on the next unlock.
 pub const PASSPHRASE_ITERATIONS: u32 = 600_000;
-const SCHEMA_VERSION: u32 = 3;
+const SCHEMA_VERSION: u32 = 4;
 /// Bytes of attachment content per encrypted inbox row.
 const INBOX_CHUNK: usize = 1 << 20;
 const WRAP_LABEL: &str = "medcrypt/store/v1/master-key";
@@ -83,6 +83,9 @@ pub enum StoreError {
     /// The store's contents fail authentication or are inconsistent.
     #[error("the store is damaged: {0}")]
     Corrupt(&'static str),
+    /// Escrow shares that do not open this store.
+    #[error("{0}")]
+    Escrow(String),
     /// SQLite failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -278,6 +281,14 @@ const MIGRATIONS: &[&str] = &[
         chat_id INTEGER NOT NULL,
         data BLOB NOT NULL,               -- ciphertext of one part, as received
         PRIMARY KEY (file_id, idx));",
+    // Version 4: break-glass escrow sets.
+    "CREATE TABLE escrow_sets (
+        set_id TEXT PRIMARY KEY,
+        threshold INTEGER NOT NULL,
+        custodians TEXT NOT NULL,         -- JSON list, by index
+        digests TEXT NOT NULL,            -- JSON list of share digests, by index
+        created_at TEXT NOT NULL,
+        retired_at TEXT);",
 ];
 
 /// Which protocol a pairing speaks.
@@ -1594,6 +1605,262 @@ impl Store {
                 Ok(None)
             }
         })
+    }
+
+    // ----- break-glass escrow -----
+
+    /// Makes a new escrow set: a random escrow key wraps the master key, and
+    /// the escrow key (with the audit verification key, if given) is split
+    /// into shares. Earlier sets are retired. The shares are returned once
+    /// and never stored; only their digests are.
+    ///
+    /// # Errors
+    /// [`StoreError::Escrow`] for a bad threshold; database errors.
+    pub fn escrow_split(
+        &self,
+        custodians: &[String],
+        threshold: usize,
+        audit_key: Option<SealingKey>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<crate::escrow::ShareText>> {
+        let secret = crate::escrow::EscrowSecret {
+            escrow_key: Zeroizing::new(random_bytes()),
+            audit_key,
+        };
+        let has_audit = secret.audit_key.is_some();
+        let shares = crate::escrow::split(&secret, threshold, custodians)
+            .map_err(|e| StoreError::Escrow(e.to_string()))?;
+        let set_id = shares
+            .first()
+            .map(|s| hex::encode(s.set_id))
+            .unwrap_or_default();
+        self.in_transaction(|| {
+            self.retire_escrow_sets(now)?;
+            let wrapped = aead_seal(&secret.escrow_key, &format!("{WRAP_LABEL}:escrow:{set_id}"), self.master.0.expose_secret());
+            self.conn.execute(
+                "INSERT INTO unlock (method, kdf, iterations, salt, wrapped_key) VALUES (?1, 'shamir-blahaj', 1, X'', ?2)",
+                params![format!("escrow:{set_id}"), wrapped],
+            )?;
+            let names = serde_json::to_string(custodians).unwrap_or_default();
+            let digests: Vec<String> = shares.iter().map(crate::escrow::ShareText::digest).collect();
+            self.conn.execute(
+                "INSERT INTO escrow_sets (set_id, threshold, custodians, digests, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![set_id, threshold, names, serde_json::to_string(&digests).unwrap_or_default(), now_text(now)],
+            )?;
+            self.audit(
+                now,
+                "escrow_split",
+                "",
+                "ok",
+                &[
+                    ("set", set_id.clone()),
+                    ("threshold", format!("{threshold} of {}", custodians.len())),
+                    ("custodians", custodians.join(", ")),
+                    ("with_audit_key", has_audit.to_string()),
+                ],
+            )
+        })?;
+        Ok(shares)
+    }
+
+    /// Retires every active escrow set: their wraps of the master key are
+    /// destroyed, so their shares open nothing any more.
+    fn retire_escrow_sets(&self, now: OffsetDateTime) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM unlock WHERE method LIKE 'escrow:%'", [])?;
+        self.conn.execute(
+            "UPDATE escrow_sets SET retired_at = ?1 WHERE retired_at IS NULL",
+            [now_text(now)],
+        )?;
+        self.wal_checkpoint_due.set(true);
+        Ok(())
+    }
+
+    /// Opens the store with custodians' shares (break-glass). Each share is
+    /// checked against the split's digests before combining, and the
+    /// recovered key must unwrap the master key.
+    ///
+    /// # Errors
+    /// [`StoreError::Escrow`] naming a damaged share, a foreign or retired
+    /// set, or too few shares; [`StoreError::NotFound`]; database errors.
+    pub fn open_with_escrow(
+        path: &Path,
+        shares: &[crate::escrow::ShareText],
+    ) -> Result<(Self, crate::escrow::EscrowSecret)> {
+        let conn = Self::connect(path)?;
+        let first = shares
+            .first()
+            .ok_or_else(|| StoreError::Escrow("no shares given".into()))?;
+        let set_id = hex::encode(first.set_id);
+        let row: Option<(String, String, Option<String>)> = conn
+            .query_row(
+                "SELECT custodians, digests, retired_at FROM escrow_sets WHERE set_id = ?1",
+                [&set_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((_, digests, retired)) = row else {
+            if shares.iter().any(|s| s.set_id != first.set_id) {
+                return Err(StoreError::Escrow(
+                    crate::escrow::ShareError::DifferentSets.to_string(),
+                ));
+            }
+            return Err(StoreError::Escrow(
+                "these shares are not from a split of this store".into(),
+            ));
+        };
+        if let Some(at) = retired {
+            return Err(StoreError::Escrow(format!(
+                "this share set was retired on {at} (after an emergency access or a new split): its shares open nothing any more"
+            )));
+        }
+        let digests: Vec<String> = serde_json::from_str(&digests).unwrap_or_default();
+        for (i, share) in shares.iter().enumerate() {
+            if share.set_id != first.set_id {
+                return Err(StoreError::Escrow(
+                    crate::escrow::ShareError::DifferentSets.to_string(),
+                ));
+            }
+            let expected = usize::from(share.index)
+                .checked_sub(1)
+                .and_then(|k| digests.get(k));
+            if expected != Some(&share.digest()) {
+                return Err(StoreError::Escrow(format!(
+                    "share {} (custodian {}) is damaged: it does not match the split it claims to be from",
+                    i + 1,
+                    share.custodian
+                )));
+            }
+        }
+        let secret =
+            crate::escrow::combine(shares).map_err(|e| StoreError::Escrow(e.to_string()))?;
+        let wrapped: Vec<u8> = conn
+            .query_row(
+                "SELECT wrapped_key FROM unlock WHERE method = ?1",
+                [format!("escrow:{set_id}")],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::Escrow(
+                    "this share set was retired: its shares open nothing any more".into(),
+                )
+            })?;
+        let plain = aead_open(
+            &secret.escrow_key,
+            &format!("{WRAP_LABEL}:escrow:{set_id}"),
+            &wrapped,
+        )
+        .ok_or_else(|| {
+            StoreError::Escrow("the shares do not combine to this store's key".into())
+        })?;
+        let bytes: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("escrowed key of wrong length"))?;
+        let store = Self::assemble(conn, MasterKey(SecretBox::new(Box::new(bytes))), path)?;
+        Ok((store, secret))
+    }
+
+    /// Ends a break-glass access: retires the active share sets.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn escrow_retire(&self, now: OffsetDateTime) -> Result<()> {
+        self.in_transaction(|| {
+            self.retire_escrow_sets(now)?;
+            self.audit(now, "escrow_retire", "", "ok", &[])
+        })
+    }
+
+    /// Replaces the master key: every secret column is re-encrypted under a
+    /// new random key, which is wrapped under `passphrase` and a new recovery
+    /// code (returned, to show once); old wraps (passphrase, recovery code,
+    /// escrow) are destroyed.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::Corrupt`].
+    pub fn rotate_master_key(
+        &mut self,
+        passphrase: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<RecoveryCode> {
+        let new_master = MasterKey(SecretBox::new(Box::new(random_bytes())));
+        let recovery = RecoveryCode::from_bytes(random_bytes());
+        let old = Zeroizing::new(*self.master.0.expose_secret());
+        // Every secret column: its table, column, and the SQL that yields
+        // each row's id and the AAD it was sealed with.
+        let columns: [(&str, &str, &str); 7] = [
+            (
+                "epoch_keys",
+                "key",
+                "'medcrypt/store/v1/epoch-key:' || pairing_id || ':' || epoch",
+            ),
+            (
+                "pairings",
+                "legacy_secret",
+                "'medcrypt/store/v1/legacy-secret:' || id",
+            ),
+            (
+                "pairings",
+                "legacy_patient_id",
+                "'medcrypt/store/v1/legacy-patient-id:' || id",
+            ),
+            ("inbox", "body", "'medcrypt/store/v1/inbox:' || id"),
+            (
+                "inbox_chunks",
+                "data",
+                "'medcrypt/store/v1/inbox-chunk:' || inbox_id || ':' || idx",
+            ),
+            ("outbox", "payload", "'medcrypt/store/v1/outbox:' || id"),
+            (
+                "audit_state",
+                "enc_key",
+                "'medcrypt/store/v1/audit-enc-key'",
+            ),
+        ];
+        self.in_transaction(|| {
+            for (table, column, aad_sql) in columns {
+                let rows: Vec<(i64, String, Vec<u8>)> = {
+                    let mut stmt = self.conn.prepare(&format!(
+                        "SELECT rowid, {aad_sql}, {column} FROM {table} WHERE {column} IS NOT NULL AND length({column}) > 0"
+                    ))?;
+                    let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    mapped.collect::<std::result::Result<_, _>>()?
+                };
+                for (rowid, aad, blob) in rows {
+                    let plain = aead_open(&old, &aad, &blob)
+                        .ok_or(StoreError::Corrupt("an encrypted value fails authentication"))?;
+                    let sealed = aead_seal(new_master.0.expose_secret(), &aad, &plain);
+                    self.conn.execute(
+                        &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
+                        params![sealed, rowid],
+                    )?;
+                }
+            }
+            // The audit sealing key, whose AAD names its day.
+            let (day, blob): (u32, Vec<u8>) =
+                self.conn
+                    .query_row("SELECT day, sealing_key FROM audit_state WHERE id = 1", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+            let plain = aead_open(&old, &sealing_key_aad(day), &blob)
+                .ok_or(StoreError::Corrupt("the audit key fails authentication"))?;
+            self.conn.execute(
+                "UPDATE audit_state SET sealing_key = ?1 WHERE id = 1",
+                [aead_seal(new_master.0.expose_secret(), &sealing_key_aad(day), &plain)],
+            )?;
+            self.retire_escrow_sets(now)?;
+            Ok(())
+        })?;
+        self.master = new_master;
+        self.in_transaction(|| {
+            self.wrap_under_passphrase(passphrase)?;
+            self.wrap_under_recovery(&recovery)?;
+            self.audit(now, "master_key_rotated", "", "ok", &[])
+        })?;
+        self.checkpoint()?;
+        Ok(recovery)
     }
 
     // ----- audit log -----

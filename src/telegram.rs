@@ -391,6 +391,10 @@ async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Resu
             tracing::info!(pairing = %rotation.alias, %epoch, "key destroyed");
         }
     }
+    if let Some(notice) = store.agent_value("owner_notice")?.filter(|n| !n.is_empty()) {
+        notify_owner(store, bot, &notice).await?;
+        store.set_agent_value("owner_notice", "")?;
+    }
     let today = crate::audit::day_of(now).to_string();
     if owner_chat(store)?.is_some()
         && store.agent_value("checkpoint_day")?.as_deref() != Some(today.as_str())

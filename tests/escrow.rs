@@ -1,0 +1,308 @@
+//! Break-glass escrow through the binary: split among three custodians,
+//! combine any two, refuse everything else, and leave the set retired.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{NOV, PASSPHRASE, Party, paired};
+use medcrypt::escrow::ShareText;
+use medcrypt::store::Store;
+use secrecy::SecretString;
+
+const CUSTODIANS: [&str; 3] = ["Medical director", "Records office", "Maria Silva"];
+
+fn split(doc: &Party, dir: &Path, extra: &[&str]) -> Vec<PathBuf> {
+    let mut args = vec!["escrow", "split", "--out-dir", dir.to_str().unwrap()];
+    for c in CUSTODIANS {
+        args.extend(["--custodian", c]);
+    }
+    args.extend(extra);
+    let shown = doc.ok(&args, "", NOV);
+    assert!(shown.contains("any 2 of 3 custodians"), "{shown}");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    pages.sort();
+    assert_eq!(pages.len(), 3);
+    pages
+}
+
+fn combine(doc: &Party, shares: &[&Path], extra: &[&str]) -> common::Run {
+    let mut args = vec![
+        "escrow",
+        "combine",
+        "--reason",
+        "patient in ICU, physician unreachable",
+    ];
+    for s in shares {
+        args.extend(["--share", s.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    // Break-glass needs no passphrase.
+    doc.run_with(&args, "", NOV, "")
+}
+
+/// A physician store with pairing "alice" and two records in its inbox.
+fn store_with_records(dir: &Path) -> Party {
+    let (doc, _pat, _) = paired(dir);
+    let now = time::OffsetDateTime::now_utc();
+    let store = Store::open(&doc.store, &SecretString::from(PASSPHRASE.to_owned()), now).unwrap();
+    let alice = store.pairing("alice").unwrap();
+    store
+        .inbox_add_text(&alice, "Allergic to penicillin.", now)
+        .unwrap();
+    let meta = medcrypt::attachment::Metadata {
+        name: "ecg.pdf".into(),
+        mime: "application/pdf".into(),
+        size: 9,
+    };
+    store
+        .inbox_add_file(&alice, &meta, &mut &b"%PDF ecg."[..], now)
+        .unwrap();
+    doc
+}
+
+#[test]
+fn any_two_custodians_export_a_patient_and_everyone_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let shares_dir = dir.path().join("shares");
+    let pages = split(&doc, &shares_dir, &[]);
+    let page = std::fs::read_to_string(&pages[0]).unwrap();
+    assert!(
+        page.contains("Custodian:  Maria Silva") || page.contains("Custodian:  Medical director"),
+        "{page}"
+    );
+    assert!(page.contains("MEDCRYPT-SHARE:v1:") && page.contains("escrow combine"));
+
+    // One share alone opens nothing.
+    let run = combine(
+        &doc,
+        &[&pages[0]],
+        &[
+            "--export",
+            dir.path().join("x").to_str().unwrap(),
+            "--patient",
+            "alice",
+        ],
+    );
+    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert!(run.stderr.contains("needs 2"), "{}", run.stderr);
+
+    // Two custodians (one by the QR PNG) open it.
+    let export = dir.path().join("emergency");
+    let png = pages[2].with_extension("png");
+    let run = combine(
+        &doc,
+        &[&pages[0], &png],
+        &["--export", export.to_str().unwrap(), "--patient", "alice"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("share set is retired"),
+        "{}",
+        run.stdout
+    );
+    let messages = std::fs::read_to_string(export.join("messages.txt")).unwrap();
+    assert!(messages.contains("Allergic to penicillin."), "{messages}");
+    assert_eq!(std::fs::read(export.join("ecg.pdf")).unwrap(), b"%PDF ecg.");
+
+    // Recorded with names and reason; the patient's notice is queued.
+    let audit = doc.ok(&["audit", "show", "--action", "escrow_combine"], "", NOV);
+    assert!(
+        audit.contains("patient in ICU") && audit.contains(" and "),
+        "{audit}"
+    );
+    let outbox = doc.ok(&["outbox"], "", NOV);
+    assert!(
+        outbox.contains("alice") && outbox.contains("queued"),
+        "{outbox}"
+    );
+
+    // The same shares open nothing any more.
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &[
+            "--export",
+            dir.path().join("again").to_str().unwrap(),
+            "--patient",
+            "alice",
+        ],
+    );
+    assert_eq!(run.code, 9);
+    assert!(run.stderr.contains("retired"), "{}", run.stderr);
+}
+
+#[test]
+fn every_pair_of_a_two_of_three_set_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    for (n, (a, b)) in [(0, 1), (0, 2), (1, 2)].into_iter().enumerate() {
+        let pages = split(&doc, &dir.path().join(format!("set{n}")), &[]);
+        let out = dir.path().join(format!("out{n}"));
+        let run = combine(
+            &doc,
+            &[&pages[b], &pages[a]],
+            &["--export", out.to_str().unwrap(), "--patient", "alice"],
+        );
+        assert_eq!(run.code, 0, "pair {a},{b}: {}", run.stderr);
+        assert!(out.join("messages.txt").exists());
+    }
+}
+
+#[test]
+fn typos_wrong_values_and_mixed_sets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let old = split(&doc, &dir.path().join("old"), &[]);
+    let pages = split(&doc, &dir.path().join("new"), &[]);
+    let out = dir.path().join("out");
+    let export = ["--export", out.to_str().unwrap(), "--patient", "alice"];
+    let line = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("MEDCRYPT-SHARE"))
+            .unwrap()
+            .to_owned()
+    };
+
+    // One changed character: the checksum catches it.
+    let good = line(&pages[1]);
+    let at = good.len() - 7;
+    let typo = format!(
+        "{}{}{}",
+        &good[..at],
+        if &good[at..at + 1] == "A" { "B" } else { "A" },
+        &good[at + 1..]
+    );
+    let mut args = vec![
+        "escrow",
+        "combine",
+        "--reason",
+        "test",
+        "--share",
+        pages[0].to_str().unwrap(),
+        "--share-text",
+        &typo,
+    ];
+    args.extend(export);
+    let run = doc.run_with(&args, "", NOV, "");
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("typo"), "{}", run.stderr);
+
+    // A valid checksum but a wrong value: caught before it is used.
+    let mut wrong = ShareText::parse(&good, 2).unwrap();
+    wrong.value[3] ^= 0x40;
+    let forged = wrong.to_text().to_string();
+    let mut args = vec![
+        "escrow",
+        "combine",
+        "--reason",
+        "test",
+        "--share",
+        pages[0].to_str().unwrap(),
+        "--share-text",
+        &forged,
+    ];
+    args.extend(export);
+    let run = doc.run_with(&args, "", NOV, "");
+    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("share 2 (custodian") && run.stderr.contains("is damaged"),
+        "{}",
+        run.stderr
+    );
+
+    // Shares of two different splits.
+    let run = combine(&doc, &[&pages[0], &old[1]], &export);
+    assert_eq!(run.code, 9);
+    assert!(run.stderr.contains("different sets"), "{}", run.stderr);
+    // The older split was retired by the newer one.
+    let run = combine(&doc, &[&old[0], &old[1]], &export);
+    assert!(run.stderr.contains("retired"), "{}", run.stderr);
+    assert!(!out.exists(), "nothing may be exported on failure");
+}
+
+#[test]
+fn new_passphrase_rekeys_the_store_and_the_audit_code_travels_in_the_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    let init = doc.ok(&["init", "--name", "Dr. Gone"], "", NOV);
+    let code = init
+        .lines()
+        .skip_while(|l| !l.starts_with("Audit verification code"))
+        .find(|l| l.starts_with("    "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    doc.ok(&["pair", "new", "--patient", "bob"], "", NOV);
+    let wrong = split_fails(&doc, dir.path());
+    assert!(wrong.contains("does not verify"), "{wrong}");
+    let pages = split(&doc, &dir.path().join("shares"), &["--audit-code", &code]);
+
+    let new_pass = dir.path().join("new-pass");
+    std::fs::write(&new_pass, "a passphrase for the successor").unwrap();
+    let run = combine(
+        &doc,
+        &[&pages[1], &pages[2]],
+        &["--new-passphrase-file", new_pass.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("New recovery code"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Audit log verified from the escrowed verification code"),
+        "{}",
+        run.stdout
+    );
+
+    assert_eq!(
+        doc.run_at(&["pair", "list"], "", NOV).code,
+        9,
+        "the old passphrase still opens it"
+    );
+    let listed = doc.run_with(&["pair", "list"], "", NOV, "a passphrase for the successor");
+    assert!(listed.stdout.contains("bob"), "{}", listed.stderr);
+    let verified = doc.run_with(
+        &["audit", "verify", "--code", &code],
+        "",
+        NOV,
+        "a passphrase for the successor",
+    );
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &["--new-passphrase-file", new_pass.to_str().unwrap()],
+    );
+    assert!(run.stderr.contains("retired"), "{}", run.stderr);
+}
+
+/// `escrow split` with an audit code of another store must be refused.
+fn split_fails(doc: &Party, dir: &Path) -> String {
+    let foreign =
+        medcrypt::codes::verification_code(&medcrypt::audit::SealingKey::generate(20_000));
+    let out = dir.join("bad");
+    let mut args = vec![
+        "escrow",
+        "split",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--audit-code",
+        foreign.as_str(),
+    ];
+    for c in CUSTODIANS {
+        args.extend(["--custodian", c]);
+    }
+    let run = doc.run_at(&args, "", NOV);
+    assert_ne!(run.code, 0);
+    run.stderr
+}
