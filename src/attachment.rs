@@ -147,7 +147,7 @@ impl AttachmentError {
 type Result<T> = std::result::Result<T, AttachmentError>;
 
 /// What travels inside the encryption about the file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
     /// The original file name (sanitise before use: see [`sanitize_file_name`]).
     pub name: String,
@@ -155,6 +155,17 @@ pub struct Metadata {
     pub mime: String,
     /// Size of the content in bytes.
     pub size: u64,
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A file name can itself be medical information ("HIV-result.pdf").
+        f.debug_struct("Metadata")
+            .field("name", &"[REDACTED]")
+            .field("mime", &self.mime)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 /// Result of a successful decryption.
@@ -1366,6 +1377,18 @@ mod tests {
             sealing.write(&b"much too long!"[..], Vec::new(), &mut |_| {}),
             Err(AttachmentError::InputChanged)
         ));
+    }
+
+    #[test]
+    fn debug_shows_no_name_or_content() {
+        let meta = Metadata {
+            name: "HIV-result.pdf".into(),
+            mime: "application/pdf".into(),
+            size: 3,
+        };
+        assert!(!format!("{meta:?}").contains("HIV"));
+        let content = crate::store::InboxContent::Text("HIV positive".into());
+        assert_eq!(format!("{content:?}"), "Text(12 bytes)");
     }
 
     #[test]

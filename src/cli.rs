@@ -36,7 +36,7 @@ const EXIT_AUDIT_FAILED: u8 = 10;
 const MIN_PASSPHRASE_CHARS: usize = 8;
 
 /// End-to-end encryption for physician–patient messages over any messenger.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "medcrypt", version, about, long_about = None)]
 pub(crate) struct Cli {
     /// The store file [default: MEDCRYPT_STORE, else the platform data directory].
@@ -49,7 +49,7 @@ pub(crate) struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Create a new store (asks for a passphrase twice; shows a recovery code once).
     Init {
@@ -156,7 +156,7 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum EscrowCommand {
     /// Split the store's keys into shares, one printable page and QR code per custodian.
     Split {
@@ -202,7 +202,7 @@ enum EscrowCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum AgentCommand {
     /// Telegram, by long polling. Token from TELOXIDE_TOKEN or --token-file;
     /// API URL from TELOXIDE_API_URL (a self-hosted Bot API server), else Telegram's.
@@ -225,7 +225,7 @@ enum AgentCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum OutboxCommand {
     /// Queue an uncertain or failed item again.
     Retry {
@@ -234,7 +234,7 @@ enum OutboxCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum AttachCommand {
     /// Encrypt a file for one or more pairings; prints the file(s) written.
     Encrypt {
@@ -268,7 +268,7 @@ enum AttachCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Show the entries.
     Show {
@@ -306,7 +306,7 @@ enum AuditCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum PassphraseCommand {
     /// Re-wrap the store under a new passphrase.
     Change {
@@ -316,7 +316,7 @@ enum PassphraseCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Show the settings.
     Show,
@@ -329,7 +329,7 @@ enum ConfigCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum PairCommand {
     /// (Physician) Start a pairing: shows a QR code, a typed code and the safety number.
     New {
@@ -381,7 +381,7 @@ enum PairCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Per pairing, the live epoch keys and when each will be destroyed.
     List,

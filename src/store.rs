@@ -321,13 +321,22 @@ pub struct PairingInfo {
     pub created_at: String,
 }
 
-/// What an inbox item holds.
-#[derive(Debug, Clone)]
+/// What an inbox item holds. `Debug` shows no medical content.
+#[derive(Clone)]
 pub enum InboxContent {
     /// A decrypted text.
     Text(String),
     /// A decrypted file (content via [`Store::inbox_file_content`]).
     File(crate::attachment::Metadata),
+}
+
+impl std::fmt::Debug for InboxContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(text) => write!(f, "Text({} bytes)", text.len()),
+            Self::File(meta) => write!(f, "File({} bytes)", meta.size),
+        }
+    }
 }
 
 /// A received, decrypted message.

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use crate::agent::{Action, Agent, DOWNLOAD_LIMIT, next_update_id, owner_chat};
 use crate::store::{OutboxKind, Store, StoreError};
 
-/// How the agent runs.
-#[derive(Debug, Clone)]
+/// How the agent runs. `Debug` never shows the token.
+#[derive(Clone)]
 pub struct Options {
     /// The bot token (from `TELOXIDE_TOKEN` or `--token-file`).
     pub token: String,
@@ -37,6 +37,19 @@ pub struct Options {
     pub run_for: Option<Duration>,
     /// Where "now" comes from: `MEDCRYPT_NOW` is honoured by the caller.
     pub clock: fn() -> OffsetDateTime,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("token", &"[REDACTED]")
+            .field("api_url", &self.api_url)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("keep_plaintext", &self.keep_plaintext)
+            .field("tick", &self.tick)
+            .field("run_for", &self.run_for)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the agent stopped.
@@ -412,4 +425,25 @@ async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Resu
         store.set_agent_value("checkpoint_day", &today)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let options = Options {
+            token: "123456:SECRET-TOKEN".into(),
+            api_url: None,
+            poll_timeout: 25,
+            keep_plaintext: false,
+            tick: Duration::from_secs(60),
+            run_for: None,
+            clock: OffsetDateTime::now_utc,
+        };
+        let printed = format!("{options:?}");
+        assert!(!printed.contains("SECRET-TOKEN"), "{printed}");
+        assert!(printed.contains("[REDACTED]"));
+    }
 }
