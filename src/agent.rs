@@ -224,9 +224,29 @@ impl<'a> Agent<'a> {
                 });
                 match id {
                     Ok(id) => Ok(Action::reply(format!("Received ✓ #{id}"))),
-                    Err(StoreError::Replayed { .. }) => {
-                        // The rejection was audited by the store; mark handled.
-                        self.skip(update_id)?;
+                    Err(StoreError::Replayed {
+                        epoch,
+                        direction,
+                        sequence,
+                    }) => {
+                        // The store's own audit entry of the rejection was
+                        // rolled back with the transaction above: record it
+                        // together with marking the update handled.
+                        self.store.transaction(|| {
+                            self.store.audit(
+                                now,
+                                "decrypt_failed",
+                                &pairing.alias,
+                                "rejected",
+                                &[
+                                    ("kind", "replayed".to_owned()),
+                                    ("epoch", epoch.to_string()),
+                                    ("direction", direction.to_owned()),
+                                    ("sequence", sequence.to_string()),
+                                ],
+                            )?;
+                            self.done(update_id)
+                        })?;
                         Ok(Action::reply(
                             "This message was already received ✓ (sent twice?)",
                         ))

@@ -235,6 +235,15 @@ fn deep_link_messages_and_documents_both_ways() {
         assert!(!reply.contains("150/95"), "a reply echoed content: {reply}");
     }
 
+    // The same message again (a patient pasting twice) is rejected as a
+    // replay, told so, and the rejection is audited.
+    fake.user_sends_text(PATIENT_CHAT, wire.trim());
+    wait_until("replay notice", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.contains("already received"))
+    });
+
     // Plaintext is deleted and nothing of it is stored.
     let id = fake.user_sends_text(PATIENT_CHAT, "Can I take ibuprofen?");
     wait_until("plaintext warning", || {
@@ -345,6 +354,8 @@ fn deep_link_messages_and_documents_both_ways() {
     );
     let outbox = doc.ok(&["outbox"], "", NOV);
     assert_eq!(outbox.matches(" sent ").count(), 2, "{outbox}");
+    let rejected = doc.ok(&["audit", "show", "--action", "decrypt_failed"], "", NOV);
+    assert!(rejected.contains("kind=replayed"), "{rejected}");
 }
 
 #[test]
