@@ -2024,6 +2024,15 @@ fn escrow_combine(
             "say why, e.g. --reason \"patient in ICU, physician unreachable\"",
         ));
     }
+    if let Some((dir, _)) = export
+        && dir.exists()
+        && std::fs::read_dir(dir)?.next().is_some()
+    {
+        return Err(hinted(
+            format!("{} is not empty", dir.display()),
+            "export into a new, empty directory; the shares were not used",
+        ));
+    }
     let (mut store, secret) = Store::open_with_escrow(&ctx.store_path, &shares)?;
     let custodians: Vec<String> = shares.iter().map(|s| s.custodian.clone()).collect();
     let names = custodians.join(" and ");
@@ -2129,46 +2138,67 @@ fn escrow_combine(
     ))
 }
 
-/// Writes one patient's decrypted inbox: `messages.txt` and the files.
+/// Writes one patient's decrypted inbox, `messages.txt` and the files,
+/// into a private staging directory beside `dir` that becomes `dir` only
+/// once everything is written: a failure leaves no decrypted file behind.
 fn export_patient(
     store: &Store,
     pairing: &medcrypt::store::PairingInfo,
     dir: &Path,
 ) -> Result<usize> {
-    use medcrypt::store::InboxContent;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(hinted(
             format!("{} is not empty", dir.display()),
             "export into a new, empty directory",
         ));
     }
-    create_export_dir(dir)?;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut suffix = [0u8; 4];
+    aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut suffix);
+    let staging = parent.join(format!(".medcrypt-export-{}", hex::encode(suffix)));
+    create_export_dir(&staging)?;
+    let written = write_export(store, pairing, &staging).and_then(|count| {
+        std::fs::rename(&staging, dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(count)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    written
+}
+
+fn write_export(
+    store: &Store,
+    pairing: &medcrypt::store::PairingInfo,
+    dir: &Path,
+) -> Result<usize> {
+    use medcrypt::store::InboxContent;
     let mut messages = String::new();
     let mut count = 0;
     for item in store.inbox(Some(pairing), 0)? {
         count += 1;
-        match item.content {
-            InboxContent::Text(text) => {
-                messages.push_str(&format!(
-                    "#{} {} from {}:\n{text}\n\n",
-                    item.id, item.received_at, item.alias
-                ));
-            }
+        let entry = match item.content {
+            InboxContent::Text(text) => text,
             InboxContent::File(meta) => {
                 let path = free_path(dir, &medcrypt::attachment::sanitize_file_name(&meta.name));
                 let mut bytes = Vec::new();
                 store.inbox_file_content(item.id, &mut bytes)?;
                 write_atomically(&path, &bytes, true)?;
-                messages.push_str(&format!(
-                    "#{} {} from {}: file {} ({} bytes)\n\n",
-                    item.id,
-                    item.received_at,
-                    item.alias,
-                    path.display(),
-                    meta.size
-                ));
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("file {name} ({} bytes)", meta.size)
             }
-        }
+        };
+        messages.push_str(&format!(
+            "#{} {} from {}:\n{entry}\n\n",
+            item.id, item.received_at, item.alias
+        ));
     }
     write_atomically(&dir.join("messages.txt"), messages.as_bytes(), true)?;
     Ok(count)

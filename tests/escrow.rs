@@ -95,6 +95,22 @@ fn any_two_custodians_export_a_patient_and_everyone_is_told() {
     assert_eq!(run.code, 9, "{}", run.stderr);
     assert!(run.stderr.contains("needs 2"), "{}", run.stderr);
 
+    // A non-empty target is refused before the shares are used.
+    let busy = dir.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), b"mine").unwrap();
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &["--export", busy.to_str().unwrap(), "--patient", "alice"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not empty"), "{}", run.stderr);
+    assert!(
+        !doc.ok(&["audit", "show"], "", NOV)
+            .contains("escrow_combine")
+    );
+
     // Two custodians (one by the QR PNG) open it.
     let export = dir.path().join("emergency");
     let png = pages[2].with_extension("png");
@@ -110,6 +126,22 @@ fn any_two_custodians_export_a_patient_and_everyone_is_told() {
         run.stdout
     );
     let messages = std::fs::read_to_string(export.join("messages.txt")).unwrap();
+    assert!(messages.contains("file ecg.pdf (9 bytes)"), "{messages}");
+    let staging_left = std::fs::read_dir(dir.path()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".medcrypt-export")
+    });
+    assert!(!staging_left, "the staging directory was left behind");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&export).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
     assert!(messages.contains("Allergic to penicillin."), "{messages}");
     assert_eq!(std::fs::read(export.join("ecg.pdf")).unwrap(), b"%PDF ecg.");
 
