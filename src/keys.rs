@@ -347,7 +347,8 @@ impl fmt::Debug for EpochKey {
 pub struct MessageKey(SecretBox<[u8; 32]>);
 
 impl MessageKey {
-    pub(crate) fn expose_bytes(&self) -> &[u8; 32] {
+    /// The raw key, for conformance vectors and the AEAD, and nothing else.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
         self.0.expose_secret()
     }
 }

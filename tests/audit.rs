@@ -9,10 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Party, Run};
+use common::{PASSPHRASE, Party, Run};
 use rusqlite::{Connection, params};
 
-const PASSPHRASE: &str = "audit-test-passphrase";
 const DAY1: &str = "2026-11-20T09:00:00Z";
 const DAY2: &str = "2026-11-21T09:00:00Z";
 const DAY4: &str = "2026-11-23T09:00:00Z";
@@ -62,31 +61,11 @@ fn realistic_run(dir: &Path) -> (PathBuf, String, PathBuf, String) {
         "",
         DAY1,
     );
-    let png = dir.join("qr.png");
-    ok(
-        &doc,
-        &[
-            "pair",
-            "new",
-            "--patient",
-            "alice",
-            "--qr-png",
-            png.to_str().unwrap(),
-        ],
-        "",
-        DAY1,
-    );
-    ok(
-        &pat,
-        &[
-            "pair",
-            "accept",
-            "--qr-image",
-            png.to_str().unwrap(),
-            "--physician",
-            "silva",
-        ],
-        "",
+    common::pair_through_png(
+        dir,
+        &Party { store: doc.clone() },
+        &Party { store: pat.clone() },
+        "silva",
         DAY1,
     );
 

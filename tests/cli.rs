@@ -108,25 +108,10 @@ fn tampered_replayed_reflected_and_wrong_store_messages_fail_clearly() {
 
 #[test]
 fn tampered_ciphertext_with_valid_checksum_fails_authentication() {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use sha2::{Digest, Sha256};
-
     let dir = tempfile::tempdir().unwrap();
     let (doc, pat, _) = paired(dir.path());
     let wire = doc.encrypt("alice", "dose: 5 mg", NOV);
-    let body = URL_SAFE_NO_PAD
-        .decode(wire.strip_prefix("MEDCRYPT:v2:").unwrap())
-        .unwrap();
-    let mut content = body[..body.len() - 4].to_vec();
-    content[30] ^= 0x01;
-    let sum = Sha256::new()
-        .chain_update(b"medcrypt/v2/wire-checksum")
-        .chain_update(b"MEDCRYPT:v2:")
-        .chain_update(&content)
-        .finalize();
-    content.extend_from_slice(&sum[..4]);
-    let forged = format!("MEDCRYPT:v2:{}", URL_SAFE_NO_PAD.encode(content));
+    let forged = common::forge(&wire, |content| content[30] ^= 0x01);
     let run = pat.decrypt(&forged, NOV);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stderr.contains("authentication failed"));

@@ -104,31 +104,7 @@ fn connected(dir: &Path, fake: &FakeTelegram) -> (Party, Party) {
     let agent = Agent::start(&doc, fake, &[]);
     wait_until("getMe", || fake.requests("getUpdates") > 0);
     agent.stop();
-    let png = dir.join("pairing.png");
-    doc.ok(
-        &[
-            "pair",
-            "new",
-            "--patient",
-            "alice",
-            "--qr-png",
-            png.to_str().unwrap(),
-        ],
-        "",
-        NOV,
-    );
-    let accepted = pat.ok(
-        &[
-            "pair",
-            "accept",
-            "--qr-image",
-            png.to_str().unwrap(),
-            "--physician",
-            "dr-silva",
-        ],
-        "",
-        NOV,
-    );
+    let (_, accepted) = common::pair_through_png(dir, &doc, &pat, "dr-silva", NOV);
     let link = common::line_after(&accepted, "Open this link");
     let token = link
         .strip_prefix("https://t.me/clinic_bot?start=")

@@ -70,12 +70,19 @@ fn key_schedule_vectors() {
                 case.name
             );
             assert_eq!(hex::encode(key.key_hint().0), expected.key_hint);
-            // Message keys are checked indirectly by the v2 vectors (they are
-            // not exposed by the API); here their hex is at least distinct.
-            assert_ne!(
-                expected.message_key_physician_to_patient,
-                expected.message_key_patient_to_physician
-            );
+            for (direction, want) in [
+                (
+                    Direction::PhysicianToPatient,
+                    &expected.message_key_physician_to_patient,
+                ),
+                (
+                    Direction::PatientToPhysician,
+                    &expected.message_key_patient_to_physician,
+                ),
+            ] {
+                let got = hex::encode(key.message_key(direction).expose_bytes());
+                assert_eq!(&got, want, "{} {direction:?}", case.name);
+            }
             key = key.next().unwrap();
         }
     }

@@ -3,6 +3,9 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::forge;
 use medcrypt::{
     DecryptError, Direction, Epoch, EpochChain, EpochKey, MAX_TEXT_BYTES, PairingSecret, Payload,
     Role, WireMessage,
@@ -109,25 +112,6 @@ fn other_direction_key_and_other_pairing_are_rejected() {
         open(&self::chain(4), Role::Patient, &wire),
         Err(DecryptError::UnknownKeyHint)
     );
-}
-
-/// Re-encodes a v2 text after `edit` changed its bytes, with a valid checksum.
-fn forge(wire: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use sha2::{Digest, Sha256};
-    let body = URL_SAFE_NO_PAD
-        .decode(wire.strip_prefix("MEDCRYPT:v2:").unwrap())
-        .unwrap();
-    let mut content = body[..body.len() - 4].to_vec();
-    edit(&mut content);
-    let sum = Sha256::new()
-        .chain_update(b"medcrypt/v2/wire-checksum")
-        .chain_update(b"MEDCRYPT:v2:")
-        .chain_update(&content)
-        .finalize();
-    content.extend_from_slice(&sum[..4]);
-    format!("MEDCRYPT:v2:{}", URL_SAFE_NO_PAD.encode(content))
 }
 
 #[test]

@@ -109,6 +109,38 @@ pub fn line_after(text: &str, heading: &str) -> String {
         .to_owned()
 }
 
+/// Pairs `pat` with `doc` through a real QR PNG at `now`: "alice" on the
+/// physician's side, `physician_alias` on the patient's. Returns what
+/// `pair new` and `pair accept` printed.
+pub fn pair_through_png(
+    dir: &Path,
+    doc: &Party,
+    pat: &Party,
+    physician_alias: &str,
+    now: &str,
+) -> (String, String) {
+    let png = dir.join("pairing.png");
+    let png = png.to_str().unwrap();
+    let shown = doc.ok(
+        &["pair", "new", "--patient", "alice", "--qr-png", png],
+        "",
+        now,
+    );
+    let accepted = pat.ok(
+        &[
+            "pair",
+            "accept",
+            "--qr-image",
+            png,
+            "--physician",
+            physician_alias,
+        ],
+        "",
+        now,
+    );
+    (shown, accepted)
+}
+
 /// A physician store with pairing "alice" and a patient store paired with
 /// it (as "dr-silva") through a real QR PNG; returns both and the typed code.
 pub fn paired(dir: &Path) -> (Party, Party, String) {
@@ -116,31 +148,7 @@ pub fn paired(dir: &Path) -> (Party, Party, String) {
     let pat = Party::new(dir, "patient");
     doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
     pat.ok(&["init"], "", NOV);
-    let png = dir.join("pairing.png");
-    let shown = doc.ok(
-        &[
-            "pair",
-            "new",
-            "--patient",
-            "alice",
-            "--qr-png",
-            png.to_str().unwrap(),
-        ],
-        "",
-        NOV,
-    );
-    let accepted = pat.ok(
-        &[
-            "pair",
-            "accept",
-            "--qr-image",
-            png.to_str().unwrap(),
-            "--physician",
-            "dr-silva",
-        ],
-        "",
-        NOV,
-    );
+    let (shown, accepted) = pair_through_png(dir, &doc, &pat, "dr-silva", NOV);
     let safety = line_after(&shown, "Safety number");
     assert_eq!(
         safety,
@@ -149,4 +157,24 @@ pub fn paired(dir: &Path) -> (Party, Party, String) {
     );
     assert_eq!(safety.len(), 35);
     (doc, pat, line_after(&shown, "Typed code"))
+}
+
+/// Re-encodes a v2 wire text after `edit` changed its bytes, with a valid
+/// transit checksum: a deliberate forgery that only the AEAD can catch.
+pub fn forge(wire: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::{Digest, Sha256};
+    let body = URL_SAFE_NO_PAD
+        .decode(wire.strip_prefix("MEDCRYPT:v2:").unwrap())
+        .unwrap();
+    let mut content = body[..body.len() - 4].to_vec();
+    edit(&mut content);
+    let sum = Sha256::new()
+        .chain_update(b"medcrypt/v2/wire-checksum")
+        .chain_update(b"MEDCRYPT:v2:")
+        .chain_update(&content)
+        .finalize();
+    content.extend_from_slice(&sum[..4]);
+    format!("MEDCRYPT:v2:{}", URL_SAFE_NO_PAD.encode(content))
 }
