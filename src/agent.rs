@@ -164,6 +164,59 @@ impl<'a> Agent<'a> {
         ))
     }
 
+    /// Records an update in the audit log and marks it handled, in one
+    /// transaction.
+    fn handled(
+        &self,
+        update_id: i64,
+        now: OffsetDateTime,
+        action: &str,
+        subject: &str,
+        outcome: &str,
+        details: &[(&str, String)],
+    ) -> Result<()> {
+        self.store.transaction(|| {
+            self.store.audit(now, action, subject, outcome, details)?;
+            self.done(update_id)
+        })
+    }
+
+    /// Plaintext (a `what`: message or file) in an encrypted chat: warn,
+    /// delete unless told to keep it, and store nothing of it.
+    fn reject_plaintext(
+        &self,
+        update_id: i64,
+        pairing: &PairingInfo,
+        what: &str,
+        now: OffsetDateTime,
+    ) -> Result<Action> {
+        let deleted = !self.keep_plaintext;
+        self.handled(
+            update_id,
+            now,
+            "plaintext_rejected",
+            &pairing.alias,
+            "rejected",
+            &[("what", what.to_owned()), ("deleted", deleted.to_string())],
+        )?;
+        let how = if what == "file" {
+            "Encrypt the file with `medcrypt attach encrypt` and send the .medcrypt file."
+        } else {
+            "Encrypt your message with MedCrypt and paste the MEDCRYPT line."
+        };
+        Ok(Action {
+            reply: Some(format!(
+                "⚠ Please do not send a {what} in plain text here: this chat is for encrypted messages only. {how}{}",
+                if deleted {
+                    format!(" Your {what} was deleted.")
+                } else {
+                    String::new()
+                }
+            )),
+            delete: deleted,
+        })
+    }
+
     /// Handles a text message.
     ///
     /// # Errors
@@ -185,24 +238,7 @@ impl<'a> Agent<'a> {
             return Ok(self.instructions());
         };
         if !looks_encrypted(text) {
-            self.store.transaction(|| {
-                self.store.audit(
-                    now,
-                    "plaintext_rejected",
-                    &pairing.alias,
-                    "rejected",
-                    &[("deleted", (!self.keep_plaintext).to_string())],
-                )?;
-                self.done(update_id)
-            })?;
-            let mut action = Action::reply(
-                "⚠ Please do not write here in plain text: this chat is for encrypted messages only. \
-                 Encrypt your message with MedCrypt and paste the MEDCRYPT line."
-                    .to_owned()
-                    + if self.keep_plaintext { "" } else { " Your message was deleted." },
-            );
-            action.delete = !self.keep_plaintext;
-            return Ok(action);
+            return self.reject_plaintext(update_id, &pairing, "message", now);
         }
         match self.open_text(&pairing, text, now) {
             Ok((opened_text, replay)) => {
@@ -232,21 +268,19 @@ impl<'a> Agent<'a> {
                         // The store's own audit entry of the rejection was
                         // rolled back with the transaction above: record it
                         // together with marking the update handled.
-                        self.store.transaction(|| {
-                            self.store.audit(
-                                now,
-                                "decrypt_failed",
-                                &pairing.alias,
-                                "rejected",
-                                &[
-                                    ("kind", "replayed".to_owned()),
-                                    ("epoch", epoch.to_string()),
-                                    ("direction", direction.to_owned()),
-                                    ("sequence", sequence.to_string()),
-                                ],
-                            )?;
-                            self.done(update_id)
-                        })?;
+                        self.handled(
+                            update_id,
+                            now,
+                            "decrypt_failed",
+                            &pairing.alias,
+                            "rejected",
+                            &[
+                                ("kind", "replayed".to_owned()),
+                                ("epoch", epoch.to_string()),
+                                ("direction", direction.to_owned()),
+                                ("sequence", sequence.to_string()),
+                            ],
+                        )?;
                         Ok(Action::reply(
                             "This message was already received ✓ (sent twice?)",
                         ))
@@ -255,16 +289,14 @@ impl<'a> Agent<'a> {
                 }
             }
             Err(err) => {
-                self.store.transaction(|| {
-                    self.store.audit(
-                        now,
-                        "decrypt_failed",
-                        &pairing.alias,
-                        "rejected",
-                        &[("kind", err.kind().to_owned())],
-                    )?;
-                    self.done(update_id)
-                })?;
+                self.handled(
+                    update_id,
+                    now,
+                    "decrypt_failed",
+                    &pairing.alias,
+                    "rejected",
+                    &[("kind", err.kind().to_owned())],
+                )?;
                 Ok(Action::reply(explain(&err)))
             }
         }
@@ -352,16 +384,14 @@ impl<'a> Agent<'a> {
                 ))
             }
             (None, _) => {
-                self.store.transaction(|| {
-                    self.store.audit(
-                        now,
-                        "chat_bind",
-                        "",
-                        "rejected",
-                        &[("reason", "unknown or used token".to_owned())],
-                    )?;
-                    self.done(update_id)
-                })?;
+                self.handled(
+                    update_id,
+                    now,
+                    "chat_bind",
+                    "",
+                    "rejected",
+                    &[("reason", "unknown or used token".to_owned())],
+                )?;
                 Ok(Action::reply(
                     "Sorry, this link is not valid or was already used. Please ask the practice for a new pairing.",
                 ))
@@ -436,35 +466,17 @@ impl<'a> Agent<'a> {
                 )))
             }
             Err(AttachmentError::NotAttachment) => {
-                self.store.transaction(|| {
-                    self.store.audit(
-                        now,
-                        "plaintext_rejected",
-                        &pairing.alias,
-                        "rejected",
-                        &[("document", "true".to_owned())],
-                    )?;
-                    self.done(update_id)
-                })?;
-                let mut action = Action::reply(
-                    "⚠ Please do not send unencrypted files here. Encrypt the file with `medcrypt attach encrypt` and send the .medcrypt file."
-                        .to_owned()
-                        + if self.keep_plaintext { "" } else { " Your file was deleted." },
-                );
-                action.delete = !self.keep_plaintext;
-                Ok(action)
+                self.reject_plaintext(update_id, &pairing, "file", now)
             }
             Err(err) => {
-                self.store.transaction(|| {
-                    self.store.audit(
-                        now,
-                        "attach_decrypt_failed",
-                        &pairing.alias,
-                        "rejected",
-                        &[("kind", err.kind().to_owned())],
-                    )?;
-                    self.done(update_id)
-                })?;
+                self.handled(
+                    update_id,
+                    now,
+                    "attach_decrypt_failed",
+                    &pairing.alias,
+                    "rejected",
+                    &[("kind", err.kind().to_owned())],
+                )?;
                 Ok(Action::reply(match &err {
                     AttachmentError::Header(inner) => explain(inner),
                     AttachmentError::Truncated { .. } | AttachmentError::EmptyFinalChunk => {

@@ -729,7 +729,7 @@ fn read_exact_or<R: Read>(input: &mut R, buf: &mut [u8], short: AttachmentError)
 }
 
 /// Reads up to `buf.len()` bytes; fewer only at the end of the input.
-fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match input.read(&mut buf[n..]) {

@@ -864,19 +864,19 @@ impl Store {
                 params![alias, now_text(now)],
             )?;
             let id = self.conn.last_insert_rowid();
-            self.conn.execute(
-                "UPDATE pairings SET legacy_secret = ?1, legacy_patient_id = ?2 WHERE id = ?3",
-                params![
-                    self.seal(
-                        &format!("medcrypt/store/v1/legacy-secret:{id}"),
-                        secret.expose_secret().as_bytes()
-                    ),
-                    self.seal(
-                        &format!("medcrypt/store/v1/legacy-patient-id:{id}"),
-                        patient_id.as_bytes()
-                    ),
-                    id
-                ],
+            self.set_sealed(
+                "pairings",
+                "legacy_secret",
+                id,
+                &format!("medcrypt/store/v1/legacy-secret:{id}"),
+                secret.expose_secret().as_bytes(),
+            )?;
+            self.set_sealed(
+                "pairings",
+                "legacy_patient_id",
+                id,
+                &format!("medcrypt/store/v1/legacy-patient-id:{id}"),
+                patient_id.as_bytes(),
             )?;
             self.audit(now, "pair_import_legacy", alias, "ok", &[])?;
             Ok(id)
@@ -1193,10 +1193,53 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
+        self.pairing_by_id(id)
+    }
+
+    fn pairing_by_id(&self, id: Option<i64>) -> Result<Option<PairingInfo>> {
         Ok(match id {
             Some(id) => self.pairings()?.into_iter().find(|p| p.id == id),
             None => None,
         })
+    }
+
+    /// Writes `plaintext` sealed into `table.column` of row `id` under
+    /// `aad` (rows are inserted first: their id is part of the AAD).
+    fn set_sealed(
+        &self,
+        table: &str,
+        column: &str,
+        id: i64,
+        aad: &str,
+        plaintext: &[u8],
+    ) -> Result<()> {
+        self.conn.execute(
+            &format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"),
+            params![self.seal(aad, plaintext), id],
+        )?;
+        Ok(())
+    }
+
+    fn inbox_insert(
+        &self,
+        pairing: &PairingInfo,
+        kind: &str,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO inbox (pairing_id, received_at, kind, body) VALUES (?1, ?2, ?3, X'')",
+            params![pairing.id, now_text(now), kind],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        self.set_sealed(
+            "inbox",
+            "body",
+            id,
+            &format!("medcrypt/store/v1/inbox:{id}"),
+            body,
+        )?;
+        Ok(id)
     }
 
     /// Binds a chat to a pairing and uses up the pairing's token.
@@ -1233,10 +1276,7 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        Ok(match id {
-            Some(id) => self.pairings()?.into_iter().find(|p| p.id == id),
-            None => None,
-        })
+        self.pairing_by_id(id)
     }
 
     /// The chat bound to a pairing.
@@ -1264,17 +1304,7 @@ impl Store {
         text: &str,
         now: OffsetDateTime,
     ) -> Result<i64> {
-        self.in_transaction(|| {
-            self.conn.execute(
-                "INSERT INTO inbox (pairing_id, received_at, kind, body) VALUES (?1, ?2, 'text', X'')",
-                params![pairing.id, now_text(now)],
-            )?;
-            let id = self.conn.last_insert_rowid();
-            let body = self.seal(&format!("medcrypt/store/v1/inbox:{id}"), text.as_bytes());
-            self.conn
-                .execute("UPDATE inbox SET body = ?1 WHERE id = ?2", params![body, id])?;
-            Ok(id)
-        })
+        self.in_transaction(|| self.inbox_insert(pairing, "text", text.as_bytes(), now))
     }
 
     /// Stores a received file in the inbox: its metadata and its content,
@@ -1290,32 +1320,19 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<i64> {
         self.in_transaction(|| {
-            self.conn.execute(
-                "INSERT INTO inbox (pairing_id, received_at, kind, body) VALUES (?1, ?2, 'file', X'')",
-                params![pairing.id, now_text(now)],
-            )?;
-            let id = self.conn.last_insert_rowid();
             let json = serde_json::to_vec(metadata).map_err(|_| StoreError::Corrupt("metadata"))?;
-            let body = self.seal(&format!("medcrypt/store/v1/inbox:{id}"), &json);
-            self.conn
-                .execute("UPDATE inbox SET body = ?1 WHERE id = ?2", params![body, id])?;
+            let id = self.inbox_insert(pairing, "file", &json, now)?;
             let mut buf = Zeroizing::new(vec![0u8; INBOX_CHUNK]);
             for idx in 0u64.. {
-                let mut n = 0;
-                while n < buf.len() {
-                    let got = content.read(&mut buf[n..]).map_err(io_err("cannot read the attachment".into()))?;
-                    if got == 0 {
-                        break;
-                    }
-                    n += got;
-                }
+                let n = crate::attachment::read_full(content, &mut buf)
+                    .map_err(io_err("cannot read the attachment".into()))?;
                 if n == 0 {
                     break;
                 }
-                let data = self.seal(&format!("medcrypt/store/v1/inbox-chunk:{id}:{idx}"), &buf[..n]);
+                let aad = format!("medcrypt/store/v1/inbox-chunk:{id}:{idx}");
                 self.conn.execute(
                     "INSERT INTO inbox_chunks (inbox_id, idx, data) VALUES (?1, ?2, ?3)",
-                    params![id, idx, data],
+                    params![id, idx, self.seal(&aad, &buf[..n])],
                 )?;
                 if n < buf.len() {
                     break;
@@ -1414,10 +1431,12 @@ impl Store {
                 params![pairing.id, now_text(now), kind.name()],
             )?;
             let id = self.conn.last_insert_rowid();
-            let sealed = self.seal(&format!("medcrypt/store/v1/outbox:{id}"), payload);
-            self.conn.execute(
-                "UPDATE outbox SET payload = ?1 WHERE id = ?2",
-                params![sealed, id],
+            self.set_sealed(
+                "outbox",
+                "payload",
+                id,
+                &format!("medcrypt/store/v1/outbox:{id}"),
+                payload,
             )?;
             self.audit(
                 now,

@@ -227,7 +227,20 @@ fn deep_link_messages_and_documents_both_ways() {
             .iter()
             .any(|r| r.contains("plain text"))
     });
-    assert_eq!(fake.deleted().len(), 1);
+    // So is an unencrypted file.
+    fake.user_sends_document(PATIENT_CHAT, "blood-test.pdf", b"%PDF-1.7 cholesterol 6.2");
+    wait_until("plain file warning", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.contains("file in plain text") && r.contains("was deleted"))
+    });
+    let deleted = fake.deleted();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(
+        deleted
+            .iter()
+            .any(|(chat, message)| *chat == PATIENT_CHAT && *message > 0)
+    );
     let _ = id;
 
     // A chat nobody bound gets instructions only.
@@ -319,7 +332,11 @@ fn deep_link_messages_and_documents_both_ways() {
             && inbox.contains("[file ecg.pdf, 300000 bytes"),
         "{inbox}"
     );
-    assert!(!inbox.contains("ibuprofen"));
+    assert!(
+        !inbox.contains("ibuprofen")
+            && !inbox.contains("blood-test")
+            && !inbox.contains("cholesterol")
+    );
     assert_eq!(
         std::fs::read(saved.join("rash.jpg")).unwrap(),
         vec![0xAB; 100_000]
