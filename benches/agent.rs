@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use medcrypt::fake_telegram::FakeTelegram;
+use medcrypt::agent::telegram::fake::FakeTelegram;
 use medcrypt::store::Store;
 use medcrypt::{Epoch, PairingSecret, Payload, Role, WireMessage};
 use secrecy::SecretString;
@@ -116,7 +116,7 @@ fn main() {
             now(),
         )
         .unwrap();
-        let options = medcrypt::telegram::Options {
+        let options = medcrypt::agent::telegram::Options {
             token: "1:BENCH".into(),
             api_url: Some(url),
             poll_timeout: 1,
@@ -125,7 +125,7 @@ fn main() {
             run_for: Some(Duration::from_secs(600)),
             clock: now,
         };
-        medcrypt::telegram::run(&store, &options).unwrap();
+        medcrypt::agent::telegram::run(&store, &options).unwrap();
     });
     while fake.requests("getUpdates") == 0 {
         std::thread::sleep(Duration::from_millis(1));

@@ -8,9 +8,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use medcrypt::agent::telegram::fake::FakeTelegram;
 use medcrypt::attachment::{Header, Metadata, Recipient, Sealing};
 use medcrypt::codes::PairingInvite;
-use medcrypt::fake_telegram::FakeTelegram;
 use medcrypt::store::{InboxContent, OutboxKind, Store};
 use medcrypt::{Epoch, PairingSecret, Payload, Role, WireMessage, format_utc, qr};
 use secrecy::SecretString;
@@ -56,7 +56,7 @@ fn agent(store_path: std::path::PathBuf, url: String, seconds: u64) -> std::thre
         let Ok(store) = Store::open(&store_path, &passphrase, now()) else {
             return;
         };
-        let options = medcrypt::telegram::Options {
+        let options = medcrypt::agent::telegram::Options {
             token: TOKEN.into(),
             api_url: Some(url),
             poll_timeout: 1,
@@ -65,7 +65,7 @@ fn agent(store_path: std::path::PathBuf, url: String, seconds: u64) -> std::thre
             run_for: Some(Duration::from_secs(seconds)),
             clock: now,
         };
-        if let Err(err) = medcrypt::telegram::run(&store, &options) {
+        if let Err(err) = medcrypt::agent::telegram::run(&store, &options) {
             eprintln!("agent: {err}");
         }
     })

@@ -11,34 +11,25 @@
 //! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
 
 pub mod agent;
-pub mod attachment;
-pub mod audit;
-pub mod codes;
-mod epoch;
-pub mod escrow;
-#[cfg(feature = "fake-telegram")]
-pub mod fake_telegram;
-mod keys;
-mod legacy;
+pub mod protocol;
 pub mod qr;
 pub mod store;
-pub mod telegram;
-#[doc(hidden)]
-pub mod vectors;
-mod wire;
 
-pub use epoch::{
+pub use protocol::epoch::{
     CLOCK_SKEW_ALLOWANCE, Epoch, GRACE_PERIOD, InvalidEpoch, WindowViolation, check_window,
     format_utc,
 };
-pub use keys::{
+pub use protocol::keys::{
     Advance, BrokenChain, Direction, EPOCH_RATCHET_LABEL, EpochChain, EpochKey,
     FILE_WRAP_KEY_LABEL, FIRST_EPOCH_KEY_LABEL, KEY_HINT_LABEL, KEY_HINT_LEN, KeyHint,
     MESSAGE_KEY_LABEL, MessageKey, PAIRING_TOKEN_LABEL, PairingSecret, PairingToken, Role,
     SAFETY_NUMBER_LABEL, SafetyNumber,
 };
-pub use legacy::{LegacyMessage, LegacyPairing, V1_PBKDF2_ITERATIONS, V1_PREFIX, derive_month_key};
-pub use wire::{
+pub use protocol::legacy::{
+    LegacyMessage, LegacyPairing, V1_PBKDF2_ITERATIONS, V1_PREFIX, derive_month_key,
+};
+pub use protocol::wire::{
     CHAT_MESSAGE_LIMIT, DecryptError, Header, MAX_TEXT_BYTES, Opened, Payload, ReplayId, SealError,
     V2_PREFIX, WireMessage, strip_whitespace, wire_text_len,
 };
+pub use protocol::{attachment, audit, codes, shares, vectors};

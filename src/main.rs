@@ -4,7 +4,6 @@
 //! documented exit codes with a hint saying what to do, in one place
 //! (`cli::report`).
 
-mod attach_cmd;
 mod cli;
 
 use std::process::ExitCode;

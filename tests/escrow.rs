@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{NOV, PASSPHRASE, Party, paired};
-use medcrypt::escrow::ShareText;
+use medcrypt::shares::ShareText;
 use medcrypt::store::Store;
 use secrecy::SecretString;
 

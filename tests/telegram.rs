@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{NOV, PASSPHRASE, Party};
-use medcrypt::fake_telegram::{FakeTelegram, Faults};
+use medcrypt::agent::telegram::fake::{FakeTelegram, Faults};
 
 const TOKEN: &str = "4242:TEST-TOKEN";
 const PATIENT_CHAT: i64 = 777;

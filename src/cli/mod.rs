@@ -1,5 +1,7 @@
 //! Command-line interface: arguments, the commands, and error reporting.
 
+mod attach;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -429,7 +431,7 @@ pub(crate) fn report(err: &anyhow::Error) -> u8 {
 
 fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
     for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<crate::attach_cmd::AttachFailure>() {
+        if let Some(e) = cause.downcast_ref::<crate::cli::attach::AttachFailure>() {
             return (e.code, Some(e.hint));
         }
         if let Some(e) = cause.downcast_ref::<medcrypt::attachment::AttachmentError>() {
@@ -438,7 +440,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
                     return classify(&anyhow::Error::new(inner.clone()));
                 }
                 other => {
-                    if let Some((code, hint)) = crate::attach_cmd::classify(other) {
+                    if let Some((code, hint)) = crate::cli::attach::classify(other) {
                         return (code, Some(hint));
                     }
                 }
@@ -566,14 +568,16 @@ fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
                 ),
             );
         }
-        if let Some(e) = cause.downcast_ref::<medcrypt::telegram::AgentError>() {
+        if let Some(e) = cause.downcast_ref::<medcrypt::agent::telegram::AgentError>() {
             return match e {
-                medcrypt::telegram::AgentError::Store(_) => (EXIT_OTHER, Some("check the store")),
-                medcrypt::telegram::AgentError::Telegram(_) => (
+                medcrypt::agent::telegram::AgentError::Store(_) => {
+                    (EXIT_OTHER, Some("check the store"))
+                }
+                medcrypt::agent::telegram::AgentError::Telegram(_) => (
                     EXIT_OTHER,
                     Some("check the token (TELOXIDE_TOKEN), TELOXIDE_API_URL and the network"),
                 ),
-                medcrypt::telegram::AgentError::Config(_) => {
+                medcrypt::agent::telegram::AgentError::Config(_) => {
                     (EXIT_USAGE, Some("fix the setting and start again"))
                 }
             };
@@ -724,7 +728,7 @@ fn dispatch(
                 })?,
             };
             init_logging();
-            let options = medcrypt::telegram::Options {
+            let options = medcrypt::agent::telegram::Options {
                 token,
                 api_url: std::env::var("TELOXIDE_API_URL")
                     .ok()
@@ -735,7 +739,7 @@ fn dispatch(
                 run_for: run_for.map(std::time::Duration::from_secs),
                 clock: clock_or_now,
             };
-            Ok(medcrypt::telegram::run(store, &options)?)
+            Ok(medcrypt::agent::telegram::run(store, &options)?)
         }
         Command::Send { to, file, text } => send(ctx, store, &to, file.as_deref(), text),
         Command::Outbox { action } => match action {
@@ -762,7 +766,7 @@ fn dispatch(
                 file,
                 output,
                 part_size,
-            } => crate::attach_cmd::encrypt(
+            } => crate::cli::attach::encrypt(
                 store,
                 ctx.now,
                 &to,
@@ -775,7 +779,7 @@ fn dispatch(
                 output,
                 out_dir,
                 force,
-            } => crate::attach_cmd::decrypt(
+            } => crate::cli::attach::decrypt(
                 store,
                 ctx.now,
                 &files,
@@ -1975,7 +1979,7 @@ fn escrow_split(
     ))
 }
 
-fn read_share(path: &Path, position: usize) -> Result<medcrypt::escrow::ShareText> {
+fn read_share(path: &Path, position: usize) -> Result<medcrypt::shares::ShareText> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = if bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xFF, 0xD8]) {
         Zeroizing::new(qr::decode_image(&bytes)?)
@@ -1983,12 +1987,12 @@ fn read_share(path: &Path, position: usize) -> Result<medcrypt::escrow::ShareTex
         let text = String::from_utf8_lossy(&bytes);
         Zeroizing::new(
             text.lines()
-                .find(|l| l.trim_start().starts_with(medcrypt::escrow::SHARE_PREFIX))
+                .find(|l| l.trim_start().starts_with(medcrypt::shares::SHARE_PREFIX))
                 .unwrap_or_default()
                 .to_owned(),
         )
     };
-    medcrypt::escrow::ShareText::parse(&text, position).map_err(|e| {
+    medcrypt::shares::ShareText::parse(&text, position).map_err(|e| {
         hinted(
             e.to_string(),
             "check the share page; the typed text must match it exactly",
@@ -2010,7 +2014,7 @@ fn escrow_combine(
     }
     for text in texts {
         shares.push(
-            medcrypt::escrow::ShareText::parse(text, shares.len() + 1).map_err(|e| {
+            medcrypt::shares::ShareText::parse(text, shares.len() + 1).map_err(|e| {
                 hinted(
                     e.to_string(),
                     "check the share page; the typed text must match it exactly",

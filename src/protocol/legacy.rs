@@ -25,8 +25,8 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 use zeroize::Zeroize;
 
-use crate::epoch::{Epoch, GRACE_PERIOD};
-use crate::wire::{DecryptError, strip_whitespace};
+use crate::protocol::epoch::{Epoch, GRACE_PERIOD};
+use crate::protocol::wire::{DecryptError, strip_whitespace};
 
 /// PBKDF2 iteration count of v1 month keys (fixed by the deployed clients).
 pub const V1_PBKDF2_ITERATIONS: u32 = 600_000;

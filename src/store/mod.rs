@@ -26,15 +26,17 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
-use crate::audit::{
+use crate::protocol::audit::{
     AuditEvent, AuditFault, Checkpoint, Record, RecordKind, Sealer, SealingKey, Trust,
     VerifyReport, day_of,
 };
-use crate::codes::RecoveryCode;
-use crate::epoch::{Epoch, format_utc};
-use crate::keys::{Advance, Direction, EpochChain, EpochKey, PairingToken, Role, SafetyNumber};
-use crate::legacy::LegacyPairing;
-use crate::wire::ReplayId;
+use crate::protocol::codes::RecoveryCode;
+use crate::protocol::epoch::{Epoch, format_utc};
+use crate::protocol::keys::{
+    Advance, Direction, EpochChain, EpochKey, PairingToken, Role, SafetyNumber,
+};
+use crate::protocol::legacy::LegacyPairing;
+use crate::protocol::wire::ReplayId;
 
 /// PBKDF2 iterations for new passphrase wraps. Stored per wrap, so a later
 /// version can raise it and re-wrap on the next unlock.
@@ -327,7 +329,7 @@ pub enum InboxContent {
     /// A decrypted text.
     Text(String),
     /// A decrypted file (content via [`Store::inbox_file_content`]).
-    File(crate::attachment::Metadata),
+    File(crate::protocol::attachment::Metadata),
 }
 
 impl std::fmt::Debug for InboxContent {
@@ -1315,7 +1317,7 @@ impl Store {
     pub fn inbox_add_file(
         &self,
         pairing: &PairingInfo,
-        metadata: &crate::attachment::Metadata,
+        metadata: &crate::protocol::attachment::Metadata,
         content: &mut dyn std::io::Read,
         now: OffsetDateTime,
     ) -> Result<i64> {
@@ -1324,7 +1326,7 @@ impl Store {
             let id = self.inbox_insert(pairing, "file", &json, now)?;
             let mut buf = Zeroizing::new(vec![0u8; INBOX_CHUNK]);
             for idx in 0u64.. {
-                let n = crate::attachment::read_full(content, &mut buf)
+                let n = crate::protocol::attachment::read_full(content, &mut buf)
                     .map_err(io_err("cannot read the attachment".into()))?;
                 if n == 0 {
                     break;
@@ -1608,7 +1610,7 @@ impl Store {
     /// Database errors.
     pub fn telegram_part(
         &self,
-        header: &crate::attachment::PartHeader,
+        header: &crate::protocol::attachment::PartHeader,
         chat_id: i64,
         data: &[u8],
     ) -> Result<Option<Vec<Vec<u8>>>> {
@@ -1650,13 +1652,13 @@ impl Store {
         threshold: usize,
         audit_key: Option<SealingKey>,
         now: OffsetDateTime,
-    ) -> Result<Vec<crate::escrow::ShareText>> {
-        let secret = crate::escrow::EscrowSecret {
+    ) -> Result<Vec<crate::protocol::shares::ShareText>> {
+        let secret = crate::protocol::shares::EscrowSecret {
             escrow_key: Zeroizing::new(random_bytes()),
             audit_key,
         };
         let has_audit = secret.audit_key.is_some();
-        let shares = crate::escrow::split(&secret, threshold, custodians)
+        let shares = crate::protocol::shares::split(&secret, threshold, custodians)
             .map_err(|e| StoreError::Escrow(e.to_string()))?;
         let set_id = shares
             .first()
@@ -1670,7 +1672,7 @@ impl Store {
                 params![format!("escrow:{set_id}"), wrapped],
             )?;
             let names = serde_json::to_string(custodians).unwrap_or_default();
-            let digests: Vec<String> = shares.iter().map(crate::escrow::ShareText::digest).collect();
+            let digests: Vec<String> = shares.iter().map(crate::protocol::shares::ShareText::digest).collect();
             self.conn.execute(
                 "INSERT INTO escrow_sets (set_id, threshold, custodians, digests, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![set_id, threshold, names, serde_json::to_string(&digests).unwrap_or_default(), now_text(now)],
@@ -1713,8 +1715,8 @@ impl Store {
     /// set, or too few shares; [`StoreError::NotFound`]; database errors.
     pub fn open_with_escrow(
         path: &Path,
-        shares: &[crate::escrow::ShareText],
-    ) -> Result<(Self, crate::escrow::EscrowSecret)> {
+        shares: &[crate::protocol::shares::ShareText],
+    ) -> Result<(Self, crate::protocol::shares::EscrowSecret)> {
         let conn = Self::connect(path)?;
         let first = shares
             .first()
@@ -1730,7 +1732,7 @@ impl Store {
         let Some((_, digests, retired)) = row else {
             if shares.iter().any(|s| s.set_id != first.set_id) {
                 return Err(StoreError::Escrow(
-                    crate::escrow::ShareError::DifferentSets.to_string(),
+                    crate::protocol::shares::ShareError::DifferentSets.to_string(),
                 ));
             }
             return Err(StoreError::Escrow(
@@ -1746,7 +1748,7 @@ impl Store {
         for (i, share) in shares.iter().enumerate() {
             if share.set_id != first.set_id {
                 return Err(StoreError::Escrow(
-                    crate::escrow::ShareError::DifferentSets.to_string(),
+                    crate::protocol::shares::ShareError::DifferentSets.to_string(),
                 ));
             }
             let expected = usize::from(share.index)
@@ -1760,8 +1762,8 @@ impl Store {
                 )));
             }
         }
-        let secret =
-            crate::escrow::combine(shares).map_err(|e| StoreError::Escrow(e.to_string()))?;
+        let secret = crate::protocol::shares::combine(shares)
+            .map_err(|e| StoreError::Escrow(e.to_string()))?;
         let wrapped: Vec<u8> = conn
             .query_row(
                 "SELECT wrapped_key FROM unlock WHERE method = ?1",
@@ -2079,7 +2081,7 @@ impl Store {
             .audit_records()?
             .into_iter()
             .map(|record| {
-                let event = crate::audit::open_body(enc, &record);
+                let event = crate::protocol::audit::open_body(enc, &record);
                 (record, event)
             })
             .collect())
@@ -2107,7 +2109,7 @@ impl Store {
             Some(key) => Trust::VerificationKey(key),
             None => Trust::CurrentKey(sealer.key()),
         };
-        Ok(crate::audit::verify(
+        Ok(crate::protocol::audit::verify(
             &records,
             trust,
             Some(enc),

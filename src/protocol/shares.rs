@@ -17,7 +17,7 @@ use blahaj::{Share, Sharks};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::audit::SealingKey;
+use crate::protocol::audit::SealingKey;
 
 /// Prefix of a share's text form.
 pub const SHARE_PREFIX: &str = "MEDCRYPT-SHARE:v1:";
@@ -187,8 +187,11 @@ impl ShareText {
         payload.extend_from_slice(&self.set_id);
         payload.extend_from_slice(&[self.threshold, self.count, self.index]);
         payload.extend_from_slice(&self.value);
-        let code =
-            crate::codes::encode_checked(&checksum_label(&self.custodian), &payload, CHECKSUM_LEN);
+        let code = crate::protocol::codes::encode_checked(
+            &checksum_label(&self.custodian),
+            &payload,
+            CHECKSUM_LEN,
+        );
         Zeroizing::new(format!(
             "{SHARE_PREFIX}{}:{code}",
             percent_encode(&self.custodian)
@@ -208,7 +211,7 @@ impl ShareText {
             .split_once(':')
             .ok_or(ShareError::NotAShare(position))?;
         let custodian = percent_decode(custodian).ok_or(ShareError::NotAShare(position))?;
-        let payload = crate::codes::decode_checked(
+        let payload = crate::protocol::codes::decode_checked(
             &checksum_label(&custodian),
             code,
             PAYLOAD_LEN,

@@ -9,8 +9,8 @@
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::epoch::Epoch;
-use crate::keys::PairingSecret;
+use crate::protocol::epoch::Epoch;
+use crate::protocol::keys::PairingSecret;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -231,7 +231,7 @@ const VERIFICATION_CODE_LABEL: &str = "medcrypt/audit/v1/verification-code";
 /// | 32               | 3           | 5        |   = 40 bytes = 64 chars
 /// +------------------+-------------+----------+
 /// ```
-pub fn verification_code(key: &crate::audit::SealingKey) -> Zeroizing<String> {
+pub fn verification_code(key: &crate::protocol::audit::SealingKey) -> Zeroizing<String> {
     let mut payload = Zeroizing::new(key.expose_bytes().to_vec());
     payload.extend_from_slice(&key.day().to_be_bytes()[1..]);
     Zeroizing::new(encode_checked(VERIFICATION_CODE_LABEL, &payload, 5))
@@ -241,12 +241,14 @@ pub fn verification_code(key: &crate::audit::SealingKey) -> Zeroizing<String> {
 ///
 /// # Errors
 /// [`CodeError`] for a wrong character, length or checksum.
-pub fn parse_verification_code(text: &str) -> Result<crate::audit::SealingKey, CodeError> {
+pub fn parse_verification_code(
+    text: &str,
+) -> Result<crate::protocol::audit::SealingKey, CodeError> {
     let payload = decode_checked(VERIFICATION_CODE_LABEL, text, 35, 5)?;
     let mut key = [0u8; 32];
     key.copy_from_slice(&payload[..32]);
     let day = u32::from_be_bytes([0, payload[32], payload[33], payload[34]]);
-    let sealing = crate::audit::SealingKey::from_bytes(day, &key);
+    let sealing = crate::protocol::audit::SealingKey::from_bytes(day, &key);
     key.zeroize();
     Ok(sealing)
 }
@@ -420,7 +422,7 @@ mod tests {
 
     #[test]
     fn verification_code_round_trips() {
-        let key = crate::audit::SealingKey::generate(20_412);
+        let key = crate::protocol::audit::SealingKey::generate(20_412);
         let text = verification_code(&key);
         assert_eq!(text.len(), 64 + 15);
         let back = parse_verification_code(&text).unwrap();

@@ -17,6 +17,9 @@ use teloxide::types::{ChatId, InputFile, MessageId, UpdateKind};
 use teloxide::{ApiError, RequestError};
 use time::OffsetDateTime;
 
+#[cfg(feature = "fake-telegram")]
+pub mod fake;
+
 use crate::agent::{Action, Agent, DOWNLOAD_LIMIT, next_update_id, owner_chat};
 use crate::store::{OutboxKind, Store, StoreError};
 
@@ -408,7 +411,7 @@ async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Resu
         notify_owner(store, bot, &notice).await?;
         store.set_agent_value("owner_notice", "")?;
     }
-    let today = crate::audit::day_of(now).to_string();
+    let today = crate::protocol::audit::day_of(now).to_string();
     if owner_chat(store)?.is_some()
         && store.agent_value("checkpoint_day")?.as_deref() != Some(today.as_str())
     {
@@ -420,7 +423,7 @@ async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Resu
             &[("to", "owner chat".to_owned())],
         )?;
         let (seq, mac) = store.audit_head()?;
-        let checkpoint = crate::audit::Checkpoint::new(seq, &mac, now).to_text();
+        let checkpoint = crate::protocol::audit::Checkpoint::new(seq, &mac, now).to_text();
         notify_owner(store, bot, &format!("MedCrypt audit checkpoint (keep it; `medcrypt audit verify --checkpoint` checks it):\n{checkpoint}")).await?;
         store.set_agent_value("checkpoint_day", &today)?;
     }

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::epoch::{Epoch, WindowViolation, check_window, format_utc};
-use crate::keys::{Direction, EpochChain, EpochKey, KEY_HINT_LEN, KeyHint, Role};
+use crate::protocol::epoch::{Epoch, WindowViolation, check_window, format_utc};
+use crate::protocol::keys::{Direction, EpochChain, EpochKey, KEY_HINT_LEN, KeyHint, Role};
 
 /// The text every v2 message starts with.
 pub const V2_PREFIX: &str = "MEDCRYPT:v2:";
@@ -588,7 +588,7 @@ fn classify_foreign(text: &str) -> DecryptError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::PairingSecret;
+    use crate::protocol::keys::PairingSecret;
     use time::macros::datetime;
 
     fn chain() -> EpochChain {

@@ -311,7 +311,7 @@ impl Sealer {
         while self.key.day < day {
             let sealed_day = self.key.day;
             let event = AuditEvent {
-                time: crate::epoch::format_utc(day_start(sealed_day + 1)),
+                time: crate::protocol::epoch::format_utc(day_start(sealed_day + 1)),
                 actor: actor.to_owned(),
                 action: "seal_day".into(),
                 subject: String::new(),
@@ -442,7 +442,7 @@ impl Checkpoint {
         Self {
             seq,
             mac_prefix,
-            time: crate::epoch::format_utc(time),
+            time: crate::protocol::epoch::format_utc(time),
         }
     }
 
@@ -696,7 +696,7 @@ mod tests {
 
     fn event(action: &str, at: OffsetDateTime) -> AuditEvent {
         AuditEvent {
-            time: crate::epoch::format_utc(at),
+            time: crate::protocol::epoch::format_utc(at),
             actor: "Dr. Test".into(),
             action: action.into(),
             subject: "alice".into(),

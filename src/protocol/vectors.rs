@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::epoch::{Epoch, format_utc};
-use crate::keys::{Direction, EpochKey, PairingSecret};
-use crate::legacy::{LegacyPairing, derive_month_key};
-use crate::wire::{MAX_TEXT_BYTES, Payload, V2_PREFIX, WireMessage};
+use crate::protocol::epoch::{Epoch, format_utc};
+use crate::protocol::keys::{Direction, EpochKey, PairingSecret};
+use crate::protocol::legacy::{LegacyPairing, derive_month_key};
+use crate::protocol::wire::{MAX_TEXT_BYTES, Payload, V2_PREFIX, WireMessage};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
@@ -211,7 +211,7 @@ fn forge(wire: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
         .unwrap_or_default();
     let mut content = body[..body.len().saturating_sub(4)].to_vec();
     edit(&mut content);
-    let sum = crate::wire::checksum(&content);
+    let sum = crate::protocol::wire::checksum(&content);
     content.extend_from_slice(&sum);
     format!("{V2_PREFIX}{}", URL_SAFE_NO_PAD.encode(content))
 }
@@ -634,7 +634,7 @@ fn legacy() -> LegacyFile {
     let foreign = other
         .encrypt_with_nonce(text, ep("2026-11"), vector_nonce("v1_other_patient"))
         .to_text();
-    let mut tampered = crate::legacy::LegacyMessage::parse(&nov).ok();
+    let mut tampered = crate::protocol::legacy::LegacyMessage::parse(&nov).ok();
     if let Some(msg) = tampered.as_mut() {
         msg.flip_ciphertext_bit();
     }
@@ -645,7 +645,10 @@ fn legacy() -> LegacyFile {
         month_keys.push(LegacyMonthKey {
             shared_secret: LEGACY_SECRET.into(),
             month: month.into(),
-            salt: hex::encode(crate::legacy::month_salt(LEGACY_SECRET, ep(month))),
+            salt: hex::encode(crate::protocol::legacy::month_salt(
+                LEGACY_SECRET,
+                ep(month),
+            )),
             key: hex::encode(derive_month_key(LEGACY_SECRET, ep(month)).expose_secret()),
         });
     }
@@ -778,7 +781,7 @@ pub struct AttachmentCase {
     pub expect: String,
     /// For success: the metadata inside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<crate::attachment::Metadata>,
+    pub metadata: Option<crate::protocol::attachment::Metadata>,
     /// For success: the content, hex (small files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
@@ -793,7 +796,7 @@ pub fn vector_content(len: usize) -> Vec<u8> {
 }
 
 fn seal_file(name: &str, content: &[u8], file_name: &str, secrets: &[[u8; 32]]) -> Vec<u8> {
-    use crate::attachment::{FileKey, Metadata, Recipient, Sealing};
+    use crate::protocol::attachment::{FileKey, Metadata, Recipient, Sealing};
     let recipients: Vec<Recipient> = secrets
         .iter()
         .map(|s| Recipient {
@@ -803,7 +806,7 @@ fn seal_file(name: &str, content: &[u8], file_name: &str, secrets: &[[u8; 32]]) 
         .collect();
     let metadata = Metadata {
         name: file_name.into(),
-        mime: crate::attachment::guess_mime(file_name).into(),
+        mime: crate::protocol::attachment::guess_mime(file_name).into(),
         size: content.len() as u64,
     };
     let digest = Sha256::digest(format!("medcrypt test vector file key:{name}").as_bytes());
@@ -829,9 +832,9 @@ fn attachment_cases() -> Vec<AttachmentCase> {
     let now = datetime!(2026-11-22 10:00 UTC);
     let small = b"Potassium 4.1 mmol/L. Sodium 139 mmol/L.\n".to_vec();
     let two = vector_content(70_000);
-    let meta = |name: &str, content: &[u8]| crate::attachment::Metadata {
+    let meta = |name: &str, content: &[u8]| crate::protocol::attachment::Metadata {
         name: name.into(),
-        mime: crate::attachment::guess_mime(name).into(),
+        mime: crate::protocol::attachment::guess_mime(name).into(),
         size: content.len() as u64,
     };
     let case = |name: &str,

@@ -18,7 +18,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 use zeroize::Zeroize;
 
-use crate::epoch::Epoch;
+use crate::protocol::epoch::Epoch;
 
 /// Label for the first epoch key, derived from the pairing secret.
 pub const FIRST_EPOCH_KEY_LABEL: &str = "medcrypt/v2/first-epoch-key";

@@ -1,7 +1,7 @@
 //! The physician's agent, independent of any messenger: what an inbound
 //! text or document means for the store, and what the chat is told.
 //!
-//! A transport (`crate::telegram`) turns updates into calls here and carries
+//! A transport (`crate::agent::telegram`) turns updates into calls here and carries
 //! out the returned [`Action`]. Everything an update changes in the store —
 //! the inbox row, the replay record, the audit entry and the update offset —
 //! is written in one transaction, so a crash between receiving and storing
@@ -12,10 +12,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
-use crate::legacy::LegacyMessage;
+use crate::protocol::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
+use crate::protocol::legacy::LegacyMessage;
+use crate::protocol::wire::{DecryptError, Payload, WireMessage, strip_whitespace};
 use crate::store::{PairingInfo, Protocol, Store, StoreError};
-use crate::wire::{DecryptError, Payload, WireMessage, strip_whitespace};
+
+pub mod telegram;
 
 /// A bot can download at most this many bytes from the Telegram cloud API.
 pub const DOWNLOAD_LIMIT: u64 = 20 * 1000 * 1000;
@@ -308,9 +310,11 @@ impl<'a> Agent<'a> {
         pairing: &PairingInfo,
         text: &str,
         now: OffsetDateTime,
-    ) -> std::result::Result<(String, Option<crate::wire::ReplayId>), DecryptError> {
+    ) -> std::result::Result<(String, Option<crate::protocol::wire::ReplayId>), DecryptError> {
         let compact = strip_whitespace(text);
-        if pairing.protocol == Protocol::V1 || compact.starts_with(crate::legacy::V1_PREFIX) {
+        if pairing.protocol == Protocol::V1
+            || compact.starts_with(crate::protocol::legacy::V1_PREFIX)
+        {
             if pairing.protocol != Protocol::V1 {
                 return Err(DecryptError::UnknownKeyHint);
             }
@@ -432,7 +436,7 @@ impl<'a> Agent<'a> {
             bytes.to_vec()
         };
         let outcome =
-            (|| -> std::result::Result<(crate::attachment::Metadata, Vec<u8>), AttachmentError> {
+            (|| -> std::result::Result<(crate::protocol::attachment::Metadata, Vec<u8>), AttachmentError> {
                 let mut input = std::io::BufReader::new(&whole[..]);
                 let header = Header::read(&mut input)?;
                 let chain = self

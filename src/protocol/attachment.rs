@@ -28,9 +28,11 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::epoch::{Epoch, check_window};
-use crate::keys::{Direction, EpochChain, EpochKey, KEY_HINT_LEN, KeyHint, Role, derive_key};
-use crate::wire::DecryptError;
+use crate::protocol::epoch::{Epoch, check_window};
+use crate::protocol::keys::{
+    Direction, EpochChain, EpochKey, KEY_HINT_LEN, KeyHint, Role, derive_key,
+};
+use crate::protocol::wire::DecryptError;
 
 /// First bytes of every MedCrypt binary file and part.
 pub const MAGIC: &[u8; 8] = b"MEDCRYPT";
@@ -1152,7 +1154,7 @@ pub fn guess_mime(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::PairingSecret;
+    use crate::protocol::keys::PairingSecret;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
