@@ -11,8 +11,6 @@ use std::process::{Command, Stdio};
 
 use common::{NOV, PASSPHRASE, Party, paired};
 use medcrypt::codes::parse_pairing_code;
-use medcrypt::store::Store;
-use secrecy::SecretString;
 
 #[test]
 fn pair_through_png_and_exchange_messages_both_ways() {
@@ -503,13 +501,7 @@ fn no_secret_or_plaintext_reaches_the_store_files() {
     let first = secret.first_epoch_key(start);
     let second = first.next().unwrap();
     for party in [&doc, &pat] {
-        let master = *Store::open(
-            &party.store,
-            &SecretString::from(PASSPHRASE.to_owned()),
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap()
-        .expose_master_key();
+        let master = common::master_key(&party.store, PASSPHRASE);
         let mut needles: Vec<(&str, Vec<u8>)> = vec![
             ("pairing secret", secret.expose_bytes().to_vec()),
             ("first epoch key", first.expose_bytes().to_vec()),

@@ -178,3 +178,32 @@ pub fn forge(wire: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
     content.extend_from_slice(&sum[..4]);
     format!("MEDCRYPT:v2:{}", URL_SAFE_NO_PAD.encode(content))
 }
+
+/// The store's master key, unwrapped from the SQLite file as an outside
+/// reader would (PBKDF2 of the passphrase, then AES-GCM), so tests can look
+/// for it where it must not be.
+pub fn master_key(store: &Path, passphrase: &str) -> [u8; 32] {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    let conn = rusqlite::Connection::open(store).unwrap();
+    let (iterations, salt, wrapped): (u32, Vec<u8>, Vec<u8>) = conn
+        .query_row(
+            "SELECT iterations, salt, wrapped_key FROM unlock WHERE method = 'passphrase'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let mut kek = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase.as_bytes(), &salt, iterations, &mut kek);
+    let (nonce, sealed) = wrapped.split_at(12);
+    let master = Aes256Gcm::new(&kek.into())
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: b"medcrypt/store/v1/master-key:passphrase",
+            },
+        )
+        .unwrap();
+    master.try_into().unwrap()
+}

@@ -1,0 +1,224 @@
+//! The outbox: encrypted items queued for the agent to deliver, and their
+//! delivery states (queued, sending, sent, uncertain, failed).
+
+use rusqlite::params;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::{PairingInfo, Result, Store, StoreError, now_text, parse_time};
+
+/// What an outbox item is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// Wire text, one chat message.
+    Text,
+    /// A `.medcrypt` document.
+    Document,
+}
+
+impl OutboxKind {
+    /// `text` or `document`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Document => "document",
+        }
+    }
+}
+
+/// An item waiting for (or past) delivery by the agent.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Its number.
+    pub id: i64,
+    /// Row id of the pairing.
+    pub pairing_id: i64,
+    /// The pairing's alias.
+    pub alias: String,
+    /// When it was queued.
+    pub created_at: String,
+    /// Text or document.
+    pub kind: OutboxKind,
+    /// queued, sending, sent, uncertain, failed.
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Not before this time.
+    pub next_attempt_at: String,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// Queues an encrypted item (wire text or `.medcrypt` bytes) for the agent.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox_queue(
+        &self,
+        pairing: &PairingInfo,
+        kind: OutboxKind,
+        payload: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<i64> {
+        self.in_transaction(|| {
+            self.conn.execute(
+                "INSERT INTO outbox (pairing_id, created_at, kind, payload, state, next_attempt_at)
+                 VALUES (?1, ?2, ?3, X'', 'queued', ?2)",
+                params![pairing.id, now_text(now), kind.name()],
+            )?;
+            let id = self.conn.last_insert_rowid();
+            self.set_sealed(
+                "outbox",
+                "payload",
+                id,
+                &format!("medcrypt/store/v1/outbox:{id}"),
+                payload,
+            )?;
+            self.audit(
+                now,
+                "send_queued",
+                &pairing.alias,
+                "ok",
+                &[("kind", kind.name().to_owned()), ("outbox", id.to_string())],
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Outbox items, all or only those due for (re)delivery at `due_at`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox(&self, due_at: Option<OffsetDateTime>) -> Result<Vec<OutboxItem>> {
+        let aliases: std::collections::HashMap<i64, String> = self
+            .pairings()?
+            .into_iter()
+            .map(|p| (p.id, p.alias))
+            .collect();
+        let mut stmt = self.conn.prepare(
+            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at, last_error
+             FROM outbox ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OutboxItem {
+                id: r.get(0)?,
+                pairing_id: r.get(1)?,
+                alias: String::new(),
+                created_at: r.get(2)?,
+                kind: if r.get::<_, String>(3)? == "document" {
+                    OutboxKind::Document
+                } else {
+                    OutboxKind::Text
+                },
+                state: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt_at: r.get(6)?,
+                last_error: r.get(7)?,
+            })
+        })?;
+        let mut items = Vec::new();
+        for row in rows {
+            let mut item = row?;
+            item.alias = aliases.get(&item.pairing_id).cloned().unwrap_or_default();
+            let due = due_at.is_none_or(|at| {
+                item.state == "queued"
+                    && parse_time(&item.next_attempt_at).is_none_or(|next| next <= at)
+            });
+            if due {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+
+    /// The payload of an outbox item.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::Corrupt`].
+    pub fn outbox_payload(&self, id: i64) -> Result<Zeroizing<Vec<u8>>> {
+        let blob: Vec<u8> =
+            self.conn
+                .query_row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+        self.unseal(&format!("medcrypt/store/v1/outbox:{id}"), &blob)
+    }
+
+    /// Moves an outbox item to `state` (`sending`, `sent`, `queued` for a
+    /// retry at `next_attempt_at`, `uncertain`, `failed`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox_set_state(
+        &self,
+        id: i64,
+        state: &str,
+        next_attempt_at: Option<OffsetDateTime>,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        self.in_transaction(|| {
+            let attempts_delta = i64::from(state == "sending");
+            self.conn.execute(
+                "UPDATE outbox SET state = ?1, attempts = attempts + ?2,
+                   next_attempt_at = COALESCE(?3, next_attempt_at), last_error = ?4 WHERE id = ?5",
+                params![state, attempts_delta, next_attempt_at.map(now_text), error, id],
+            )?;
+            if matches!(state, "sent" | "failed" | "uncertain") {
+                let alias: String = self.conn.query_row(
+                    "SELECT p.alias FROM outbox o JOIN pairings p ON p.id = o.pairing_id WHERE o.id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let outcome = if state == "sent" { "ok" } else { "failed" };
+                self.audit(now, &format!("send_{state}"), &alias, outcome, &[("outbox", id.to_string())])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// After a crash, items caught in `sending` may or may not have reached
+    /// Telegram: they become `uncertain` and are not sent again unless the
+    /// owner asks (`medcrypt outbox retry ID`), so nothing is sent twice.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox_recover(&self, now: OffsetDateTime) -> Result<usize> {
+        let stuck: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id FROM outbox WHERE state = 'sending'")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        for id in &stuck {
+            self.outbox_set_state(
+                *id,
+                "uncertain",
+                None,
+                Some("interrupted while sending: check the chat, then `medcrypt outbox retry`"),
+                now,
+            )?;
+        }
+        Ok(stuck.len())
+    }
+
+    /// Queues an uncertain or failed item again.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::Corrupt`] when there is no such item.
+    pub fn outbox_retry(&self, id: i64, now: OffsetDateTime) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = ?1, last_error = NULL
+             WHERE id = ?2 AND state IN ('uncertain', 'failed')",
+            params![now_text(now), id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Corrupt(
+                "no uncertain or failed outbox item with that number",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,272 @@
+//! The master key and column sealing: how the random master key is wrapped
+//! under the passphrase (PBKDF2) and the recovery code (HKDF), and how every
+//! secret column is sealed under it with the row's identity as AAD.
+
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hkdf::Hkdf;
+use rusqlite::params;
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
+use sha2::Sha256;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::protocol::codes::RecoveryCode;
+
+use super::audit::sealing_key_aad;
+use super::{PASSPHRASE_ITERATIONS, Result, Store, StoreError, random_bytes};
+
+pub(super) const WRAP_LABEL: &str = "medcrypt/store/v1/master-key";
+
+const RECOVERY_KEK_LABEL: &str = "medcrypt/store/v1/recovery-kek";
+
+const NONCE_LEN: usize = 12;
+
+/// The store's master key. Zeroized on drop; never printed.
+pub(super) struct MasterKey(pub(super) SecretBox<[u8; 32]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([REDACTED])")
+    }
+}
+
+pub(super) fn aead_seal(key: &[u8; 32], aad: &str, plaintext: &[u8]) -> Vec<u8> {
+    let nonce: [u8; NONCE_LEN] = random_bytes();
+    let cipher = Aes256Gcm::new(key.into());
+    let sealed = cipher
+        .encrypt(
+            Nonce::<U12>::from_slice(&nonce),
+            AeadPayload {
+                msg: plaintext,
+                aad: aad.as_bytes(),
+            },
+        )
+        .unwrap_or_default();
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    out
+}
+
+pub(super) fn aead_open(key: &[u8; 32], aad: &str, blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if blob.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, sealed) = blob.split_at(NONCE_LEN);
+    let cipher = Aes256Gcm::new(key.into());
+    cipher
+        .decrypt(
+            Nonce::<U12>::from_slice(nonce),
+            AeadPayload {
+                msg: sealed,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
+}
+
+pub(super) fn passphrase_kek(
+    passphrase: &SecretString,
+    salt: &[u8],
+    iterations: u32,
+) -> SecretBox<[u8; 32]> {
+    let mut kek = SecretBox::new(Box::new([0u8; 32]));
+    pbkdf2::pbkdf2_hmac::<Sha256>(
+        passphrase.expose_secret().as_bytes(),
+        salt,
+        iterations,
+        kek.expose_secret_mut(),
+    );
+    kek
+}
+
+pub(super) fn recovery_kek(code: &RecoveryCode, salt: &[u8]) -> SecretBox<[u8; 32]> {
+    let mut kek = SecretBox::new(Box::new([0u8; 32]));
+    let hk = Hkdf::<Sha256>::new(Some(salt), code.expose_bytes());
+    if hk
+        .expand(RECOVERY_KEK_LABEL.as_bytes(), kek.expose_secret_mut())
+        .is_err()
+    {
+        // 32 bytes is always a valid HKDF-SHA256 length.
+        *kek.expose_secret_mut() = [0u8; 32];
+    }
+    kek
+}
+
+pub(super) fn unwrap_master(
+    kek: &SecretBox<[u8; 32]>,
+    method: &str,
+    wrapped: &[u8],
+) -> Option<MasterKey> {
+    let plain = aead_open(
+        kek.expose_secret(),
+        &format!("{WRAP_LABEL}:{method}"),
+        wrapped,
+    )?;
+    let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
+    Some(MasterKey(SecretBox::new(Box::new(bytes))))
+}
+
+impl Store {
+    /// Re-wraps the master key under a new passphrase (fresh salt).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn change_passphrase(&self, passphrase: &SecretString, now: OffsetDateTime) -> Result<()> {
+        self.in_transaction(|| {
+            self.wrap_under_passphrase(passphrase)?;
+            self.audit(now, "passphrase_change", "", "ok", &[])
+        })
+    }
+
+    pub(super) fn wrap_under_passphrase(&self, passphrase: &SecretString) -> Result<()> {
+        let salt: [u8; 16] = random_bytes();
+        let kek = passphrase_kek(passphrase, &salt, PASSPHRASE_ITERATIONS);
+        let wrapped = aead_seal(
+            kek.expose_secret(),
+            &format!("{WRAP_LABEL}:passphrase"),
+            self.master.0.expose_secret(),
+        );
+        self.conn.execute(
+            "INSERT OR REPLACE INTO unlock (method, kdf, iterations, salt, wrapped_key)
+             VALUES ('passphrase', 'pbkdf2-hmac-sha256', ?1, ?2, ?3)",
+            params![PASSPHRASE_ITERATIONS, salt.to_vec(), wrapped],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn wrap_under_recovery(&self, code: &RecoveryCode) -> Result<()> {
+        let salt: [u8; 16] = random_bytes();
+        let kek = recovery_kek(code, &salt);
+        let wrapped = aead_seal(
+            kek.expose_secret(),
+            &format!("{WRAP_LABEL}:recovery"),
+            self.master.0.expose_secret(),
+        );
+        self.conn.execute(
+            "INSERT OR REPLACE INTO unlock (method, kdf, iterations, salt, wrapped_key)
+             VALUES ('recovery', 'hkdf-sha256', 1, ?1, ?2)",
+            params![salt.to_vec(), wrapped],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn seal(&self, aad: &str, plaintext: &[u8]) -> Vec<u8> {
+        aead_seal(self.master.0.expose_secret(), aad, plaintext)
+    }
+
+    pub(super) fn unseal(&self, aad: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        aead_open(self.master.0.expose_secret(), aad, blob).ok_or(StoreError::Corrupt(
+            "an encrypted value fails authentication",
+        ))
+    }
+
+    /// Writes `plaintext` sealed into `table.column` of row `id` under
+    /// `aad` (rows are inserted first: their id is part of the AAD).
+    pub(super) fn set_sealed(
+        &self,
+        table: &str,
+        column: &str,
+        id: i64,
+        aad: &str,
+        plaintext: &[u8],
+    ) -> Result<()> {
+        self.conn.execute(
+            &format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"),
+            params![self.seal(aad, plaintext), id],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the master key: every secret column is re-encrypted under a
+    /// new random key, which is wrapped under `passphrase` and a new recovery
+    /// code (returned, to show once); old wraps (passphrase, recovery code,
+    /// escrow) are destroyed.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::Corrupt`].
+    pub fn rotate_master_key(
+        &mut self,
+        passphrase: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<RecoveryCode> {
+        let new_master = MasterKey(SecretBox::new(Box::new(random_bytes())));
+        let recovery = RecoveryCode::from_bytes(random_bytes());
+        let old = Zeroizing::new(*self.master.0.expose_secret());
+        // Every secret column: its table, column, and the SQL that yields
+        // each row's id and the AAD it was sealed with.
+        let columns: [(&str, &str, &str); 7] = [
+            (
+                "epoch_keys",
+                "key",
+                "'medcrypt/store/v1/epoch-key:' || pairing_id || ':' || epoch",
+            ),
+            (
+                "pairings",
+                "legacy_secret",
+                "'medcrypt/store/v1/legacy-secret:' || id",
+            ),
+            (
+                "pairings",
+                "legacy_patient_id",
+                "'medcrypt/store/v1/legacy-patient-id:' || id",
+            ),
+            ("inbox", "body", "'medcrypt/store/v1/inbox:' || id"),
+            (
+                "inbox_chunks",
+                "data",
+                "'medcrypt/store/v1/inbox-chunk:' || inbox_id || ':' || idx",
+            ),
+            ("outbox", "payload", "'medcrypt/store/v1/outbox:' || id"),
+            (
+                "audit_state",
+                "enc_key",
+                "'medcrypt/store/v1/audit-enc-key'",
+            ),
+        ];
+        self.in_transaction(|| {
+            for (table, column, aad_sql) in columns {
+                let rows: Vec<(i64, String, Vec<u8>)> = {
+                    let mut stmt = self.conn.prepare(&format!(
+                        "SELECT rowid, {aad_sql}, {column} FROM {table} WHERE {column} IS NOT NULL AND length({column}) > 0"
+                    ))?;
+                    let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    mapped.collect::<std::result::Result<_, _>>()?
+                };
+                for (rowid, aad, blob) in rows {
+                    let plain = aead_open(&old, &aad, &blob)
+                        .ok_or(StoreError::Corrupt("an encrypted value fails authentication"))?;
+                    let sealed = aead_seal(new_master.0.expose_secret(), &aad, &plain);
+                    self.conn.execute(
+                        &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
+                        params![sealed, rowid],
+                    )?;
+                }
+            }
+            // The audit sealing key, whose AAD names its day.
+            let (day, blob): (u32, Vec<u8>) =
+                self.conn
+                    .query_row("SELECT day, sealing_key FROM audit_state WHERE id = 1", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+            let plain = aead_open(&old, &sealing_key_aad(day), &blob)
+                .ok_or(StoreError::Corrupt("the audit key fails authentication"))?;
+            self.conn.execute(
+                "UPDATE audit_state SET sealing_key = ?1 WHERE id = 1",
+                [aead_seal(new_master.0.expose_secret(), &sealing_key_aad(day), &plain)],
+            )?;
+            self.retire_escrow_sets(now)?;
+            Ok(())
+        })?;
+        self.master = new_master;
+        self.in_transaction(|| {
+            self.wrap_under_passphrase(passphrase)?;
+            self.wrap_under_recovery(&recovery)?;
+            self.audit(now, "master_key_rotated", "", "ok", &[])
+        })?;
+        self.checkpoint()?;
+        Ok(recovery)
+    }
+}
