@@ -183,3 +183,14 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_medical_content() {
+        let content = InboxContent::Text("HIV positive".into());
+        assert_eq!(format!("{content:?}"), "Text(12 bytes)");
+    }
+}

@@ -1,0 +1,284 @@
+//! Encryption: the header with one stanza per recipient, then the plaintext
+//! stream through STREAM on two threads.
+
+use std::io::{self, Read, Write};
+use std::sync::mpsc;
+
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::rand_core::RngCore;
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, OsRng, Payload as AeadPayload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+/// A file being encrypted: its header is made (and the file key wrapped for
+/// each recipient) before any content is read, so the total length and the
+/// file id are known up front, for splitting into parts.
+pub struct Sealing {
+    header: Vec<u8>,
+    key: FileKey,
+    prefix: Vec<u8>,
+    size: u64,
+}
+
+impl std::fmt::Debug for Sealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealing")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealing {
+    /// Prepares the encryption of a file described by `metadata` for
+    /// `recipients` (all of the same epoch).
+    ///
+    /// # Errors
+    /// [`AttachmentError::Recipients`] for no or too many recipients or mixed
+    /// epochs; [`AttachmentError::Malformed`] for an over-long name.
+    pub fn new(metadata: &Metadata, recipients: &[Recipient]) -> Result<Self> {
+        let mut key = SecretBox::new(Box::new([0u8; 32]));
+        OsRng.fill_bytes(key.expose_secret_mut());
+        let nonces: Vec<[u8; 12]> = recipients
+            .iter()
+            .map(|_| {
+                let mut nonce = [0u8; 12];
+                OsRng.fill_bytes(&mut nonce);
+                nonce
+            })
+            .collect();
+        Self::with_key(metadata, recipients, FileKey(key), &nonces)
+    }
+
+    /// [`Sealing::new`] with a chosen file key and wrap nonces: vectors only.
+    pub(crate) fn with_key(
+        metadata: &Metadata,
+        recipients: &[Recipient],
+        key: FileKey,
+        nonces: &[[u8; 12]],
+    ) -> Result<Self> {
+        let first = recipients.first().ok_or(AttachmentError::Recipients)?;
+        let epoch = first.key.epoch();
+        if recipients.len() > MAX_RECIPIENTS
+            || nonces.len() != recipients.len()
+            || recipients.iter().any(|r| r.key.epoch() != epoch)
+        {
+            return Err(AttachmentError::Recipients);
+        }
+        let mut header = Vec::with_capacity(FIXED_HEADER_LEN + recipients.len() * STANZA_LEN + 32);
+        header.extend_from_slice(MAGIC);
+        header.push(KIND_FILE);
+        header.push(VERSION);
+        header.extend_from_slice(&epoch.to_bytes());
+        header.push(u8::try_from(recipients.len()).unwrap_or(0));
+        let fixed: Vec<u8> = header.clone();
+        for (recipient, &nonce) in recipients.iter().zip(nonces) {
+            let hint = recipient.key.key_hint();
+            let wrap = recipient.key.file_wrap_key(recipient.direction);
+            let aad = wrap_aad(&fixed, &hint, recipient.direction);
+            let wrapped = Aes256Gcm::new(wrap.expose_bytes().into())
+                .encrypt(
+                    Nonce::<U12>::from_slice(&nonce),
+                    AeadPayload {
+                        msg: key.0.expose_secret(),
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| AttachmentError::Malformed("key wrap"))?;
+            header.extend_from_slice(&hint.0);
+            header.push(recipient.direction.code());
+            header.extend_from_slice(&nonce);
+            header.extend_from_slice(&wrapped);
+        }
+        let mac = key.header_mac(&header);
+        header.extend_from_slice(&mac);
+        Ok(Self {
+            header,
+            key,
+            prefix: stream_prefix(metadata)?,
+            size: metadata.size,
+        })
+    }
+
+    /// Total length of the encrypted file in bytes.
+    pub fn total_len(&self) -> u64 {
+        self.header.len() as u64 + sealed_len(stream_len(self.prefix.len(), self.size))
+    }
+
+    /// The file id that numbered parts carry: the first 16 bytes of the header MAC.
+    pub fn file_id(&self) -> [u8; 16] {
+        file_id_of(&self.header)
+    }
+
+    /// Writes the header and the encrypted content of `input` (exactly
+    /// `metadata.size` bytes) to `output`. `progress` is told the number of
+    /// content bytes done so far.
+    ///
+    /// # Errors
+    /// [`AttachmentError::InputChanged`] if `input` is not exactly the
+    /// announced size; I/O errors.
+    pub fn write<R: Read + Send, W: Write>(
+        self,
+        input: R,
+        mut output: W,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        output.write_all(&self.header)?;
+        let total = stream_len(self.prefix.len(), self.size);
+        let chunks = total.div_ceil(CHUNK_SIZE as u64);
+        let cipher = self.key.payload_cipher();
+        let pad_left = total - self.prefix.len() as u64 - self.size - 32;
+        let mut source = PlainSource {
+            prefix: self.prefix,
+            prefix_pos: 0,
+            reader: input,
+            content_left: self.size,
+            hasher: Sha256::new(),
+            digest: None,
+            digest_pos: 0,
+            pad_left,
+        };
+        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch>>(2);
+        let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(3);
+        for _ in 0..3 {
+            let _ = free_tx.send(Batch::new());
+        }
+        std::thread::scope(|scope| -> Result<()> {
+            // Reader: fills batches from the plaintext stream, hashing content.
+            scope.spawn(move || {
+                let mut counter = 0u64;
+                while counter < chunks {
+                    let Ok(mut batch) = free_rx.recv() else {
+                        return;
+                    };
+                    batch.lens.clear();
+                    batch.first = counter;
+                    let mut failed = None;
+                    for slot in 0..BATCH_CHUNKS {
+                        if counter >= chunks {
+                            break;
+                        }
+                        let want = if counter + 1 == chunks {
+                            usize::try_from(total - counter * CHUNK_SIZE as u64)
+                                .unwrap_or(CHUNK_SIZE)
+                        } else {
+                            CHUNK_SIZE
+                        };
+                        let start = slot * SEALED_CHUNK;
+                        match source.fill(&mut batch.buf[start..start + want]) {
+                            Ok(n) if n == want => batch.lens.push(want),
+                            Ok(_) => {
+                                failed = Some(AttachmentError::InputChanged);
+                                break;
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        counter += 1;
+                    }
+                    let message = match failed {
+                        Some(e) => Err(e),
+                        None => Ok(batch),
+                    };
+                    let stop = message.is_err();
+                    if full_tx.send(message).is_err() || stop {
+                        return;
+                    }
+                }
+            });
+            // This thread: encrypts in place and writes.
+            let mut done_chunks = 0u64;
+            while done_chunks < chunks {
+                let mut batch = full_rx
+                    .recv()
+                    .map_err(|_| AttachmentError::Io(io::Error::other("reader stopped")))??;
+                for (slot, &len) in batch.lens.iter().enumerate() {
+                    let counter = batch.first + slot as u64;
+                    let start = slot * SEALED_CHUNK;
+                    let (data, rest) = batch.buf[start..].split_at_mut(len);
+                    let nonce = chunk_nonce(counter, counter + 1 == chunks);
+                    let tag = cipher
+                        .encrypt_in_place_detached(Nonce::<U12>::from_slice(&nonce), b"", data)
+                        .map_err(|_| AttachmentError::Malformed("chunk too large"))?;
+                    rest[..TAG_LEN].copy_from_slice(&tag);
+                    output.write_all(&batch.buf[start..start + len + TAG_LEN])?;
+                }
+                done_chunks += batch.lens.len() as u64;
+                progress((done_chunks * CHUNK_SIZE as u64).min(total));
+                batch.wipe();
+                let _ = free_tx.send(batch);
+            }
+            Ok(())
+        })?;
+        output.flush()?;
+        Ok(())
+    }
+}
+
+/// The plaintext stream of the encryptor: prefix, content (hashed), digest,
+/// padding.
+struct PlainSource<R> {
+    prefix: Vec<u8>,
+    prefix_pos: usize,
+    reader: R,
+    content_left: u64,
+    hasher: Sha256,
+    digest: Option<[u8; 32]>,
+    digest_pos: usize,
+    pad_left: u64,
+}
+
+impl<R: Read> PlainSource<R> {
+    /// Fills `buf` completely unless the stream ends.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            if self.prefix_pos < self.prefix.len() {
+                let take = (self.prefix.len() - self.prefix_pos).min(buf.len() - n);
+                buf[n..n + take]
+                    .copy_from_slice(&self.prefix[self.prefix_pos..self.prefix_pos + take]);
+                self.prefix_pos += take;
+                n += take;
+            } else if self.content_left > 0 {
+                let want = usize::try_from(self.content_left)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len() - n);
+                let got = match self.reader.read(&mut buf[n..n + want]) {
+                    Ok(0) => return Err(AttachmentError::InputChanged),
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                self.hasher.update(&buf[n..n + got]);
+                self.content_left -= got as u64;
+                n += got;
+            } else if self.digest.is_none() {
+                // The input must end exactly here.
+                let mut probe = [0u8; 1];
+                if self.reader.read(&mut probe)? != 0 {
+                    return Err(AttachmentError::InputChanged);
+                }
+                self.digest = Some(std::mem::take(&mut self.hasher).finalize().into());
+            } else if let Some(digest) = self.digest.filter(|_| self.digest_pos < 32) {
+                let take = (32 - self.digest_pos).min(buf.len() - n);
+                buf[n..n + take].copy_from_slice(&digest[self.digest_pos..self.digest_pos + take]);
+                self.digest_pos += take;
+                n += take;
+            } else if self.pad_left > 0 {
+                let take = usize::try_from(self.pad_left)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len() - n);
+                buf[n..n + take].fill(0);
+                self.pad_left -= take as u64;
+                n += take;
+            } else {
+                break;
+            }
+        }
+        Ok(n)
+    }
+}
