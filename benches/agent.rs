@@ -13,19 +13,23 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use medcrypt::agent::telegram::fake::FakeTelegram;
 use medcrypt::store::Store;
 use medcrypt::{Epoch, PairingSecret, Payload, Role, WireMessage};
 use secrecy::SecretString;
-use time::OffsetDateTime;
-use time::macros::datetime;
+
+/// An instant from RFC 3339 text.
+fn utc(text: &str) -> DateTime<Utc> {
+    medcrypt::parse_utc(text).unwrap_or(DateTime::UNIX_EPOCH)
+}
 
 const MESSAGES: usize = 2000;
 const CHATS: i64 = 20;
 static NOW: AtomicI64 = AtomicI64::new(0);
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(NOW.load(Ordering::SeqCst)).unwrap()
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(NOW.load(Ordering::SeqCst), 0).unwrap()
 }
 
 fn physician(path: &std::path::Path) -> (Store, Vec<String>) {
@@ -71,10 +75,7 @@ fn physician(path: &std::path::Path) -> (Store, Vec<String>) {
 }
 
 fn main() {
-    NOW.store(
-        datetime!(2026-11-20 09:00 UTC).unix_timestamp(),
-        Ordering::SeqCst,
-    );
+    NOW.store(utc("2026-11-20T09:00:00Z").timestamp(), Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
 
     // Reference: the store work alone.

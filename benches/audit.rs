@@ -9,6 +9,7 @@
 // Bench code: a failed unwrap is a failed bench.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
@@ -18,13 +19,17 @@ use medcrypt::audit::{AuditEvent, Sealer, SealingKey, Trust, day_of, verify};
 use medcrypt::store::Store;
 use secrecy::SecretString;
 use sha2::Sha256;
-use time::macros::datetime;
+
+/// An instant from RFC 3339 text.
+fn utc(text: &str) -> DateTime<Utc> {
+    medcrypt::parse_utc(text).unwrap_or(DateTime::UNIX_EPOCH)
+}
 
 const RECORDS: u64 = 100_000;
 
 fn bench_append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let now = datetime!(2026-11-22 10:00 UTC);
+    let now = utc("2026-11-22T10:00:00Z");
     let (store, _, _) = Store::create(
         &dir.path().join("bench.sqlite"),
         &SecretString::from("bench passphrase".to_owned()),
@@ -68,7 +73,7 @@ fn bench_append(c: &mut Criterion) {
 }
 
 fn bench_verify(c: &mut Criterion) {
-    let start = datetime!(2026-11-01 0:00 UTC);
+    let start = utc("2026-11-01T00:00:00Z");
     let enc = [5u8; 32];
     let verification = SealingKey::generate(day_of(start));
     let mut sealer = Sealer::new(
@@ -81,7 +86,7 @@ fn bench_verify(c: &mut Criterion) {
     let mut i = 0u64;
     while (records.len() as u64) < RECORDS {
         // 20 days of traffic, so day seals and key steps are part of it.
-        let at = start + time::Duration::seconds((i * 17) as i64);
+        let at = start + chrono::TimeDelta::seconds((i * 17) as i64);
         let event = AuditEvent {
             time: medcrypt::format_utc(at),
             actor: "Dr. Bench".into(),

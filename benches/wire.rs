@@ -8,16 +8,21 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use chrono::{DateTime, Utc};
 use std::hint::black_box;
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use medcrypt::{Direction, EpochChain, PairingSecret, Payload, Role, WireMessage};
-use time::macros::datetime;
+
+/// An instant from RFC 3339 text.
+fn utc(text: &str) -> DateTime<Utc> {
+    medcrypt::parse_utc(text).unwrap_or(DateTime::UNIX_EPOCH)
+}
 
 fn bench_wire(c: &mut Criterion) {
-    let now = datetime!(2026-11-22 10:00 UTC);
+    let now = utc("2026-11-22T10:00:00Z");
     let chain = EpochChain::new(
         PairingSecret::from_bytes(&[7; 32]).first_epoch_key("2026-11".parse().unwrap()),
     );

@@ -8,14 +8,18 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use medcrypt::agent::telegram::fake::FakeTelegram;
 use medcrypt::attachment::{Header, Metadata, Recipient, Sealing};
 use medcrypt::codes::PairingInvite;
 use medcrypt::store::{InboxContent, OutboxKind, Store};
 use medcrypt::{Epoch, PairingSecret, Payload, Role, WireMessage, format_utc, qr};
 use secrecy::SecretString;
-use time::OffsetDateTime;
-use time::macros::datetime;
+
+/// An instant from RFC 3339 text.
+fn utc(text: &str) -> DateTime<Utc> {
+    medcrypt::parse_utc(text).unwrap_or(DateTime::UNIX_EPOCH)
+}
 
 type Error = Box<dyn std::error::Error>;
 
@@ -25,13 +29,12 @@ const PATIENT_CHAT: i64 = 7001;
 /// The demonstration's clock, moved forward step by step.
 static NOW: AtomicI64 = AtomicI64::new(0);
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(NOW.load(Ordering::SeqCst))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(NOW.load(Ordering::SeqCst), 0).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
-fn set_now(at: OffsetDateTime) {
-    NOW.store(at.unix_timestamp(), Ordering::SeqCst);
+fn set_now(at: DateTime<Utc>) {
+    NOW.store(at.timestamp(), Ordering::SeqCst);
 }
 
 fn step(title: &str) {
@@ -90,7 +93,7 @@ fn patient_sends(patient: &Store, fake: &FakeTelegram, text: &str) -> Result<Str
 }
 
 fn main() -> Result<(), Error> {
-    set_now(datetime!(2026-11-20 09:00 UTC));
+    set_now(utc("2026-11-20T09:00:00Z"));
     let dir = std::env::temp_dir().join(format!("medcrypt-walkthrough-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let fake = FakeTelegram::start(TOKEN, "clinic_demo_bot")?;
@@ -295,8 +298,8 @@ fn main() -> Result<(), Error> {
     let _ = wire;
     let november_message = delivered;
     for (label, at) in [
-        ("5 December", datetime!(2026-12-05 09:00 UTC)),
-        ("9 December", datetime!(2026-12-09 09:00 UTC)),
+        ("5 December", utc("2026-12-05T09:00:00Z")),
+        ("9 December", utc("2026-12-09T09:00:00Z")),
     ] {
         set_now(at);
         for rotation in patient.rotate(now())? {

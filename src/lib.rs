@@ -17,7 +17,7 @@ pub mod store;
 
 pub use protocol::epoch::{
     CLOCK_SKEW_ALLOWANCE, Epoch, GRACE_PERIOD, InvalidEpoch, WindowViolation, check_window,
-    format_utc,
+    format_utc, parse_utc,
 };
 pub use protocol::keys::{
     Advance, BrokenChain, Direction, EPOCH_RATCHET_LABEL, EpochChain, EpochKey,

@@ -51,7 +51,7 @@ fn combine(doc: &Party, shares: &[&Path], extra: &[&str]) -> common::Run {
 /// A physician store with pairing "alice" and two records in its inbox.
 fn store_with_records(dir: &Path) -> Party {
     let (doc, _pat, _) = paired(dir);
-    let now = time::OffsetDateTime::now_utc();
+    let now = chrono::Utc::now();
     let store = Store::open(&doc.store, &SecretString::from(PASSPHRASE.to_owned()), now).unwrap();
     let alice = store.pairing("alice").unwrap();
     store

@@ -6,13 +6,12 @@
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use medcrypt::vectors::{AttachmentFile, KeyScheduleFile, LegacyFile, ReplayIdVector, WireFile};
 use medcrypt::{
     Direction, Epoch, EpochChain, LegacyMessage, LegacyPairing, PairingSecret, Role, WireMessage,
 };
 use secrecy::{ExposeSecret, SecretString};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 fn vector_file(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,8 +25,8 @@ fn secret(hex_text: &str) -> PairingSecret {
     PairingSecret::from_bytes(&bytes)
 }
 
-fn now(text: &str) -> OffsetDateTime {
-    OffsetDateTime::parse(text, &Rfc3339).unwrap()
+fn now(text: &str) -> DateTime<Utc> {
+    medcrypt::parse_utc(text).unwrap()
 }
 
 #[test]

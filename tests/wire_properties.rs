@@ -5,16 +5,22 @@
 
 mod common;
 
+use chrono::{DateTime, Utc};
 use common::forge;
 use medcrypt::{
     DecryptError, Direction, Epoch, EpochChain, EpochKey, MAX_TEXT_BYTES, PairingSecret, Payload,
     Role, WireMessage,
 };
 use proptest::prelude::*;
-use time::OffsetDateTime;
-use time::macros::datetime;
 
-const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+/// An instant from RFC 3339 text.
+fn utc(text: &str) -> DateTime<Utc> {
+    medcrypt::parse_utc(text).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+fn now() -> DateTime<Utc> {
+    utc("2026-11-22T10:00:00Z")
+}
 
 fn chain(seed: u8) -> EpochChain {
     let epoch: Epoch = "2026-11".parse().unwrap();
@@ -35,7 +41,7 @@ fn seal_text(chain: &EpochChain, direction: Direction, text: &str) -> String {
 }
 
 fn open(chain: &EpochChain, receiver: Role, text: &str) -> Result<String, DecryptError> {
-    let opened = WireMessage::parse(text)?.open(chain, receiver, NOW)?;
+    let opened = WireMessage::parse(text)?.open(chain, receiver, now())?;
     let Payload::Text(text) = opened.payload;
     Ok(text)
 }
@@ -137,7 +143,7 @@ proptest! {
         let wire = msg.to_text();
         prop_assert!(wire.is_ascii());
         prop_assert!(!wire.contains(char::is_whitespace));
-        let opened = WireMessage::parse(&wire).unwrap().open(&chain, receiver, NOW).unwrap();
+        let opened = WireMessage::parse(&wire).unwrap().open(&chain, receiver, now()).unwrap();
         prop_assert_eq!(opened.payload, Payload::Text(text));
         prop_assert_eq!(opened.replay_id.sequence, seq);
         prop_assert_eq!(opened.replay_id.direction, direction);

@@ -9,8 +9,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use crate::protocol::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
 use crate::protocol::legacy::LegacyMessage;
@@ -171,7 +171,7 @@ impl<'a> Agent<'a> {
     fn handled(
         &self,
         update_id: i64,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
         action: &str,
         subject: &str,
         outcome: &str,
@@ -190,7 +190,7 @@ impl<'a> Agent<'a> {
         update_id: i64,
         pairing: &PairingInfo,
         what: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Action> {
         let deleted = !self.keep_plaintext;
         self.handled(
@@ -229,7 +229,7 @@ impl<'a> Agent<'a> {
         chat: i64,
         message_id: i64,
         text: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Action> {
         let _ = message_id;
         if let Some(rest) = text.strip_prefix("/start") {
@@ -309,7 +309,7 @@ impl<'a> Agent<'a> {
         &self,
         pairing: &PairingInfo,
         text: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> std::result::Result<(String, Option<crate::protocol::wire::ReplayId>), DecryptError> {
         let compact = strip_whitespace(text);
         if pairing.protocol == Protocol::V1
@@ -340,7 +340,7 @@ impl<'a> Agent<'a> {
         update_id: i64,
         chat: i64,
         token: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Action> {
         if token.is_empty() {
             self.skip(update_id)?;
@@ -412,7 +412,7 @@ impl<'a> Agent<'a> {
         update_id: i64,
         chat: i64,
         bytes: &[u8],
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Action> {
         let Some(pairing) = self.store.pairing_for_chat(chat)? else {
             self.skip(update_id)?;

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
 use medcrypt::attachment::{
     AttachmentError, Decrypted, Header, Metadata, PART_HEADER_LEN, PartHeader, Recipient, Sealing,
     guess_mime, sanitize_file_name,
 };
 use medcrypt::store::{Protocol, Store};
 use medcrypt::{DecryptError, Epoch, check_window};
-use time::OffsetDateTime;
 
 /// Files above this size get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: u64 = 4 * 1024 * 1024;
@@ -265,13 +265,11 @@ impl Write for PartWriter {
     }
 }
 
-fn default_output_name(now: OffsetDateTime) -> PathBuf {
+fn default_output_name(now: DateTime<Utc>) -> PathBuf {
     // Neutral: the original name travels only inside the encryption.
     PathBuf::from(format!(
-        "attachment-{:04}{:02}{:02}-{}.medcrypt",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
+        "attachment-{}-{}.medcrypt",
+        now.format("%Y%m%d"),
         random_suffix()
     ))
 }
@@ -291,7 +289,7 @@ fn part_path(output: &Path, index: u16, count: u16) -> PathBuf {
 /// `medcrypt attach encrypt`.
 pub(crate) fn encrypt(
     store: &Store,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     to: &[String],
     input: &Path,
     output: Option<&Path>,
@@ -403,7 +401,7 @@ pub(crate) fn encrypt(
 
 fn audit_sent(
     store: &Store,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     to: &[String],
     total: u64,
     parts: u16,
@@ -496,7 +494,7 @@ fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
 /// `medcrypt attach decrypt`.
 pub(crate) fn decrypt(
     store: &Store,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     files: &[PathBuf],
     output: Option<&Path>,
     out_dir: Option<&Path>,
@@ -523,7 +521,7 @@ pub(crate) fn decrypt(
 
 fn decrypt_inner(
     store: &Store,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
     files: &[PathBuf],
     output: Option<&Path>,
     out_dir: Option<&Path>,

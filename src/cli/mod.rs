@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use medcrypt::audit::{AuditFault, Checkpoint, RecordKind};
 use medcrypt::codes::{
@@ -18,8 +19,6 @@ use medcrypt::{
     WireMessage, check_window, format_utc, qr, strip_whitespace,
 };
 use secrecy::{ExposeSecret, SecretString};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 /// Exit code: the command line was invalid (clap's convention).
@@ -599,7 +598,7 @@ fn classify(err: &anyhow::Error) -> (u8, Option<&'static str>) {
 struct Settings {
     store_path: PathBuf,
     passphrase_file: Option<PathBuf>,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
 }
 
 fn default_store_path() -> Result<PathBuf> {
@@ -612,15 +611,15 @@ fn default_store_path() -> Result<PathBuf> {
     Ok(dir.join("medcrypt").join("store.sqlite"))
 }
 
-fn clock() -> Result<OffsetDateTime> {
+fn clock() -> Result<DateTime<Utc>> {
     match std::env::var("MEDCRYPT_NOW") {
-        Ok(text) if !text.is_empty() => OffsetDateTime::parse(&text, &Rfc3339).map_err(|_| {
+        Ok(text) if !text.is_empty() => medcrypt::parse_utc(&text).ok_or_else(|| {
             hinted(
                 format!("MEDCRYPT_NOW is not an RFC 3339 time: {text:?}"),
                 "use a form like 2026-12-05T09:00:00Z, or unset MEDCRYPT_NOW to use the clock",
             )
         }),
-        _ => Ok(OffsetDateTime::now_utc()),
+        _ => Ok(Utc::now()),
     }
 }
 
@@ -1478,12 +1477,12 @@ fn keys_list(ctx: &Settings, store: &Store) -> Result<()> {
 
 /// The agent's clock: with `MEDCRYPT_NOW`, time starts there and runs on
 /// (a long-running process needs retries and ticks to come due).
-fn clock_or_now() -> OffsetDateTime {
-    static START: std::sync::OnceLock<(OffsetDateTime, std::time::Instant)> =
+fn clock_or_now() -> DateTime<Utc> {
+    static START: std::sync::OnceLock<(DateTime<Utc>, std::time::Instant)> =
         std::sync::OnceLock::new();
     let (at, since) = START.get_or_init(|| {
         (
-            clock().unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            clock().unwrap_or_else(|_| Utc::now()),
             std::time::Instant::now(),
         )
     });
@@ -1720,13 +1719,12 @@ fn inbox(
     Ok(())
 }
 
-fn parse_since(text: &str) -> Result<OffsetDateTime> {
-    if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+fn parse_since(text: &str) -> Result<DateTime<Utc>> {
+    if let Some(at) = medcrypt::parse_utc(text) {
         return Ok(at);
     }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text, &format)
-        .map(|date| date.midnight().assume_utc())
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|date| date.and_time(chrono::NaiveTime::MIN).and_utc())
         .map_err(|_| {
             hinted(
                 format!("{text:?} is not a date"),
@@ -1757,7 +1755,7 @@ fn audit(ctx: &Settings, store: &mut Store, action: AuditCommand) -> Result<()> 
                 if action.as_deref().is_some_and(|a| a != event.action) {
                     continue;
                 }
-                let at = OffsetDateTime::parse(&event.time, &Rfc3339).ok();
+                let at = medcrypt::parse_utc(&event.time);
                 if since.is_some_and(|s| at.is_some_and(|at| at < s)) {
                     continue;
                 }
@@ -1900,14 +1898,8 @@ fn escrow_split(
             "note: without --audit-code the custodians cannot verify the audit log on their own"
         );
     }
-    let dir = out_dir.unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "escrow-shares-{:04}{:02}{:02}",
-            ctx.now.year(),
-            u8::from(ctx.now.month()),
-            ctx.now.day()
-        ))
-    });
+    let dir = out_dir
+        .unwrap_or_else(|| PathBuf::from(format!("escrow-shares-{}", ctx.now.format("%Y%m%d"))));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let shares = store
         .escrow_split(custodians, threshold, audit_key, ctx.now)

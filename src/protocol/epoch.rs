@@ -6,14 +6,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, TimeZone, Utc};
 
 /// How long the previous month's key is still accepted after a month begins.
-pub const GRACE_PERIOD: Duration = Duration::days(7);
+pub const GRACE_PERIOD: TimeDelta = TimeDelta::days(7);
 
 /// How early a message of the next month is accepted, for a sender whose
 /// clock runs ahead of ours.
-pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::minutes(10);
+pub const CLOCK_SKEW_ALLOWANCE: TimeDelta = TimeDelta::minutes(10);
 
 /// Earliest and latest years an epoch may name (four digits in `YYYY-MM`).
 const MIN_YEAR: u16 = 2000;
@@ -48,13 +48,12 @@ impl Epoch {
     ///
     /// Instants before 2000 map to 2000-01 and after 9999 to 9999-12; no real
     /// clock is there, and the clamping keeps this function total.
-    pub fn containing(at: OffsetDateTime) -> Self {
-        let utc = at.to_offset(UtcOffset::UTC);
-        let year = utc.year().clamp(i32::from(MIN_YEAR), i32::from(MAX_YEAR));
-        let month = if utc.year() != year {
-            if utc.year() < year { 1 } else { 12 }
+    pub fn containing(at: DateTime<Utc>) -> Self {
+        let year = at.year().clamp(i32::from(MIN_YEAR), i32::from(MAX_YEAR));
+        let month = if at.year() != year {
+            if at.year() < year { 1 } else { 12 }
         } else {
-            u8::from(utc.month())
+            u8::try_from(at.month()).unwrap_or(1)
         };
         // Both are in range by construction.
         Self {
@@ -74,10 +73,10 @@ impl Epoch {
     }
 
     /// The first instant of this epoch: the 1st of the month, 00:00:00 UTC.
-    pub fn start(self) -> OffsetDateTime {
-        let month = Month::try_from(self.month).unwrap_or(Month::January);
-        let date = Date::from_calendar_date(i32::from(self.year), month, 1).unwrap_or(Date::MIN);
-        PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc()
+    pub fn start(self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(i32::from(self.year), u32::from(self.month), 1, 0, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// The following month, or `None` after 9999-12.
@@ -112,10 +111,10 @@ impl Epoch {
 
     /// The instant at which this epoch's key stops being accepted and is
     /// destroyed: 7 × 24 h after the start of the following month.
-    pub fn destruction_time(self) -> OffsetDateTime {
+    pub fn destruction_time(self) -> DateTime<Utc> {
         match self.next() {
             Some(next) => next.start() + GRACE_PERIOD,
-            None => OffsetDateTime::new_utc(Date::MAX, Time::MIDNIGHT),
+            None => DateTime::<Utc>::MAX_UTC,
         }
     }
 
@@ -170,14 +169,14 @@ pub enum WindowViolation {
         /// The epoch of the message.
         epoch: Epoch,
         /// When the key stopped being accepted.
-        destroyed_at: OffsetDateTime,
+        destroyed_at: DateTime<Utc>,
     },
     /// The epoch has not begun, even allowing for clock skew.
     NotYetValid {
         /// The epoch of the message.
         epoch: Epoch,
         /// When the epoch begins.
-        begins_at: OffsetDateTime,
+        begins_at: DateTime<Utc>,
     },
 }
 
@@ -189,7 +188,7 @@ pub enum WindowViolation {
 ///
 /// # Errors
 /// [`WindowViolation`] naming whether the epoch is expired or not yet valid.
-pub fn check_window(epoch: Epoch, now: OffsetDateTime) -> Result<(), WindowViolation> {
+pub fn check_window(epoch: Epoch, now: DateTime<Utc>) -> Result<(), WindowViolation> {
     let current = Epoch::containing(now);
     if epoch == current {
         return Ok(());
@@ -212,17 +211,29 @@ pub fn check_window(epoch: Epoch, now: OffsetDateTime) -> Result<(), WindowViola
     }
 }
 
+/// Parses an RFC 3339 instant (any offset) into UTC.
+///
+/// # Errors
+/// `None` when the text is not RFC 3339.
+pub fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+/// An instant from RFC 3339 text known to be valid (vectors and tests).
+pub(crate) fn utc(text: &str) -> DateTime<Utc> {
+    parse_utc(text).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// Formats an instant as RFC 3339 in UTC (for messages and the spec).
-pub fn format_utc(at: OffsetDateTime) -> String {
-    at.to_offset(UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
+pub fn format_utc(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
 
     fn ep(s: &str) -> Epoch {
         s.parse().unwrap()
@@ -249,25 +260,27 @@ mod tests {
 
     #[test]
     fn containing_uses_utc() {
-        let late_local = datetime!(2026-11-30 23:30 -02:00); // 01:30 UTC on Dec 1
+        let late_local = DateTime::parse_from_rfc3339("2026-11-30T23:30:00-02:00")
+            .unwrap()
+            .with_timezone(&Utc); // 01:30 UTC on Dec 1
         assert_eq!(Epoch::containing(late_local), ep("2026-12"));
-        assert_eq!(ep("2026-12").start(), datetime!(2026-12-01 0:00 UTC));
+        assert_eq!(ep("2026-12").start(), utc("2026-12-01T00:00:00Z"));
     }
 
     #[test]
     fn window_previous_month_for_seven_days() {
         let nov = ep("2026-11");
-        assert!(check_window(nov, datetime!(2026-12-05 12:00 UTC)).is_ok());
-        assert!(check_window(nov, datetime!(2026-12-07 23:59:59 UTC)).is_ok());
+        assert!(check_window(nov, utc("2026-12-05T12:00:00Z")).is_ok());
+        assert!(check_window(nov, utc("2026-12-07T23:59:59Z")).is_ok());
         assert_eq!(
-            check_window(nov, datetime!(2026-12-08 0:00 UTC)),
+            check_window(nov, utc("2026-12-08T00:00:00Z")),
             Err(WindowViolation::Expired {
                 epoch: nov,
-                destroyed_at: datetime!(2026-12-08 0:00 UTC)
+                destroyed_at: utc("2026-12-08T00:00:00Z")
             })
         );
         assert!(matches!(
-            check_window(ep("2026-10"), datetime!(2026-12-01 0:00 UTC)),
+            check_window(ep("2026-10"), utc("2026-12-01T00:00:00Z")),
             Err(WindowViolation::Expired { .. })
         ));
     }
@@ -275,13 +288,13 @@ mod tests {
     #[test]
     fn window_next_month_only_within_skew() {
         let jan = ep("2027-01");
-        assert!(check_window(jan, datetime!(2026-12-31 23:50 UTC)).is_ok());
+        assert!(check_window(jan, utc("2026-12-31T23:50:00Z")).is_ok());
         assert!(matches!(
-            check_window(jan, datetime!(2026-12-31 23:49:59 UTC)),
+            check_window(jan, utc("2026-12-31T23:49:59Z")),
             Err(WindowViolation::NotYetValid { .. })
         ));
         assert!(matches!(
-            check_window(ep("2027-02"), datetime!(2027-01-31 23:00 UTC)),
+            check_window(ep("2027-02"), utc("2027-01-31T23:00:00Z")),
             Err(WindowViolation::NotYetValid { .. })
         ));
     }

@@ -12,10 +12,10 @@ use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use hkdf::Hkdf;
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use sha2::Sha256;
-use time::OffsetDateTime;
 use zeroize::Zeroize;
 
 use crate::protocol::epoch::Epoch;
@@ -412,24 +412,22 @@ impl EpochChain {
 
     /// The newest stored epoch.
     pub fn newest_epoch(&self) -> Epoch {
-        self.keys.last().map_or_else(
-            || Epoch::containing(OffsetDateTime::UNIX_EPOCH),
-            EpochKey::epoch,
-        )
+        self.keys
+            .last()
+            .map_or_else(|| Epoch::containing(DateTime::UNIX_EPOCH), EpochKey::epoch)
     }
 
     /// The oldest stored epoch.
     pub fn oldest_epoch(&self) -> Epoch {
-        self.keys.first().map_or_else(
-            || Epoch::containing(OffsetDateTime::UNIX_EPOCH),
-            EpochKey::epoch,
-        )
+        self.keys
+            .first()
+            .map_or_else(|| Epoch::containing(DateTime::UNIX_EPOCH), EpochKey::epoch)
     }
 
     /// Ratchets forward to the epoch of `now` and destroys every key whose
     /// grace period has ended by `now`. The newest key is always kept: it is
     /// the only way forward.
-    pub fn advance(&mut self, now: OffsetDateTime) -> Advance {
+    pub fn advance(&mut self, now: DateTime<Utc>) -> Advance {
         let current = Epoch::containing(now);
         let mut report = Advance::default();
         while let Some(newest) = self.keys.last() {
@@ -471,7 +469,7 @@ impl Clone for EpochKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
+    use crate::protocol::epoch::utc;
 
     fn ep(s: &str) -> Epoch {
         s.parse().unwrap()
@@ -563,16 +561,16 @@ mod tests {
         let secret = PairingSecret::from_bytes(&[2; 32]);
         let mut chain = EpochChain::new(secret.first_epoch_key(ep("2026-11")));
         assert_eq!(
-            chain.advance(datetime!(2026-11-20 0:00 UTC)),
+            chain.advance(utc("2026-11-20T00:00:00Z")),
             Advance::default()
         );
 
-        let report = chain.advance(datetime!(2026-12-05 0:00 UTC));
+        let report = chain.advance(utc("2026-12-05T00:00:00Z"));
         assert_eq!(report.derived, vec![ep("2026-12")]);
         assert!(report.destroyed.is_empty());
         assert!(chain.key_for(ep("2026-11")).is_some());
 
-        let report = chain.advance(datetime!(2026-12-08 0:00 UTC));
+        let report = chain.advance(utc("2026-12-08T00:00:00Z"));
         assert_eq!(report.destroyed, vec![ep("2026-11")]);
         assert!(chain.key_for(ep("2026-11")).is_none());
         // Next month is derivable on the fly (clock skew), the one after is not.
@@ -584,7 +582,7 @@ mod tests {
     fn chain_skips_idle_months_and_keeps_newest() {
         let secret = PairingSecret::from_bytes(&[3; 32]);
         let mut chain = EpochChain::new(secret.first_epoch_key(ep("2026-08")));
-        let report = chain.advance(datetime!(2026-11-03 0:00 UTC));
+        let report = chain.advance(utc("2026-11-03T00:00:00Z"));
         assert_eq!(
             report.derived,
             vec![ep("2026-09"), ep("2026-10"), ep("2026-11")]

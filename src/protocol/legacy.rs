@@ -19,10 +19,10 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload as AeadPayload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
 use sha2::Sha256;
-use time::OffsetDateTime;
 use zeroize::Zeroize;
 
 use crate::protocol::epoch::{Epoch, GRACE_PERIOD};
@@ -90,7 +90,7 @@ impl LegacyPairing {
     }
 
     /// Encrypts `text` as a v1 message for the month of `now`.
-    pub fn encrypt(&mut self, text: &str, now: OffsetDateTime) -> LegacyMessage {
+    pub fn encrypt(&mut self, text: &str, now: DateTime<Utc>) -> LegacyMessage {
         let mut nonce = [0u8; V1_NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         self.encrypt_with_nonce(text, Epoch::containing(now), nonce)
@@ -136,7 +136,7 @@ impl LegacyPairing {
     pub fn decrypt(
         &mut self,
         message: &LegacyMessage,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<String, DecryptError> {
         if message.patient_id != self.patient_id {
             return Err(DecryptError::UnknownKeyHint);
@@ -263,7 +263,7 @@ impl LegacyMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
+    use crate::protocol::epoch::utc;
 
     fn pairing() -> LegacyPairing {
         LegacyPairing::new(
@@ -276,7 +276,7 @@ mod tests {
     fn thousand_messages_of_one_month_cost_one_derivation() {
         let mut sender = pairing();
         let mut receiver = pairing();
-        let now = datetime!(2026-11-20 9:00 UTC);
+        let now = utc("2026-11-20T09:00:00Z");
         let messages: Vec<String> = (0..1000)
             .map(|i| sender.encrypt(&format!("note {i}"), now).to_text())
             .collect();
@@ -292,15 +292,13 @@ mod tests {
     fn previous_month_accepted_for_seven_days_only() {
         let mut sender = pairing();
         let mut receiver = pairing();
-        let msg = sender.encrypt("late result", datetime!(2026-11-30 23:00 UTC));
+        let msg = sender.encrypt("late result", utc("2026-11-30T23:00:00Z"));
         assert_eq!(
-            receiver
-                .decrypt(&msg, datetime!(2026-12-07 23:59 UTC))
-                .unwrap(),
+            receiver.decrypt(&msg, utc("2026-12-07T23:59:00Z")).unwrap(),
             "late result"
         );
         assert_eq!(
-            receiver.decrypt(&msg, datetime!(2026-12-08 0:00 UTC)),
+            receiver.decrypt(&msg, utc("2026-12-08T00:00:00Z")),
             Err(DecryptError::AuthenticationFailed)
         );
     }
@@ -308,9 +306,9 @@ mod tests {
     #[test]
     fn other_patient_id_is_not_this_pairing() {
         let mut other = LegacyPairing::new(SecretString::from("x"), "P-9".into());
-        let msg = pairing().encrypt("hi", datetime!(2026-11-20 9:00 UTC));
+        let msg = pairing().encrypt("hi", utc("2026-11-20T09:00:00Z"));
         assert_eq!(
-            other.decrypt(&msg, datetime!(2026-11-20 9:00 UTC)),
+            other.decrypt(&msg, utc("2026-11-20T09:00:00Z")),
             Err(DecryptError::UnknownKeyHint)
         );
     }

@@ -5,13 +5,12 @@
 //! fixed here (derived from each case's name) so the output is reproducible;
 //! nothing outside this module can choose a nonce.
 
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use time::macros::datetime;
 
-use crate::protocol::epoch::{Epoch, format_utc};
+use crate::protocol::epoch::{Epoch, format_utc, utc};
 use crate::protocol::keys::{Direction, EpochKey, PairingSecret};
 use crate::protocol::legacy::{LegacyPairing, derive_month_key};
 use crate::protocol::wire::{MAX_TEXT_BYTES, Payload, V2_PREFIX, WireMessage};
@@ -175,7 +174,7 @@ fn vector_nonce(name: &str) -> [u8; 12] {
 
 fn ep(s: &str) -> Epoch {
     s.parse()
-        .unwrap_or_else(|_| Epoch::containing(OffsetDateTime::UNIX_EPOCH))
+        .unwrap_or_else(|_| Epoch::containing(DateTime::UNIX_EPOCH))
 }
 
 fn key_at(secret: &[u8; 32], start: &str, epoch: &str) -> EpochKey {
@@ -216,7 +215,7 @@ fn forge(wire: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
     format!("{V2_PREFIX}{}", URL_SAFE_NO_PAD.encode(content))
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
+fn rfc3339(at: DateTime<Utc>) -> String {
     format_utc(at)
 }
 
@@ -226,7 +225,7 @@ struct CaseBuilder<'a> {
     secret: [u8; 32],
     start: &'a str,
     receiver: &'a str,
-    now: OffsetDateTime,
+    now: DateTime<Utc>,
 }
 
 impl CaseBuilder<'_> {
@@ -267,7 +266,7 @@ impl CaseBuilder<'_> {
 fn wire_cases() -> Vec<WireCase> {
     use Direction::{PatientToPhysician as P2D, PhysicianToPatient as D2P};
     let nov = key_at(&SECRET_A, "2026-11", "2026-11");
-    let now = datetime!(2026-11-22 10:00 UTC);
+    let now = utc("2026-11-22T10:00:00Z");
     let case = |name, comment, receiver, now| CaseBuilder {
         name,
         comment,
@@ -386,7 +385,7 @@ fn wire_cases() -> Vec<WireCase> {
         yb(
             "v2_year_boundary_ratcheted",
             "January's key is ratcheted from December's.",
-            datetime!(2027-01-15 9:00 UTC),
+            utc("2027-01-15T09:00:00Z"),
         )
         .success(
             seal("v2_year_boundary_ratcheted", &jan, D2P, 1, jan_text),
@@ -402,18 +401,18 @@ fn wire_cases() -> Vec<WireCase> {
         yb(
             "v2_previous_month_in_grace",
             "A December message is still accepted on 7 January, 23:59:59.",
-            datetime!(2027-01-07 23:59:59 UTC),
+            utc("2027-01-07T23:59:59Z"),
         )
         .success(dec_wire.clone(), dec_text, "2026-12", D2P, 9),
     );
-    cases.push(yb("v2_expired", "A December message on 8 January 00:00: the key was destroyed 7 x 24 h after January began.", datetime!(2027-01-08 0:00 UTC))
+    cases.push(yb("v2_expired", "A December message on 8 January 00:00: the key was destroyed 7 x 24 h after January began.", utc("2027-01-08T00:00:00Z"))
         .expect(dec_wire, "expired"));
     let early = seal("v2_next_month_early", &jan, D2P, 1, jan_text);
     cases.push(
         yb(
             "v2_next_month_within_skew",
             "A January message 10 minutes before January (sender clock ahead).",
-            datetime!(2026-12-31 23:50 UTC),
+            utc("2026-12-31T23:50:00Z"),
         )
         .success(early.clone(), jan_text, "2027-01", D2P, 1),
     );
@@ -421,7 +420,7 @@ fn wire_cases() -> Vec<WireCase> {
         yb(
             "v2_not_yet_valid",
             "A January message 11 minutes before January: beyond the clock-skew allowance.",
-            datetime!(2026-12-31 23:49 UTC),
+            utc("2026-12-31T23:49:00Z"),
         )
         .expect(early, "not_yet_valid"),
     );
@@ -603,7 +602,7 @@ fn legacy() -> LegacyFile {
     let mut other = LegacyPairing::new(SecretString::from(LEGACY_SECRET), "P-2000".into());
     let case = |name: &str,
                 comment: &str,
-                now: OffsetDateTime,
+                now: DateTime<Utc>,
                 wire: String,
                 expect: &str,
                 plaintext: Option<&str>| LegacyCase {
@@ -662,7 +661,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_current_month",
                 "Encrypted and read in November.",
-                datetime!(2026-11-20 9:00 UTC),
+                utc("2026-11-20T09:00:00Z"),
                 nov.clone(),
                 "success",
                 Some(text),
@@ -670,7 +669,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_unicode",
                 "UTF-8 text.",
-                datetime!(2026-11-20 9:00 UTC),
+                utc("2026-11-20T09:00:00Z"),
                 uni,
                 "success",
                 Some(unicode),
@@ -678,7 +677,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_previous_month_in_grace",
                 "A November message read on 7 December.",
-                datetime!(2026-12-07 12:00 UTC),
+                utc("2026-12-07T12:00:00Z"),
                 nov.clone(),
                 "success",
                 Some(text),
@@ -686,7 +685,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_previous_month_after_grace",
                 "A November message on 8 December: no key in the window opens it.",
-                datetime!(2026-12-08 0:00 UTC),
+                utc("2026-12-08T00:00:00Z"),
                 nov.clone(),
                 "authentication_failed",
                 None,
@@ -694,7 +693,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_year_boundary",
                 "A December message read on 2 January.",
-                datetime!(2027-01-02 8:00 UTC),
+                utc("2027-01-02T08:00:00Z"),
                 dec,
                 "success",
                 Some("Happy holidays"),
@@ -702,7 +701,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_other_patient",
                 "A message for patient P-2000 given to the P-1042 pairing.",
-                datetime!(2026-11-20 9:00 UTC),
+                utc("2026-11-20T09:00:00Z"),
                 foreign,
                 "unknown_key_hint",
                 None,
@@ -710,7 +709,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_tampered",
                 "One ciphertext bit flipped.",
-                datetime!(2026-11-20 9:00 UTC),
+                utc("2026-11-20T09:00:00Z"),
                 tampered,
                 "authentication_failed",
                 None,
@@ -718,7 +717,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_damaged_base64",
                 "An invalid base64 character in the nonce field.",
-                datetime!(2026-11-20 9:00 UTC),
+                utc("2026-11-20T09:00:00Z"),
                 damage_v1_nonce(&nov),
                 "damaged",
                 None,
@@ -726,7 +725,7 @@ fn legacy() -> LegacyFile {
             case(
                 "v1_malformed_missing_bracket",
                 "The closing bracket is missing.",
-                datetime!(2026-11-20 9:00 UTC),
+                utc("2026-11-20T09:00:00Z"),
                 nov.trim_end_matches(']').to_owned(),
                 "malformed",
                 None,
@@ -829,7 +828,7 @@ fn seal_file(name: &str, content: &[u8], file_name: &str, secrets: &[[u8; 32]]) 
 }
 
 fn attachment_cases() -> Vec<AttachmentCase> {
-    let now = datetime!(2026-11-22 10:00 UTC);
+    let now = utc("2026-11-22T10:00:00Z");
     let small = b"Potassium 4.1 mmol/L. Sodium 139 mmol/L.\n".to_vec();
     let two = vector_content(70_000);
     let meta = |name: &str, content: &[u8]| crate::protocol::attachment::Metadata {
@@ -841,7 +840,7 @@ fn attachment_cases() -> Vec<AttachmentCase> {
                 comment: &str,
                 secret: [u8; 32],
                 receiver: &str,
-                at: OffsetDateTime,
+                at: DateTime<Utc>,
                 expect: &str| AttachmentCase {
         name: name.into(),
         comment: comment.into(),
@@ -948,7 +947,7 @@ fn attachment_cases() -> Vec<AttachmentCase> {
         "A November file on 8 December: the key was destroyed.",
         SECRET_A,
         "patient",
-        datetime!(2026-12-08 0:00 UTC),
+        utc("2026-12-08T00:00:00Z"),
         "expired",
     );
     c.file = Some(hex::encode(&small_file));

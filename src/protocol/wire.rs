@@ -11,8 +11,8 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload as AeadPayload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::protocol::epoch::{Epoch, WindowViolation, check_window, format_utc};
@@ -91,7 +91,7 @@ pub enum DecryptError {
         /// The month of the message.
         epoch: Epoch,
         /// When its key stopped being accepted.
-        destroyed_at: OffsetDateTime,
+        destroyed_at: DateTime<Utc>,
     },
     /// The message's month has not begun yet (beyond the clock-skew allowance).
     #[error("not yet valid: the message is dated {epoch}, which begins on {}", format_utc(*.begins_at))]
@@ -99,7 +99,7 @@ pub enum DecryptError {
         /// The month of the message.
         epoch: Epoch,
         /// When that month begins.
-        begins_at: OffsetDateTime,
+        begins_at: DateTime<Utc>,
     },
     /// The AEAD tag did not verify: tampered, or encrypted under another key.
     #[error("authentication failed: the message was altered or encrypted with a different key")]
@@ -525,7 +525,7 @@ impl WireMessage {
         &self,
         chain: &EpochChain,
         receiver: Role,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Opened, DecryptError> {
         check_window(self.header.epoch, now)?;
         let key = chain
@@ -588,15 +588,17 @@ fn classify_foreign(text: &str) -> DecryptError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::epoch::utc;
     use crate::protocol::keys::PairingSecret;
-    use time::macros::datetime;
 
     fn chain() -> EpochChain {
         let secret = PairingSecret::from_bytes(&[9; 32]);
         EpochChain::new(secret.first_epoch_key("2026-11".parse().unwrap()))
     }
 
-    const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+    fn now() -> DateTime<Utc> {
+        utc("2026-11-22T10:00:00Z")
+    }
 
     fn sealed(text: &str) -> WireMessage {
         let chain = chain();
@@ -658,7 +660,7 @@ mod tests {
         let mangled = format!("  {a}\n{}\u{a0}{} \r\n", &b[..10], &b[10..]);
         let opened = WireMessage::parse(&mangled)
             .unwrap()
-            .open(&chain(), Role::Patient, NOW)
+            .open(&chain(), Role::Patient, now())
             .unwrap();
         assert_eq!(opened.payload, Payload::Text("hello".into()));
         assert_eq!(opened.replay_id.sequence, 7);

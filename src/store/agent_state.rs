@@ -1,9 +1,9 @@
 //! What the agent keeps between runs: chat bindings, the deep-link tokens
 //! they use up, key-value agent state, and parts of split attachments.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use super::{PairingInfo, Result, Store, now_text};
 
@@ -29,12 +29,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors (a chat already bound to another pairing among them).
-    pub fn bind_chat(
-        &self,
-        pairing: &PairingInfo,
-        chat_id: i64,
-        now: OffsetDateTime,
-    ) -> Result<()> {
+    pub fn bind_chat(&self, pairing: &PairingInfo, chat_id: i64, now: DateTime<Utc>) -> Result<()> {
         self.in_transaction(|| {
             self.conn.execute(
                 "INSERT OR REPLACE INTO chat_bindings (pairing_id, chat_id, bound_at) VALUES (?1, ?2, ?3)",

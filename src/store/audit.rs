@@ -1,8 +1,8 @@
 //! Audit rows: the audit state (encryption key, current sealing key, head)
 //! and the log's records, appended in the caller's transaction.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::protocol::audit::{
@@ -32,7 +32,7 @@ impl Store {
 
     /// Creates the audit state: a random encryption key and a random first
     /// sealing key for today, which is returned as the verification key.
-    pub(super) fn start_audit(&self, now: OffsetDateTime) -> Result<SealingKey> {
+    pub(super) fn start_audit(&self, now: DateTime<Utc>) -> Result<SealingKey> {
         let enc: [u8; 32] = random_bytes();
         let verification = SealingKey::generate(day_of(now));
         self.conn.execute(
@@ -89,7 +89,7 @@ impl Store {
     /// Database errors, or [`StoreError::Corrupt`].
     pub fn audit(
         &self,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
         action: &str,
         subject: &str,
         outcome: &str,

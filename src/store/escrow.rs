@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretBox};
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::protocol::audit::SealingKey;
@@ -26,7 +26,7 @@ impl Store {
         custodians: &[String],
         threshold: usize,
         audit_key: Option<SealingKey>,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Vec<crate::protocol::shares::ShareText>> {
         let secret = crate::protocol::shares::EscrowSecret {
             escrow_key: Zeroizing::new(random_bytes()),
@@ -70,7 +70,7 @@ impl Store {
 
     /// Retires every active escrow set: their wraps of the master key are
     /// destroyed, so their shares open nothing any more.
-    pub(super) fn retire_escrow_sets(&self, now: OffsetDateTime) -> Result<()> {
+    pub(super) fn retire_escrow_sets(&self, now: DateTime<Utc>) -> Result<()> {
         self.conn
             .execute("DELETE FROM unlock WHERE method LIKE 'escrow:%'", [])?;
         self.conn.execute(
@@ -171,7 +171,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn escrow_retire(&self, now: OffsetDateTime) -> Result<()> {
+    pub fn escrow_retire(&self, now: DateTime<Utc>) -> Result<()> {
         self.in_transaction(|| {
             self.retire_escrow_sets(now)?;
             self.audit(now, "escrow_retire", "", "ok", &[])

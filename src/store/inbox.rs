@@ -1,8 +1,8 @@
 //! The inbox: decrypted texts and files the agent received, each sealed
 //! under the master key (files in 1 MiB rows).
 
+use chrono::{DateTime, Utc};
 use rusqlite::params;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::{PairingInfo, Result, Store, StoreError, io_err, now_text};
@@ -47,7 +47,7 @@ impl Store {
         pairing: &PairingInfo,
         kind: &str,
         body: &[u8],
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO inbox (pairing_id, received_at, kind, body) VALUES (?1, ?2, ?3, X'')",
@@ -72,7 +72,7 @@ impl Store {
         &self,
         pairing: &PairingInfo,
         text: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<i64> {
         self.in_transaction(|| self.inbox_insert(pairing, "text", text.as_bytes(), now))
     }
@@ -87,7 +87,7 @@ impl Store {
         pairing: &PairingInfo,
         metadata: &crate::protocol::attachment::Metadata,
         content: &mut dyn std::io::Read,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<i64> {
         self.in_transaction(|| {
             let json = serde_json::to_vec(metadata).map_err(|_| StoreError::Corrupt("metadata"))?;

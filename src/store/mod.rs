@@ -38,10 +38,9 @@ use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use secrecy::{SecretBox, SecretString};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::protocol::audit::SealingKey;
 use crate::protocol::codes::RecoveryCode;
@@ -115,12 +114,12 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
-fn now_text(now: OffsetDateTime) -> String {
+fn now_text(now: DateTime<Utc>) -> String {
     format_utc(now)
 }
 
-fn parse_time(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    crate::protocol::epoch::parse_utc(text)
 }
 
 /// An open, unlocked store.
@@ -154,7 +153,7 @@ impl Store {
         path: &Path,
         passphrase: &SecretString,
         name: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<(Self, RecoveryCode, SealingKey)> {
         if path.exists() {
             return Err(StoreError::AlreadyExists(path.to_owned()));
@@ -177,7 +176,7 @@ impl Store {
         path: &Path,
         passphrase: &SecretString,
         name: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<(Self, RecoveryCode, SealingKey)> {
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
@@ -216,7 +215,7 @@ impl Store {
 
     /// After unlocking: start the audit log of a store made before it
     /// existed, then move waiting unlock failures into it.
-    fn after_unlock(mut self, now: OffsetDateTime, how: &str) -> Result<Self> {
+    fn after_unlock(mut self, now: DateTime<Utc>, how: &str) -> Result<Self> {
         let has_audit: bool =
             self.conn
                 .query_row("SELECT EXISTS(SELECT 1 FROM audit_state)", [], |r| r.get(0))?;
@@ -266,7 +265,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::WrongPassphrase`], or database errors.
-    pub fn open(path: &Path, passphrase: &SecretString, now: OffsetDateTime) -> Result<Self> {
+    pub fn open(path: &Path, passphrase: &SecretString, now: DateTime<Utc>) -> Result<Self> {
         let conn = Self::connect(path)?;
         let (iterations, salt, wrapped): (u32, Vec<u8>, Vec<u8>) = conn
             .query_row(
@@ -297,7 +296,7 @@ impl Store {
     pub fn open_with_recovery(
         path: &Path,
         code: &RecoveryCode,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<Self> {
         let conn = Self::connect(path)?;
         let (salt, wrapped): (Vec<u8>, Vec<u8>) = conn
@@ -405,7 +404,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn set_setting(&self, key: &str, value: &str, now: OffsetDateTime) -> Result<()> {
+    pub fn set_setting(&self, key: &str, value: &str, now: DateTime<Utc>) -> Result<()> {
         self.in_transaction(|| {
             if value.is_empty() {
                 self.conn
@@ -438,7 +437,7 @@ fn actor_name(name: &str) -> String {
 
 /// Notes a failed unlock where no key is needed; it enters the audit log at
 /// the next successful unlock.
-fn record_unlock_failure(conn: &Connection, now: OffsetDateTime, method: &str) -> Result<()> {
+fn record_unlock_failure(conn: &Connection, now: DateTime<Utc>, method: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO unlock_failures (time, method) VALUES (?1, ?2)",
         params![now_text(now), method],

@@ -1,8 +1,8 @@
 //! The outbox: encrypted items queued for the agent to deliver, and their
 //! delivery states (queued, sending, sent, uncertain, failed).
 
+use chrono::{DateTime, Utc};
 use rusqlite::params;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::{PairingInfo, Result, Store, StoreError, now_text, parse_time};
@@ -59,7 +59,7 @@ impl Store {
         pairing: &PairingInfo,
         kind: OutboxKind,
         payload: &[u8],
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<i64> {
         self.in_transaction(|| {
             self.conn.execute(
@@ -90,7 +90,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn outbox(&self, due_at: Option<OffsetDateTime>) -> Result<Vec<OutboxItem>> {
+    pub fn outbox(&self, due_at: Option<DateTime<Utc>>) -> Result<Vec<OutboxItem>> {
         let aliases: std::collections::HashMap<i64, String> = self
             .pairings()?
             .into_iter()
@@ -154,9 +154,9 @@ impl Store {
         &self,
         id: i64,
         state: &str,
-        next_attempt_at: Option<OffsetDateTime>,
+        next_attempt_at: Option<DateTime<Utc>>,
         error: Option<&str>,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<()> {
         self.in_transaction(|| {
             let attempts_delta = i64::from(state == "sending");
@@ -184,7 +184,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn outbox_recover(&self, now: OffsetDateTime) -> Result<usize> {
+    pub fn outbox_recover(&self, now: DateTime<Utc>) -> Result<usize> {
         let stuck: Vec<i64> = {
             let mut stmt = self
                 .conn
@@ -208,7 +208,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors; [`StoreError::Corrupt`] when there is no such item.
-    pub fn outbox_retry(&self, id: i64, now: OffsetDateTime) -> Result<()> {
+    pub fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         let changed = self.conn.execute(
             "UPDATE outbox SET state = 'queued', next_attempt_at = ?1, last_error = NULL
              WHERE id = ?2 AND state IN ('uncertain', 'failed')",

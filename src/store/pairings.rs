@@ -1,10 +1,10 @@
 //! Pairings and their epoch keys: adding, listing, removing, the key chain
 //! of each pairing, and monthly rotation with key destruction.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use crate::protocol::epoch::Epoch;
 use crate::protocol::keys::{Advance, EpochChain, EpochKey, PairingToken, Role, SafetyNumber};
@@ -94,7 +94,7 @@ impl Store {
         first_key: &EpochKey,
         token: &PairingToken,
         safety: &SafetyNumber,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<i64> {
         self.ensure_alias_free(alias)?;
         self.in_transaction(|| {
@@ -132,7 +132,7 @@ impl Store {
         alias: &str,
         secret: &SecretString,
         patient_id: &str,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<i64> {
         self.ensure_alias_free(alias)?;
         self.in_transaction(|| {
@@ -229,7 +229,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::UnknownPairing`], or database errors.
-    pub fn remove_pairing(&self, alias: &str, now: OffsetDateTime) -> Result<()> {
+    pub fn remove_pairing(&self, alias: &str, now: DateTime<Utc>) -> Result<()> {
         let pairing = self.pairing(alias)?;
         self.in_transaction(|| {
             self.conn
@@ -302,7 +302,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors, or [`StoreError::Corrupt`].
-    pub fn rotate(&self, now: OffsetDateTime) -> Result<Vec<Rotation>> {
+    pub fn rotate(&self, now: DateTime<Utc>) -> Result<Vec<Rotation>> {
         let mut report = Vec::new();
         let pairings = self.pairings()?;
         self.in_transaction(|| {
@@ -360,7 +360,7 @@ impl Store {
         &self,
         pairing: &PairingInfo,
         epoch: Epoch,
-    ) -> Result<Option<OffsetDateTime>> {
+    ) -> Result<Option<DateTime<Utc>>> {
         let text: Option<String> = self
             .conn
             .query_row(

@@ -1,8 +1,8 @@
 //! Replay state: the sending sequence numbers this side has used and the
 //! messages it has received, per (pairing, epoch, direction).
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use time::OffsetDateTime;
 
 use crate::protocol::epoch::Epoch;
 use crate::protocol::keys::Direction;
@@ -22,7 +22,7 @@ impl Store {
         pairing: &PairingInfo,
         epoch: Epoch,
         direction: Direction,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<u32> {
         self.in_transaction(|| {
             let last: Option<u32> = self
@@ -61,7 +61,7 @@ impl Store {
         &self,
         pairing: &PairingInfo,
         id: &ReplayId,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<()> {
         let details = [
             ("epoch", id.epoch.to_string()),

@@ -5,11 +5,11 @@
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use chrono::{DateTime, Utc};
 use hkdf::Hkdf;
 use rusqlite::params;
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
 use sha2::Sha256;
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::protocol::codes::RecoveryCode;
@@ -114,7 +114,7 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn change_passphrase(&self, passphrase: &SecretString, now: OffsetDateTime) -> Result<()> {
+    pub fn change_passphrase(&self, passphrase: &SecretString, now: DateTime<Utc>) -> Result<()> {
         self.in_transaction(|| {
             self.wrap_under_passphrase(passphrase)?;
             self.audit(now, "passphrase_change", "", "ok", &[])
@@ -190,7 +190,7 @@ impl Store {
     pub fn rotate_master_key(
         &mut self,
         passphrase: &SecretString,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> Result<RecoveryCode> {
         let new_master = MasterKey(SecretBox::new(Box::new(random_bytes())));
         let recovery = RecoveryCode::from_bytes(random_bytes());

@@ -92,7 +92,7 @@ impl std::fmt::Debug for FakeTelegram {
 }
 
 fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    chrono::Utc::now().timestamp()
 }
 
 fn user(chat_id: i64) -> Value {

@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use teloxide::adaptors::Throttle;
 use teloxide::adaptors::throttle::Limits;
 use teloxide::net::Download;
 use teloxide::prelude::*;
 use teloxide::types::{ChatId, InputFile, MessageId, UpdateKind};
 use teloxide::{ApiError, RequestError};
-use time::OffsetDateTime;
 
 #[cfg(feature = "fake-telegram")]
 pub mod fake;
@@ -39,7 +39,7 @@ pub struct Options {
     /// Stop after this long (tests, the walkthrough); `None` runs until a signal.
     pub run_for: Option<Duration>,
     /// Where "now" comes from: `MEDCRYPT_NOW` is honoured by the caller.
-    pub clock: fn() -> OffsetDateTime,
+    pub clock: fn() -> DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Options {
@@ -307,7 +307,7 @@ async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -
             store.outbox_set_state(
                 item.id,
                 "queued",
-                Some(now + time::Duration::minutes(1)),
+                Some(now + chrono::TimeDelta::minutes(1)),
                 Some("waiting for the patient to connect this chat"),
                 now,
             )?;
@@ -337,7 +337,7 @@ async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -
                 tracing::info!(outbox = item.id, "delivered");
             }
             Err(RequestError::RetryAfter(seconds)) => {
-                let wait = time::Duration::seconds(i64::from(seconds.seconds()));
+                let wait = chrono::TimeDelta::seconds(i64::from(seconds.seconds()));
                 store.outbox_set_state(
                     item.id,
                     "queued",
@@ -370,7 +370,7 @@ async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -
                     )
                     .await?;
                 } else {
-                    let backoff = time::Duration::seconds(
+                    let backoff = chrono::TimeDelta::seconds(
                         2i64.pow(u32::try_from(attempts).unwrap_or(8)).min(3600),
                     );
                     store.outbox_set_state(
@@ -443,7 +443,7 @@ mod tests {
             keep_plaintext: false,
             tick: Duration::from_secs(60),
             run_for: None,
-            clock: OffsetDateTime::now_utc,
+            clock: Utc::now,
         };
         let printed = format!("{options:?}");
         assert!(!printed.contains("SECRET-TOKEN"), "{printed}");

@@ -7,8 +7,8 @@ use std::sync::mpsc;
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload as AeadPayload};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::protocol::epoch::{Epoch, check_window};
@@ -109,7 +109,7 @@ impl Header {
         &self,
         chain: &EpochChain,
         role: Role,
-        now: OffsetDateTime,
+        now: DateTime<Utc>,
     ) -> std::result::Result<FileKey, DecryptError> {
         check_window(self.epoch, now)?;
         let key = chain

@@ -3,15 +3,17 @@
 
 use std::io;
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use time::macros::datetime;
 
 use super::*;
+use crate::protocol::epoch::utc;
 use crate::protocol::keys::{EpochChain, PairingSecret, Role};
 use crate::protocol::wire::DecryptError;
 
-const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+fn now() -> DateTime<Utc> {
+    utc("2026-11-22T10:00:00Z")
+}
 
 fn chain(seed: u8) -> EpochChain {
     EpochChain::new(
@@ -46,7 +48,7 @@ fn seal(content: &[u8], seeds: &[u8]) -> Vec<u8> {
 fn open(file: &[u8], seed: u8) -> Result<(Vec<u8>, Decrypted)> {
     let mut input = io::BufReader::new(file);
     let header = Header::read(&mut input)?;
-    let key = header.unwrap(&chain(seed), Role::Patient, NOW)?;
+    let key = header.unwrap(&chain(seed), Role::Patient, now())?;
     let mut out = Vec::new();
     let decrypted = decrypt(input, &key, &mut out, &mut |_| {})?;
     Ok((out, decrypted))
@@ -200,11 +202,11 @@ fn expired_and_reflected_headers() {
     let mut input = io::BufReader::new(&file[..]);
     let header = Header::read(&mut input).unwrap();
     assert!(matches!(
-        header.unwrap(&chain(1), Role::Physician, NOW),
+        header.unwrap(&chain(1), Role::Physician, now()),
         Err(DecryptError::Reflected)
     ));
     assert!(matches!(
-        header.unwrap(&chain(1), Role::Patient, datetime!(2026-12-09 0:00 UTC)),
+        header.unwrap(&chain(1), Role::Patient, utc("2026-12-09T00:00:00Z")),
         Err(DecryptError::Expired { .. })
     ));
 }

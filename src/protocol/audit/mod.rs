@@ -26,12 +26,12 @@ use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload as AeadPayload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use chrono::{DateTime, Utc};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use time::OffsetDateTime;
 
 /// Label of the daily sealing-key step.
 pub const SEALING_KEY_STEP_LABEL: &str = "medcrypt/audit/v1/sealing-key-step";
@@ -46,14 +46,13 @@ pub use verify::{AuditFault, Checkpoint, Trust, VerifyReport, verify};
 const SECONDS_PER_DAY: i64 = 86_400;
 
 /// The UTC day number of an instant (days since 1970-01-01).
-pub fn day_of(at: OffsetDateTime) -> u32 {
-    u32::try_from(at.unix_timestamp().div_euclid(SECONDS_PER_DAY)).unwrap_or(0)
+pub fn day_of(at: DateTime<Utc>) -> u32 {
+    u32::try_from(at.timestamp().div_euclid(SECONDS_PER_DAY)).unwrap_or(0)
 }
 
 /// The first instant of a day number.
-pub fn day_start(day: u32) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(i64::from(day) * SECONDS_PER_DAY)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+pub fn day_start(day: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(i64::from(day) * SECONDS_PER_DAY, 0).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// What a record is.
@@ -332,7 +331,7 @@ impl Sealer {
 
     /// Appends an entry at `now`: first the seals of any days that ended
     /// since the last record, then the entry itself under today's key.
-    pub fn append(&mut self, event: &AuditEvent, now: OffsetDateTime) -> Vec<Record> {
+    pub fn append(&mut self, event: &AuditEvent, now: DateTime<Utc>) -> Vec<Record> {
         let mut records = self.advance_to(day_of(now), &event.actor);
         records.push(self.push(RecordKind::Entry, event));
         records

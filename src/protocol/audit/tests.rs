@@ -2,9 +2,9 @@
 //! tampering, checkpoints.
 
 use super::*;
-use time::macros::datetime;
+use crate::protocol::epoch::utc;
 
-fn event(action: &str, at: OffsetDateTime) -> AuditEvent {
+fn event(action: &str, at: DateTime<Utc>) -> AuditEvent {
     AuditEvent {
         time: crate::protocol::epoch::format_utc(at),
         actor: "Dr. Test".into(),
@@ -18,7 +18,7 @@ fn event(action: &str, at: OffsetDateTime) -> AuditEvent {
 /// A log over three days with an empty day in the middle.
 fn log() -> (Vec<Record>, SealingKey, [u8; 32], Sealer) {
     let enc = [9u8; 32];
-    let start = datetime!(2026-11-20 8:00 UTC);
+    let start = utc("2026-11-20T08:00:00Z");
     let verification = SealingKey::generate(day_of(start));
     let mut sealer = Sealer::new(
         &enc,
@@ -28,12 +28,12 @@ fn log() -> (Vec<Record>, SealingKey, [u8; 32], Sealer) {
     );
     let mut records = Vec::new();
     for (i, at) in [
-        datetime!(2026-11-20 8:00 UTC),
-        datetime!(2026-11-20 9:00 UTC),
-        datetime!(2026-11-20 10:00 UTC),
-        datetime!(2026-11-22 9:00 UTC),
-        datetime!(2026-11-22 9:30 UTC),
-        datetime!(2026-11-22 10:30 UTC),
+        utc("2026-11-20T08:00:00Z"),
+        utc("2026-11-20T09:00:00Z"),
+        utc("2026-11-20T10:00:00Z"),
+        utc("2026-11-22T09:00:00Z"),
+        utc("2026-11-22T09:30:00Z"),
+        utc("2026-11-22T10:30:00Z"),
     ]
     .into_iter()
     .enumerate()
@@ -160,8 +160,8 @@ fn tail_rewritten_with_the_current_key_is_caught() {
     );
     let mut forged = records[..2].to_vec();
     forged.extend(thief.append(
-        &event("nothing_happened", datetime!(2026-11-22 11:00 UTC)),
-        datetime!(2026-11-22 11:00 UTC),
+        &event("nothing_happened", utc("2026-11-22T11:00:00Z")),
+        utc("2026-11-22T11:00:00Z"),
     ));
     let fault = check(&forged, &verification, &enc).unwrap_err();
     assert_eq!(fault.kind(), "day_not_sealed", "{fault}");
@@ -176,8 +176,8 @@ fn tail_rewritten_with_the_current_key_is_caught() {
     );
     let mut fake_seal = body_source
         .append(
-            &event("x", datetime!(2026-11-22 11:00 UTC)),
-            datetime!(2026-11-22 11:00 UTC),
+            &event("x", utc("2026-11-22T11:00:00Z")),
+            utc("2026-11-22T11:00:00Z"),
         )
         .remove(0);
     fake_seal.day = records[0].day;
@@ -196,11 +196,7 @@ fn tail_rewritten_with_the_current_key_is_caught() {
 #[test]
 fn checkpoint_detects_truncation_and_rewrite() {
     let (records, verification, enc, _) = log();
-    let cp = Checkpoint::new(
-        records[5].seq,
-        &records[5].mac,
-        datetime!(2026-11-22 12:00 UTC),
-    );
+    let cp = Checkpoint::new(records[5].seq, &records[5].mac, utc("2026-11-22T12:00:00Z"));
     let cp = Checkpoint::parse(&cp.to_text()).unwrap();
     assert!(
         verify(

@@ -87,7 +87,7 @@ impl AuditFault {
 }
 
 fn day_name(day: u32) -> String {
-    day_start(day).date().to_string()
+    day_start(day).date_naive().to_string()
 }
 
 /// A point of the log kept elsewhere, proving later that everything up to it
@@ -106,7 +106,7 @@ const CHECKPOINT_PREFIX: &str = "MEDCRYPT-AUDIT:v1:";
 
 impl Checkpoint {
     /// The checkpoint of the head record `seq` with MAC `mac`.
-    pub fn new(seq: u64, mac: &[u8; 32], time: OffsetDateTime) -> Self {
+    pub fn new(seq: u64, mac: &[u8; 32], time: DateTime<Utc>) -> Self {
         let mut mac_prefix = [0u8; 16];
         mac_prefix.copy_from_slice(&mac[..16]);
         Self {
