@@ -124,9 +124,12 @@ fn main() {
             keep_plaintext: false,
             tick: Duration::from_secs(3600),
             run_for: Some(Duration::from_secs(600)),
-            clock: now,
         };
-        medcrypt::agent::telegram::run(&store, &options).unwrap();
+        medcrypt::agent::telegram::run(
+            &medcrypt::session::Session::from_store(store, medcrypt::session::Clock::from_fn(now)),
+            &options,
+        )
+        .unwrap();
     });
     while fake.requests("getUpdates") == 0 {
         std::thread::sleep(Duration::from_millis(1));

@@ -66,9 +66,11 @@ fn agent(store_path: std::path::PathBuf, url: String, seconds: u64) -> std::thre
             keep_plaintext: false,
             tick: Duration::from_millis(300),
             run_for: Some(Duration::from_secs(seconds)),
-            clock: now,
         };
-        if let Err(err) = medcrypt::agent::telegram::run(&store, &options) {
+        if let Err(err) = medcrypt::agent::telegram::run(
+            &medcrypt::session::Session::from_store(store, medcrypt::session::Clock::from_fn(now)),
+            &options,
+        ) {
             eprintln!("agent: {err}");
         }
     })

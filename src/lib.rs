@@ -1,9 +1,19 @@
 //! MedCrypt: end-to-end encryption for physician–patient conversations over
 //! messengers that carry only ciphertext.
 //!
-//! This crate's protocol core is pure: keys, bytes and a time value in, bytes
-//! out; no clock, no files, no network. The normative specification lives in
-//! `wire-spec/README.md`, with conformance vectors in `wire-spec/vectors/`.
+//! The folders are the layers, and dependencies point down only:
+//!
+//! - [`agent`]: the physician's bot-side agent, transport-neutral, with one
+//!   folder per messenger (`agent::telegram`, and its fake Bot API for tests);
+//! - [`session`]: the use cases every front end calls (encrypt and decrypt
+//!   text and files, pair, send, audit, break-glass), with typed errors;
+//! - [`store`]: the encrypted SQLite store, one file per table family;
+//! - [`protocol`]: the pure protocol core — keys, bytes and a time value
+//!   in, bytes out; no clock, no files, no network.
+//!
+//! The command line (`src/cli`, in the binary) sits on top of these. The
+//! normative specification lives in `wire-spec/README.md`, with conformance
+//! vectors in `wire-spec/vectors/`.
 //!
 //! - [`PairingSecret`] → first [`EpochKey`], [`PairingToken`], [`SafetyNumber`]
 //! - [`EpochChain`]: the forward-only chain of monthly keys of one pairing
@@ -13,6 +23,7 @@
 pub mod agent;
 pub mod protocol;
 pub mod qr;
+pub mod session;
 pub mod store;
 
 pub use protocol::epoch::{

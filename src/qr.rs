@@ -1,5 +1,10 @@
-//! QR codes for pairing: rendered for the terminal (Unicode half blocks), as
-//! PNG and SVG; decoded from a PNG or JPEG photo or screenshot.
+//! QR codes for pairing and escrow shares: rendered for the terminal (Unicode
+//! half blocks), as PNG and SVG; decoded from a PNG or JPEG photo or
+//! screenshot.
+//!
+//! A leaf beside the layers: bytes and text in and out, no I/O, depending
+//! only on the image and QR crates. Not part of the protocol core (which
+//! never needs pixels), used by the use cases and the front ends.
 
 use qrcode::render::{svg, unicode};
 use qrcode::{EcLevel, QrCode};

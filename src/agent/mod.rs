@@ -1,11 +1,15 @@
 //! The physician's agent, independent of any messenger: what an inbound
 //! text or document means for the store, and what the chat is told.
 //!
-//! A transport (`crate::agent::telegram`) turns updates into calls here and carries
-//! out the returned [`Action`]. Everything an update changes in the store —
-//! the inbox row, the replay record, the audit entry and the update offset —
-//! is written in one transaction, so a crash between receiving and storing
-//! loses nothing and duplicates nothing.
+//! A transport (one folder per messenger: [`telegram`]) turns updates into
+//! calls here and carries out the returned [`Action`]; the fake servers the
+//! tests use live beside the transport they imitate. Everything an update
+//! changes in the store — the inbox row, the replay record, the audit entry
+//! and the update offset — is written in one transaction, so a crash between
+//! receiving and storing loses nothing and duplicates nothing.
+//!
+//! Depends on the use cases ([`crate::session`]) and the store; transports
+//! only move bytes and never see a key.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,9 +17,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::protocol::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
-use crate::protocol::legacy::LegacyMessage;
-use crate::protocol::wire::{DecryptError, Payload, WireMessage, strip_whitespace};
-use crate::store::{PairingInfo, Protocol, Store, StoreError};
+use crate::protocol::wire::{DecryptError, strip_whitespace};
+use crate::session::{Error as SessionError, Opened, Session};
+use crate::store::{PairingInfo, Store, StoreError};
 
 pub mod telegram;
 
@@ -45,11 +49,14 @@ impl Action {
 
 /// Errors of the agent: only store failures; everything about a message is
 /// answered in the chat instead.
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub type Result<T> = std::result::Result<T, SessionError>;
+
+type StoreResult<T> = std::result::Result<T, StoreError>;
 
 /// The agent's logic over one unlocked store.
 #[derive(Debug)]
 pub struct Agent<'a> {
+    session: &'a Session,
     store: &'a Store,
     keep_plaintext: bool,
     physician: String,
@@ -59,7 +66,7 @@ pub struct Agent<'a> {
 ///
 /// # Errors
 /// Database errors.
-pub fn next_update_id(store: &Store) -> Result<i64> {
+pub fn next_update_id(store: &Store) -> StoreResult<i64> {
     Ok(store
         .agent_value(OFFSET_KEY)?
         .and_then(|v| v.parse().ok())
@@ -71,7 +78,7 @@ pub fn next_update_id(store: &Store) -> Result<i64> {
 ///
 /// # Errors
 /// Database errors.
-pub fn owner_token(store: &Store) -> Result<Option<String>> {
+pub fn owner_token(store: &Store) -> StoreResult<Option<String>> {
     if store.agent_value(OWNER_CHAT_KEY)?.is_some() || store.agent_value(OWNER_TOKEN_KEY)?.is_some()
     {
         return Ok(None);
@@ -90,7 +97,7 @@ pub fn owner_token(store: &Store) -> Result<Option<String>> {
 ///
 /// # Errors
 /// Database errors.
-pub fn owner_chat(store: &Store) -> Result<Option<i64>> {
+pub fn owner_chat(store: &Store) -> StoreResult<Option<i64>> {
     Ok(store
         .agent_value(OWNER_CHAT_KEY)?
         .and_then(|v| v.parse().ok()))
@@ -132,19 +139,21 @@ impl<'a> Agent<'a> {
     ///
     /// # Errors
     /// Database errors.
-    pub fn new(store: &'a Store, keep_plaintext: bool) -> Result<Self> {
+    pub fn new(session: &'a Session, keep_plaintext: bool) -> Result<Self> {
+        let store = session.store();
         let physician = store
             .setting("name")?
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "your physician".to_owned());
         Ok(Self {
+            session,
             store,
             keep_plaintext,
             physician,
         })
     }
 
-    fn done(&self, update_id: i64) -> Result<()> {
+    fn done(&self, update_id: i64) -> StoreResult<()> {
         let next = next_update_id(self.store)?.max(update_id + 1);
         self.store.set_agent_value(OFFSET_KEY, &next.to_string())
     }
@@ -154,7 +163,7 @@ impl<'a> Agent<'a> {
     /// # Errors
     /// Database errors.
     pub fn skip(&self, update_id: i64) -> Result<()> {
-        self.store.transaction(|| self.done(update_id))
+        Ok(self.store.transaction(|| self.done(update_id))?)
     }
 
     fn instructions(&self) -> Action {
@@ -177,10 +186,10 @@ impl<'a> Agent<'a> {
         outcome: &str,
         details: &[(&str, String)],
     ) -> Result<()> {
-        self.store.transaction(|| {
+        Ok(self.store.transaction(|| {
             self.store.audit(now, action, subject, outcome, details)?;
             self.done(update_id)
-        })
+        })?)
     }
 
     /// Plaintext (a `what`: message or file) in an encrypted chat: warn,
@@ -242,8 +251,12 @@ impl<'a> Agent<'a> {
         if !looks_encrypted(text) {
             return self.reject_plaintext(update_id, &pairing, "message", now);
         }
-        match self.open_text(&pairing, text, now) {
-            Ok((opened_text, replay)) => {
+        match self.open_text(&pairing, text)? {
+            Ok(Opened {
+                text: opened_text,
+                replay,
+                ..
+            }) => {
                 let id = self.store.transaction(|| {
                     if let Some(replay) = &replay {
                         self.store.record_received(&pairing, replay, now)?;
@@ -287,7 +300,7 @@ impl<'a> Agent<'a> {
                             "This message was already received ✓ (sent twice?)",
                         ))
                     }
-                    Err(err) => Err(err),
+                    Err(err) => Err(err.into()),
                 }
             }
             Err(err) => {
@@ -304,35 +317,21 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// Decrypts wire text from a bound chat (v2, or v1 for a legacy pairing).
+    /// Decrypts wire text from a bound chat (v2, or v1 for a legacy
+    /// pairing); a message that does not open is told to the patient.
     fn open_text(
         &self,
         pairing: &PairingInfo,
         text: &str,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<(String, Option<crate::protocol::wire::ReplayId>), DecryptError> {
-        let compact = strip_whitespace(text);
-        if pairing.protocol == Protocol::V1
-            || compact.starts_with(crate::protocol::legacy::V1_PREFIX)
+    ) -> Result<std::result::Result<Opened, DecryptError>> {
+        match self
+            .session
+            .open_text(text, std::slice::from_ref(pairing), false)
         {
-            if pairing.protocol != Protocol::V1 {
-                return Err(DecryptError::UnknownKeyHint);
-            }
-            let message = LegacyMessage::parse(&compact)?;
-            let mut legacy = self
-                .store
-                .legacy(pairing)
-                .map_err(|_| DecryptError::AuthenticationFailed)?;
-            return legacy.decrypt(&message, now).map(|t| (t, None));
+            Ok(opened) => Ok(Ok(opened)),
+            Err(SessionError::Decrypt(err)) => Ok(Err(err)),
+            Err(err) => Err(err),
         }
-        let message = WireMessage::parse(&compact)?;
-        let chain = self
-            .store
-            .chain(pairing)
-            .map_err(|_| DecryptError::UnknownKeyHint)?;
-        let opened = message.open(&chain, pairing.role, now)?;
-        let Payload::Text(text) = opened.payload;
-        Ok((text, Some(opened.replay_id)))
     }
 
     fn on_start(

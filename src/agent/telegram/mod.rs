@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use teloxide::adaptors::Throttle;
 use teloxide::adaptors::throttle::Limits;
 use teloxide::net::Download;
@@ -21,7 +20,8 @@ use teloxide::{ApiError, RequestError};
 pub mod fake;
 
 use crate::agent::{Action, Agent, DOWNLOAD_LIMIT, next_update_id, owner_chat};
-use crate::store::{OutboxKind, Store, StoreError};
+use crate::session::{Error as SessionError, Session};
+use crate::store::{OutboxKind, StoreError};
 
 /// How the agent runs. `Debug` never shows the token.
 #[derive(Clone)]
@@ -38,8 +38,6 @@ pub struct Options {
     pub tick: Duration,
     /// Stop after this long (tests, the walkthrough); `None` runs until a signal.
     pub run_for: Option<Duration>,
-    /// Where "now" comes from: `MEDCRYPT_NOW` is honoured by the caller.
-    pub clock: fn() -> DateTime<Utc>,
 }
 
 impl std::fmt::Debug for Options {
@@ -58,9 +56,9 @@ impl std::fmt::Debug for Options {
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The store failed.
+    /// The store or a use case failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Session(#[from] SessionError),
     /// Telegram refused the token or could not be reached at start.
     #[error("cannot reach the Telegram Bot API: {0}")]
     Telegram(String),
@@ -70,6 +68,12 @@ pub enum AgentError {
 }
 
 type Result<T> = std::result::Result<T, AgentError>;
+
+impl From<StoreError> for AgentError {
+    fn from(err: StoreError) -> Self {
+        Self::Session(err.into())
+    }
+}
 
 /// Builds the bot: rustls client with a 10-minute timeout (teloxide's
 /// default of 17 s would cut large uploads), the configured API URL.
@@ -95,15 +99,16 @@ fn bot(options: &Options) -> Result<Bot> {
 ///
 /// # Errors
 /// Store failures and an unreachable Bot API at start.
-pub fn run(store: &Store, options: &Options) -> Result<()> {
+pub fn run(session: &Session, options: &Options) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AgentError::Config(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(run_async(store, options))
+    runtime.block_on(run_async(session, options))
 }
 
-async fn run_async(store: &Store, options: &Options) -> Result<()> {
+async fn run_async(session: &Session, options: &Options) -> Result<()> {
+    let store = session.store();
     // Signals are caught from here on, before anything is in flight.
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
@@ -114,7 +119,7 @@ async fn run_async(store: &Store, options: &Options) -> Result<()> {
         .await
         .map_err(|e| AgentError::Telegram(e.to_string()))?;
     let username = me.username().to_owned();
-    let now = (options.clock)();
+    let now = session.now();
     store.set_setting("telegram_bot", &username, now)?;
     store.audit(
         now,
@@ -155,13 +160,13 @@ async fn run_async(store: &Store, options: &Options) -> Result<()> {
             }
             _ = sleep => break,
             _ = tick.tick() => {
-                periodic(store, &bot, options).await?;
+                periodic(session, &bot).await?;
             }
             updates = poll => match updates {
                 Ok(updates) => {
                     // Handled to the end even if a signal arrives meanwhile.
                     for update in updates {
-                        if let Some((chat, message, action)) = handle_update(store, &bot, &plain, options, update).await? {
+                        if let Some((chat, message, action)) = handle_update(session, &bot, &plain, options, update).await? {
                             replies.spawn(perform(bot.clone(), chat, message, action));
                         }
                     }
@@ -177,14 +182,14 @@ async fn run_async(store: &Store, options: &Options) -> Result<()> {
                 }
             },
         }
-        deliver_outbox(store, &bot, options).await?;
+        deliver_outbox(session, &bot).await?;
     }
     // Finish the replies in flight, within reason.
     let _ = tokio::time::timeout(Duration::from_secs(30), async {
         while replies.join_next().await.is_some() {}
     })
     .await;
-    store.audit((options.clock)(), "agent_stop", "", "ok", &[])?;
+    store.audit(session.now(), "agent_stop", "", "ok", &[])?;
     println!("MedCrypt agent stopped.");
     Ok(())
 }
@@ -216,20 +221,21 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
 
 /// Handles one update in the store; returns the chat action to perform.
 async fn handle_update(
-    store: &Store,
+    session: &Session,
     bot: &Throttle<Bot>,
     plain: &Bot,
     options: &Options,
     update: Update,
 ) -> Result<Option<(ChatId, MessageId, Action)>> {
+    let store = session.store();
     let update_id = i64::from(update.id.0);
     if update_id < next_update_id(store)? {
         // Delivered again (a retry after a crash or a duplicate): already handled.
         tracing::debug!(update_id, "duplicate update skipped");
         return Ok(None);
     }
-    let agent = Agent::new(store, options.keep_plaintext)?;
-    let now = (options.clock)();
+    let agent = Agent::new(session, options.keep_plaintext)?;
+    let now = session.now();
     let UpdateKind::Message(message) = update.kind else {
         agent.skip(update_id)?;
         return Ok(None);
@@ -300,8 +306,9 @@ async fn perform(bot: Throttle<Bot>, chat: ChatId, message: MessageId, action: A
 /// Delivers queued outbox items: wire text as a message, documents with a
 /// neutral name. A 429 waits `retry_after`; other failures back off; an item
 /// is marked `sending` before the request so that a crash never sends it twice.
-async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Result<()> {
-    let now = (options.clock)();
+async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
+    let store = session.store();
+    let now = session.now();
     for item in store.outbox(Some(now))? {
         let Some(chat) = store.chat_for_pairing(item.pairing_id)? else {
             store.outbox_set_state(
@@ -330,7 +337,7 @@ async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -
                 .map(|_| ())
             }
         };
-        let now = (options.clock)();
+        let now = session.now();
         match result {
             Ok(()) => {
                 store.outbox_set_state(item.id, "sent", None, None, now)?;
@@ -361,7 +368,7 @@ async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -
                 if permanent || attempts >= 8 {
                     store.outbox_set_state(item.id, "failed", None, Some(&err.to_string()), now)?;
                     notify_owner(
-                        store,
+                        session,
                         bot,
                         &format!(
                             "⚠ MedCrypt could not deliver outbox item #{} to {}: {err}",
@@ -388,7 +395,8 @@ async fn deliver_outbox(store: &Store, bot: &Throttle<Bot>, options: &Options) -
     Ok(())
 }
 
-async fn notify_owner(store: &Store, bot: &Throttle<Bot>, text: &str) -> Result<()> {
+async fn notify_owner(session: &Session, bot: &Throttle<Bot>, text: &str) -> Result<()> {
+    let store = session.store();
     if let Some(chat) = owner_chat(store)?
         && let Err(err) = bot.send_message(ChatId(chat), text.to_owned()).await
     {
@@ -399,8 +407,9 @@ async fn notify_owner(store: &Store, bot: &Throttle<Bot>, text: &str) -> Result<
 
 /// Rotation and shredding while running, and once a day an audit
 /// checkpoint to the owner's chat as an outside witness.
-async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Result<()> {
-    let now = (options.clock)();
+async fn periodic(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
+    let store = session.store();
+    let now = session.now();
     let rotations = store.rotate(now)?;
     for rotation in &rotations {
         for epoch in &rotation.advance.destroyed {
@@ -408,7 +417,7 @@ async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Resu
         }
     }
     if let Some(notice) = store.agent_value("owner_notice")?.filter(|n| !n.is_empty()) {
-        notify_owner(store, bot, &notice).await?;
+        notify_owner(session, bot, &notice).await?;
         store.set_agent_value("owner_notice", "")?;
     }
     let today = crate::protocol::audit::day_of(now).to_string();
@@ -424,7 +433,7 @@ async fn periodic(store: &Store, bot: &Throttle<Bot>, options: &Options) -> Resu
         )?;
         let (seq, mac) = store.audit_head()?;
         let checkpoint = crate::protocol::audit::Checkpoint::new(seq, &mac, now).to_text();
-        notify_owner(store, bot, &format!("MedCrypt audit checkpoint (keep it; `medcrypt audit verify --checkpoint` checks it):\n{checkpoint}")).await?;
+        notify_owner(session, bot, &format!("MedCrypt audit checkpoint (keep it; `medcrypt audit verify --checkpoint` checks it):\n{checkpoint}")).await?;
         store.set_agent_value("checkpoint_day", &today)?;
     }
     Ok(())
@@ -443,7 +452,6 @@ mod tests {
             keep_plaintext: false,
             tick: Duration::from_secs(60),
             run_for: None,
-            clock: Utc::now,
         };
         let printed = format!("{options:?}");
         assert!(!printed.contains("SECRET-TOKEN"), "{printed}");

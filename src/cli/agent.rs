@@ -1,0 +1,149 @@
+//! `medcrypt agent telegram`, and what the physician does with the agent's
+//! mailbox: `send`, `outbox`, `inbox`.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use medcrypt::session::{SendContent, Session};
+use medcrypt::store::InboxContent;
+use secrecy::ExposeSecret;
+
+use super::args::{AgentCommand, OutboxCommand};
+use super::io::{self, out};
+use super::report::hinted;
+
+/// `medcrypt agent …`.
+pub(super) fn run(session: &Session, transport: AgentCommand) -> Result<()> {
+    match transport {
+        AgentCommand::Telegram(args) => {
+            let token = match args.token_file {
+                Some(path) => io::read_secret_file(&path, "token")?
+                    .expose_secret()
+                    .to_owned(),
+                None => std::env::var("TELOXIDE_TOKEN").map_err(|_| {
+                    hinted(
+                        "no bot token",
+                        "set TELOXIDE_TOKEN or pass --token-file FILE (the token @BotFather gave you)",
+                    )
+                })?,
+            };
+            io::init_logging();
+            let options = medcrypt::agent::telegram::Options {
+                token,
+                api_url: std::env::var("TELOXIDE_API_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty()),
+                poll_timeout: args.poll_timeout,
+                keep_plaintext: args.keep_plaintext,
+                tick: std::time::Duration::from_secs(args.tick_seconds.max(1)),
+                run_for: args.run_for.map(std::time::Duration::from_secs),
+            };
+            Ok(medcrypt::agent::telegram::run(session, &options)?)
+        }
+    }
+}
+
+/// `medcrypt send`.
+pub(super) fn send(
+    session: &Session,
+    alias: &str,
+    file: Option<&Path>,
+    text: Option<String>,
+) -> Result<()> {
+    let input;
+    let content = match file {
+        Some(path) => SendContent::File(path),
+        None => {
+            input = io::text_or_stdin(text)?;
+            SendContent::Text(&input)
+        }
+    };
+    let queued = session.send(alias, content)?;
+    out(format_args!(
+        "Queued #{} for {alias} ({}). {}",
+        queued.id,
+        queued.kind.name(),
+        if queued.bound {
+            "The agent delivers it; `medcrypt outbox` shows its state."
+        } else {
+            "It will be delivered once the patient has connected their chat (the deep link)."
+        }
+    ))
+}
+
+/// `medcrypt outbox [retry ID]`.
+pub(super) fn outbox(session: &Session, action: Option<OutboxCommand>) -> Result<()> {
+    if let Some(OutboxCommand::Retry { id }) = action {
+        session.outbox_retry(id)?;
+        return out(format_args!("Outbox item #{id} is queued again."));
+    }
+    let items = session.outbox()?;
+    if items.is_empty() {
+        return out(format_args!("The outbox is empty."));
+    }
+    out(format_args!(
+        "{:>5}  {:16} {:9} {:10} {:>8}  {:20}  LAST ERROR",
+        "#", "TO", "KIND", "STATE", "ATTEMPTS", "QUEUED"
+    ))?;
+    for item in items {
+        out(format_args!(
+            "{:>5}  {:16} {:9} {:10} {:>8}  {:20}  {}",
+            item.id,
+            item.alias,
+            item.kind.name(),
+            item.state,
+            item.attempts,
+            item.created_at,
+            item.last_error.unwrap_or_default()
+        ))?;
+    }
+    Ok(())
+}
+
+/// `medcrypt inbox`.
+pub(super) fn inbox(
+    session: &Session,
+    from: Option<&str>,
+    follow: bool,
+    save: Option<&Path>,
+) -> Result<()> {
+    let mut last = 0;
+    let mut shown = 0;
+    loop {
+        for item in session.inbox(from, last)? {
+            last = item.id;
+            shown += 1;
+            match &item.content {
+                InboxContent::Text(text) => {
+                    out(format_args!(
+                        "#{} {} {}:\n{}\n",
+                        item.id, item.received_at, item.alias, text
+                    ))?;
+                }
+                InboxContent::File(meta) => {
+                    let saved = match save {
+                        Some(dir) => {
+                            std::fs::create_dir_all(dir)
+                                .with_context(|| format!("cannot create {}", dir.display()))?;
+                            let path = session.save_inbox_file(&item, meta, dir)?;
+                            format!(" → saved as {}", path.display())
+                        }
+                        None => " (save it with --save-attachments DIR)".to_owned(),
+                    };
+                    out(format_args!(
+                        "#{} {} {}: [file {}, {} bytes, {}]{saved}\n",
+                        item.id, item.received_at, item.alias, meta.name, meta.size, meta.mime
+                    ))?;
+                }
+            }
+        }
+        if !follow {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    if shown == 0 && !follow {
+        out(format_args!("No messages yet."))?;
+    }
+    Ok(())
+}

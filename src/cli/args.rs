@@ -1,0 +1,372 @@
+//! The command line's definitions (clap): every command, flag and help
+//! text. Parsing only; `super::run` acts on the result.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// End-to-end encryption for physician–patient messages over any messenger.
+#[derive(Parser)]
+#[command(name = "medcrypt", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// The store file [default: MEDCRYPT_STORE, else the platform data directory].
+    #[arg(long, global = true, value_name = "PATH", env = "MEDCRYPT_STORE")]
+    pub(super) store: Option<PathBuf>,
+    /// Read the store passphrase from this file (else MEDCRYPT_PASSPHRASE, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(super) passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(super) enum Command {
+    /// Create a new store (asks for a passphrase twice; shows a recovery code once).
+    Init {
+        /// Your display name, carried in pairing QR codes (e.g. "Dr. Ana Silva").
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Manage the store passphrase.
+    Passphrase {
+        #[command(subcommand)]
+        action: PassphraseCommand,
+    },
+    /// Open the store with the recovery code and set a new passphrase.
+    Recover {
+        /// The recovery code shown at init (`-` reads it from standard input).
+        #[arg(long, value_name = "CODE")]
+        recovery_code: String,
+        /// Read the new passphrase from this file (else MEDCRYPT_NEW_PASSPHRASE, else a prompt).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Show or change settings (name, telegram-bot, whatsapp-number).
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+    /// Pair with a patient or a physician.
+    Pair {
+        #[command(subcommand)]
+        action: PairCommand,
+    },
+    /// Encrypt a text for a pairing; prints one line to paste into the chat.
+    Encrypt {
+        /// The pairing to send to.
+        #[arg(long, value_name = "ALIAS")]
+        to: String,
+        /// Write the legacy v1 format for old clients (shows the patient id to the messenger).
+        #[arg(long)]
+        legacy_v1: bool,
+        /// The text; standard input when absent or `-`.
+        text: Option<String>,
+    },
+    /// Decrypt a message copied from the chat; prints the text.
+    Decrypt {
+        /// The pairing it came from (found by its key hint when absent).
+        #[arg(long, value_name = "ALIAS")]
+        from: Option<String>,
+        /// A file holding the message; standard input when absent or `-`.
+        file: Option<PathBuf>,
+    },
+    /// Show and destroy epoch keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Run the physician's bot-side agent.
+    Agent {
+        #[command(subcommand)]
+        transport: AgentCommand,
+    },
+    /// Queue an encrypted text or file for the agent to deliver.
+    Send {
+        /// The pairing to send to.
+        #[arg(long, value_name = "ALIAS")]
+        to: String,
+        /// A file to send instead of text.
+        #[arg(long, value_name = "FILE", conflicts_with = "text")]
+        file: Option<PathBuf>,
+        /// The text; standard input when absent or `-`.
+        text: Option<String>,
+    },
+    /// Show what is queued for delivery, and its state.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxCommand>,
+    },
+    /// Show the decrypted messages the agent received.
+    Inbox {
+        /// Only from this pairing.
+        #[arg(long, value_name = "ALIAS")]
+        from: Option<String>,
+        /// Keep showing new messages as they arrive (Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
+        /// Write received files into this directory.
+        #[arg(long, value_name = "DIR")]
+        save_attachments: Option<PathBuf>,
+    },
+    /// Encrypt and decrypt files (lab PDFs, photos, imaging) as attachments.
+    Attach {
+        #[command(subcommand)]
+        action: AttachCommand,
+    },
+    /// Break-glass: split the store's keys among custodians, or combine
+    /// their shares in an emergency.
+    Escrow {
+        #[command(subcommand)]
+        action: EscrowCommand,
+    },
+    /// Read, verify and export the encrypted, tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum EscrowCommand {
+    /// Split the store's keys into shares, one printable page and QR code per custodian.
+    Split(SplitArgs),
+    /// Emergency access: combine shares, then export or re-key. Everyone is told.
+    Combine(CombineArgs),
+}
+
+#[derive(Subcommand)]
+pub(super) enum AgentCommand {
+    /// Telegram, by long polling. Token from TELOXIDE_TOKEN or --token-file;
+    /// API URL from TELOXIDE_API_URL (a self-hosted Bot API server), else Telegram's.
+    Telegram(TelegramArgs),
+}
+
+#[derive(Subcommand)]
+pub(super) enum OutboxCommand {
+    /// Queue an uncertain or failed item again.
+    Retry {
+        /// The item's number.
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum AttachCommand {
+    /// Encrypt a file for one or more pairings; prints the file(s) written.
+    Encrypt {
+        /// A pairing to send to (repeat for several recipients).
+        #[arg(long = "to", value_name = "ALIAS", required = true)]
+        to: Vec<String>,
+        /// The file to encrypt.
+        file: PathBuf,
+        /// The encrypted file [default: a neutral name in the current directory].
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Split into numbered parts of at most this size (e.g. 19M for a
+        /// Telegram bot's 20 MB download limit).
+        #[arg(long, value_name = "SIZE")]
+        part_size: Option<String>,
+    },
+    /// Decrypt an attachment (or all parts of one, in any order).
+    Decrypt {
+        /// The .medcrypt file, or every part of a split one.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write here [default: the original name, in the current directory].
+        #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
+        output: Option<PathBuf>,
+        /// Write the original name into this directory.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum AuditCommand {
+    /// Show the entries.
+    Show {
+        /// Only entries from this date (YYYY-MM-DD) or instant (RFC 3339) on.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only entries of this action (e.g. decrypt_failed).
+        #[arg(long, value_name = "ACTION")]
+        action: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that no entry was altered, removed, reordered or inserted.
+    Verify {
+        /// The audit verification code shown at init: checks every entry
+        /// (without it, only today's seals can be checked).
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+        /// A checkpoint printed by `audit checkpoint`: proves the log still
+        /// reaches it, unchanged.
+        #[arg(long, value_name = "CHECKPOINT")]
+        checkpoint: Option<String>,
+    },
+    /// Print a short checkpoint of the log's head, to keep somewhere else.
+    Checkpoint,
+    /// Export every record, decrypted, with its MAC, as JSON lines.
+    Export {
+        /// The format (only jsonl).
+        #[arg(long, value_name = "FORMAT", default_value = "jsonl")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum PassphraseCommand {
+    /// Re-wrap the store under a new passphrase.
+    Change {
+        /// Read the new passphrase from this file (else MEDCRYPT_NEW_PASSPHRASE, else a prompt).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ConfigCommand {
+    /// Show the settings.
+    Show,
+    /// Change a setting; an empty value removes it.
+    Set {
+        /// One of: name, telegram-bot, whatsapp-number.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum PairCommand {
+    /// (Physician) Start a pairing: shows a QR code, a typed code and the safety number.
+    New {
+        /// Your name for this patient.
+        #[arg(long, value_name = "ALIAS")]
+        patient: String,
+        /// Also write the QR code as a PNG image.
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
+        /// Also write the QR code as an SVG image.
+        #[arg(long, value_name = "FILE")]
+        qr_svg: Option<PathBuf>,
+    },
+    /// (Patient) Accept a pairing from a photo or screenshot of the QR code, or the typed code.
+    Accept {
+        /// A PNG or JPEG image of the QR code.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "code",
+            required_unless_present = "code"
+        )]
+        qr_image: Option<PathBuf>,
+        /// The typed code shown under the QR code.
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+        /// Your name for this physician [default: the name in the QR code; required with --code].
+        #[arg(long, value_name = "ALIAS")]
+        physician: Option<String>,
+    },
+    /// List pairings.
+    List,
+    /// Remove a pairing and destroy all of its keys.
+    Remove {
+        /// The pairing to remove.
+        alias: String,
+    },
+    /// Import a legacy v1 pairing from its shared secret, so old messages still decrypt.
+    ImportLegacy {
+        /// Your name for this pairing.
+        #[arg(long)]
+        alias: String,
+        /// A file holding the v1 shared secret.
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// The v1 patient id.
+        #[arg(long, value_name = "ID")]
+        patient_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum KeysCommand {
+    /// Per pairing, the live epoch keys and when each will be destroyed.
+    List,
+    /// Destroy every key past its acceptance window now.
+    Shred,
+}
+
+/// `escrow split`.
+#[derive(Args)]
+pub(super) struct SplitArgs {
+    /// A custodian's name (repeat: 2 to 10 custodians).
+    #[arg(long = "custodian", value_name = "NAME", required = true)]
+    pub(super) custodians: Vec<String>,
+    /// How many custodians together can open the store.
+    #[arg(long, default_value_t = 2)]
+    pub(super) threshold: usize,
+    /// Where to write the share files [default: escrow-shares-DATE].
+    #[arg(long, value_name = "DIR")]
+    pub(super) out_dir: Option<PathBuf>,
+    /// The audit verification code from init, so custodians can verify the log too.
+    #[arg(long, value_name = "CODE")]
+    pub(super) audit_code: Option<String>,
+}
+
+/// `escrow combine`.
+#[derive(Args)]
+pub(super) struct CombineArgs {
+    /// A share file (the text page or its QR PNG); repeat.
+    #[arg(long = "share", value_name = "FILE")]
+    pub(super) share_files: Vec<PathBuf>,
+    /// A share typed in (MEDCRYPT-SHARE:v1:…); repeat.
+    #[arg(long = "share-text", value_name = "TEXT")]
+    pub(super) share_texts: Vec<String>,
+    /// Why the records are opened (recorded and sent to physician and patient).
+    #[arg(long, required = true)]
+    pub(super) reason: String,
+    /// Write decrypted copies of one patient's messages and files here.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "patient",
+        conflicts_with = "new_passphrase_file",
+        required_unless_present = "new_passphrase_file"
+    )]
+    pub(super) export: Option<PathBuf>,
+    /// The patient whose records to export.
+    #[arg(long, value_name = "ALIAS")]
+    pub(super) patient: Option<String>,
+    /// Re-key the store under a new passphrase read from this file.
+    #[arg(long, value_name = "FILE")]
+    pub(super) new_passphrase_file: Option<PathBuf>,
+}
+
+/// `agent telegram`.
+#[derive(Args)]
+pub(super) struct TelegramArgs {
+    /// A file holding the bot token from @BotFather.
+    #[arg(long, value_name = "FILE")]
+    pub(super) token_file: Option<PathBuf>,
+    /// Warn about plaintext messages but do not delete them.
+    #[arg(long)]
+    pub(super) keep_plaintext: bool,
+    /// Long-polling timeout in seconds.
+    #[arg(long, default_value_t = 25, hide = true)]
+    pub(super) poll_timeout: u32,
+    /// Seconds between rotation/shredding ticks.
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub(super) tick_seconds: u64,
+    /// Stop after this many seconds (for demonstrations and tests).
+    #[arg(long, hide = true)]
+    pub(super) run_for: Option<u64>,
+}

@@ -1,0 +1,186 @@
+//! What every command shares: writing to standard output, reading input
+//! and secret files, asking for passphrases on the terminal, the clock.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
+use medcrypt::DecryptError;
+use medcrypt::session::Clock;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::report::hinted;
+
+/// Shortest passphrase accepted for a new store or a passphrase change.
+pub(super) const MIN_PASSPHRASE_CHARS: usize = 8;
+
+/// Writes one line to standard output.
+pub(super) fn out(line: std::fmt::Arguments<'_>) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes one line to standard error (notes and warnings).
+pub(super) fn note(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// "Now": `MEDCRYPT_NOW` (RFC 3339) when set, running on from there, else
+/// the system clock.
+pub(super) fn clock() -> Result<Clock> {
+    match std::env::var("MEDCRYPT_NOW") {
+        Ok(text) if !text.is_empty() => medcrypt::parse_utc(&text)
+            .map(Clock::starting_at)
+            .ok_or_else(|| {
+                hinted(
+                    format!("MEDCRYPT_NOW is not an RFC 3339 time: {text:?}"),
+                    "use a form like 2026-12-05T09:00:00Z, or unset MEDCRYPT_NOW to use the clock",
+                )
+            }),
+        _ => Ok(Clock::system()),
+    }
+}
+
+/// An instant given on the command line: RFC 3339, or a date (midnight UTC).
+pub(super) fn parse_since(text: &str) -> Result<DateTime<Utc>> {
+    if let Some(at) = medcrypt::parse_utc(text) {
+        return Ok(at);
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|date| date.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| {
+            hinted(
+                format!("{text:?} is not a date"),
+                "use YYYY-MM-DD, or an RFC 3339 time such as 2026-11-20T09:00:00Z",
+            )
+        })
+}
+
+/// A secret from a file, without its final line break.
+pub(super) fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path)
+            .with_context(|| format!("cannot read the {what} file {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow!("the {what} file {} is not UTF-8 text", path.display()))?;
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+/// Asks on the controlling terminal (not stdin, which may carry a message),
+/// without echo.
+pub(super) fn prompt(label: &str) -> Result<SecretString> {
+    match rpassword::prompt_password(label) {
+        Ok(text) => Ok(SecretString::from(text)),
+        Err(_) => Err(hinted(
+            "no passphrase given and no terminal to ask for one",
+            "set MEDCRYPT_PASSPHRASE or pass --passphrase-file FILE",
+        )),
+    }
+}
+
+/// The store passphrase: from `--passphrase-file`, `MEDCRYPT_PASSPHRASE`,
+/// or asked on the terminal.
+pub(super) fn passphrase(file: Option<&Path>) -> Result<SecretString> {
+    if let Some(file) = file {
+        return read_secret_file(file, "passphrase");
+    }
+    if let Ok(text) = std::env::var("MEDCRYPT_PASSPHRASE") {
+        return Ok(SecretString::from(text));
+    }
+    prompt("Store passphrase: ")
+}
+
+/// Refuses a passphrase that is too short.
+pub(super) fn check_passphrase_length(pass: &SecretString) -> Result<()> {
+    if pass.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(hinted(
+            format!("the passphrase is shorter than {MIN_PASSPHRASE_CHARS} characters"),
+            "choose a longer passphrase: a few unrelated words work well",
+        ));
+    }
+    Ok(())
+}
+
+/// A new passphrase: from a file, the environment variable `env`, or asked
+/// twice.
+pub(super) fn new_passphrase_from(file: Option<&Path>, env: &str) -> Result<SecretString> {
+    let pass = if let Some(file) = file {
+        read_secret_file(file, "new passphrase")?
+    } else if let Ok(text) = std::env::var(env) {
+        SecretString::from(text)
+    } else {
+        let first = prompt("New passphrase: ")?;
+        let second = prompt("Repeat the new passphrase: ")?;
+        if first.expose_secret() != second.expose_secret() {
+            return Err(hinted(
+                "the two passphrases differ",
+                "type the same passphrase twice",
+            ));
+        }
+        first
+    };
+    check_passphrase_length(&pass)?;
+    Ok(pass)
+}
+
+/// A new passphrase from `--new-passphrase-file`, `MEDCRYPT_NEW_PASSPHRASE`
+/// or the terminal.
+pub(super) fn new_passphrase(file: Option<&Path>) -> Result<SecretString> {
+    new_passphrase_from(file, "MEDCRYPT_NEW_PASSPHRASE")
+}
+
+/// The text of a file, or of standard input when `path` is absent or `-`.
+pub(super) fn read_input(path: Option<&Path>) -> Result<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    match path {
+        Some(path) if path != Path::new("-") => {
+            *bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
+        }
+    }
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => Ok(Zeroizing::new(text)),
+        Err(_) => Err(medcrypt::session::Error::from(DecryptError::Malformed(
+            "the input is not text",
+        ))
+        .into()),
+    }
+}
+
+/// A text argument, or standard input (without its final line break) when
+/// it is absent or `-`.
+pub(super) fn text_or_stdin(text: Option<String>) -> Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(match text {
+        Some(text) if text != "-" => text,
+        _ => {
+            let input = read_input(None)?;
+            input
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&input)
+                .to_owned()
+        }
+    }))
+}
+
+/// Logs of long-running commands (the agent) go to standard error.
+pub(super) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("medcrypt=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

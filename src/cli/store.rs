@@ -1,0 +1,100 @@
+//! `init`, `recover`, `passphrase change` and `config`: the store itself.
+
+use std::path::Path;
+
+use anyhow::Result;
+use medcrypt::codes::{RecoveryCode, verification_code};
+use medcrypt::session::Session;
+use medcrypt::store::StoreError;
+
+use super::Context;
+use super::args::ConfigCommand;
+use super::io::{self, out};
+use super::report::hinted;
+
+/// The settings `config` shows and changes: (shown name, stored key).
+const SETTINGS: [(&str, &str); 3] = [
+    ("name", "name"),
+    ("telegram-bot", "telegram_bot"),
+    ("whatsapp-number", "whatsapp_number"),
+];
+
+/// `medcrypt init`.
+pub(super) fn init(ctx: &Context, name: Option<String>) -> Result<()> {
+    if ctx.store_path().exists() {
+        return Err(medcrypt::session::Error::from(StoreError::AlreadyExists(
+            ctx.store_path().to_owned(),
+        ))
+        .into());
+    }
+    let pass = if ctx.passphrase_file.is_some() {
+        io::passphrase(ctx.passphrase_file.as_deref())?
+    } else {
+        io::new_passphrase_from(None, "MEDCRYPT_PASSPHRASE")?
+    };
+    io::check_passphrase_length(&pass)?;
+    let name = name.unwrap_or_default();
+    let (_session, credentials) =
+        Session::create(ctx.store_path(), &pass, &name, ctx.clock.clone())?;
+    out(format_args!(
+        "Created the MedCrypt store {}.\n\n\
+         Recovery code (shown only now; write it down and keep it away from this computer):\n\n    {}\n\n\
+         If the passphrase is ever lost, `medcrypt recover --recovery-code CODE` opens the store with it.\n\n\
+         Audit verification code (shown only now; give it to whoever audits this store):\n\n    {}\n\n\
+         With it, `medcrypt audit verify --code CODE` proves that no audit entry was altered or removed,\n\
+         even by someone who later holds this computer and its passphrase.",
+        ctx.store_path().display(),
+        credentials.recovery.to_text().as_str(),
+        verification_code(&credentials.verification).as_str()
+    ))
+}
+
+/// `medcrypt recover`.
+pub(super) fn recover(ctx: &Context, code: &str, new_file: Option<&Path>) -> Result<()> {
+    let code = if code == "-" {
+        let text = io::read_input(None)?;
+        RecoveryCode::parse(text.trim())
+    } else {
+        RecoveryCode::parse(code)
+    }
+    .map_err(medcrypt::session::Error::from)?;
+    let session = Session::recover(ctx.store_path(), &code, ctx.clock.clone())?;
+    let new = io::new_passphrase(new_file)?;
+    session.change_passphrase(&new)?;
+    out(format_args!(
+        "Store opened with the recovery code; the new passphrase is set. The recovery code stays valid."
+    ))
+}
+
+/// `medcrypt passphrase change`.
+pub(super) fn change_passphrase(session: &Session, new_file: Option<&Path>) -> Result<()> {
+    let new = io::new_passphrase(new_file)?;
+    session.change_passphrase(&new)?;
+    out(format_args!(
+        "Passphrase changed. The recovery code is unchanged."
+    ))
+}
+
+/// `medcrypt config show|set`.
+pub(super) fn config(session: &Session, action: ConfigCommand) -> Result<()> {
+    match action {
+        ConfigCommand::Show => {
+            for (shown, key) in SETTINGS {
+                let value = session.setting(key)?.unwrap_or_default();
+                out(format_args!("{shown:16} {value}"))?;
+            }
+            Ok(())
+        }
+        ConfigCommand::Set { key, value } => {
+            let Some((_, stored)) = SETTINGS.iter().find(|(shown, _)| *shown == key) else {
+                return Err(hinted(
+                    format!("unknown setting {key:?}"),
+                    "settings are: name, telegram-bot, whatsapp-number",
+                ));
+            };
+            let value = value.trim().trim_start_matches('@');
+            session.set_setting(stored, value)?;
+            out(format_args!("{key} = {value}"))
+        }
+    }
+}

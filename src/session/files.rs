@@ -1,0 +1,586 @@
+//! Files in and out of the attachment format: encrypting a file for one or
+//! more pairings (whole or in numbered parts), decrypting a file or all its
+//! parts, and the file-system care both need — private temporary files
+//! beside the destination, renamed into place only when complete.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::OsRng;
+use aes_gcm::aead::rand_core::RngCore;
+use chrono::{DateTime, Utc};
+
+use crate::protocol::attachment::{
+    AttachmentError, Decrypted, Header, Metadata, PART_HEADER_LEN, PartHeader, Recipient, Sealing,
+    guess_mime, sanitize_file_name,
+};
+use crate::protocol::epoch::{Epoch, check_window};
+use crate::protocol::wire::{DecryptError, SealError};
+use crate::store::Protocol;
+
+use super::{Error, ErrorKind, Result, Session};
+
+const READ_BUFFER: usize = 1024 * 1024;
+
+/// Where a decrypted file goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Destination<'a> {
+    /// Exactly this path.
+    File(&'a Path),
+    /// The original name, in this directory.
+    Dir(&'a Path),
+}
+
+/// A decrypted file, written in place.
+#[derive(Debug)]
+pub struct DecryptedFile {
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Name, type and size from inside the encryption.
+    pub metadata: Metadata,
+    /// SHA-256 of the content, verified.
+    pub sha256: [u8; 32],
+    /// The pairing that sent it.
+    pub alias: String,
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 4];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// A private temporary file beside a destination (so the rename stays on
+/// one file system), removed on drop unless persisted.
+#[derive(Debug)]
+pub struct TempFile {
+    path: PathBuf,
+    file: Option<File>,
+    keep: bool,
+}
+
+impl TempFile {
+    /// Creates a temporary file in the directory of `final_path`.
+    ///
+    /// # Errors
+    /// The directory cannot be written.
+    pub fn beside(final_path: &Path) -> Result<Self> {
+        let dir = final_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let path = dir.join(format!(".medcrypt-{}.tmp", random_suffix()));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&path).map_err(Error::io(format!(
+            "cannot create a file in {}",
+            dir.display()
+        )))?;
+        Ok(Self {
+            path,
+            file: Some(file),
+            keep: false,
+        })
+    }
+
+    /// The open file.
+    ///
+    /// # Errors
+    /// After it was persisted.
+    pub fn file(&mut self) -> Result<&mut File> {
+        self.file.as_mut().ok_or_else(|| {
+            Error::io("temporary file already closed")(std::io::Error::other("closed"))
+        })
+    }
+
+    /// Syncs and moves the file to `dest`. Without `overwrite`, an existing
+    /// `dest` is an error (a hard link cannot replace a file).
+    ///
+    /// # Errors
+    /// `dest` exists (without `overwrite`), or the disk failed.
+    pub fn persist(mut self, dest: &Path, overwrite: bool) -> Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()
+                .map_err(Error::io("cannot write the output to disk"))?;
+        }
+        if overwrite {
+            std::fs::rename(&self.path, dest)
+                .map_err(Error::io(format!("cannot write {}", dest.display())))?;
+        } else {
+            match std::fs::hard_link(&self.path, dest) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&self.path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::refused(
+                        format!("{} already exists", dest.display()),
+                        "nothing was written; add --force to replace it, or choose another name with -o",
+                    ));
+                }
+                Err(e) => {
+                    return Err(Error::io(format!("cannot write {}", dest.display()))(e));
+                }
+            }
+        }
+        self.keep = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            drop(self.file.take());
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// and a rename, so `path` is either complete or absent. `private` files
+/// (they hold secrets) get mode 0600.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path.file_name().ok_or_else(|| {
+        Error::usage(
+            format!("{} is not a file name", path.display()),
+            "give a file path",
+        )
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(err) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(format!("cannot write {}", path.display()))(err));
+    }
+    Ok(())
+}
+
+/// A path in `dir` for `name` that does not exist yet: "name", "name (2)", …
+pub fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let candidate = dir.join(name);
+    if !candidate.exists() {
+        return candidate;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem.to_owned(), format!(".{ext}")),
+        _ => (name.to_owned(), String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(candidate)
+}
+
+/// Writes one encrypted file as numbered parts, each with its part header.
+struct PartWriter {
+    parts: Vec<TempFile>,
+    finals: Vec<PathBuf>,
+    file_id: [u8; 16],
+    payload_per_part: u64,
+    left_in_part: u64,
+    count: u16,
+    writer: Option<BufWriter<File>>,
+}
+
+impl PartWriter {
+    fn start_part(&mut self) -> std::io::Result<()> {
+        if let Some(mut w) = self.writer.take() {
+            w.flush()?;
+        }
+        let index = self.parts.len() + 1;
+        let mut temp = TempFile::beside(&self.finals[index - 1]).map_err(std::io::Error::other)?;
+        let file = temp.file().map_err(std::io::Error::other)?.try_clone()?;
+        let mut writer = BufWriter::with_capacity(READ_BUFFER, file);
+        let header = PartHeader {
+            file_id: self.file_id,
+            index: u16::try_from(index).unwrap_or(u16::MAX),
+            count: self.count,
+        };
+        writer.write_all(&header.to_bytes())?;
+        self.parts.push(temp);
+        self.writer = Some(writer);
+        self.left_in_part = self.payload_per_part;
+        Ok(())
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.writer.is_none() || self.left_in_part == 0 {
+            self.start_part()?;
+        }
+        let take = usize::try_from(self.left_in_part)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no part"))?;
+        let n = writer.write(&buf[..take])?;
+        self.left_in_part -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.writer.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn default_output_name(now: DateTime<Utc>) -> PathBuf {
+    // Neutral: the original name travels only inside the encryption.
+    PathBuf::from(format!(
+        "attachment-{}-{}.medcrypt",
+        now.format("%Y%m%d"),
+        random_suffix()
+    ))
+}
+
+fn part_path(output: &Path, index: u16, count: u16) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".medcrypt").unwrap_or(&name);
+    let width = count.to_string().len().max(2);
+    output.with_file_name(format!(
+        "{stem}.part{index:0width$}of{count:0width$}.medcrypt"
+    ))
+}
+
+/// Progress of a long operation: bytes done of a known total.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+impl Session {
+    /// The recipients of a file sent now to the pairings `to`.
+    pub(super) fn recipients(&self, to: &[String]) -> Result<Vec<Recipient>> {
+        let epoch = Epoch::containing(self.now());
+        let mut recipients = Vec::new();
+        for alias in to {
+            let pairing = self.store.pairing(alias)?;
+            if pairing.protocol != Protocol::V2 {
+                return Err(Error::refused(
+                    format!("{alias:?} is a legacy v1 pairing, which has no attachments"),
+                    "pair anew with `medcrypt pair new` to send encrypted files",
+                ));
+            }
+            let chain = self.store.chain(&pairing)?;
+            let key = chain
+                .key_for(epoch)
+                .ok_or(SealError::NoKeyForEpoch(epoch))?
+                .into_owned();
+            recipients.push(Recipient {
+                key,
+                direction: pairing.role.outbound(),
+            });
+        }
+        Ok(recipients)
+    }
+
+    /// Encrypts the file `input` for the pairings `to` into `output` (a
+    /// neutral name in the current directory by default), or into numbered
+    /// parts of at most `part_size` bytes. Returns the files written.
+    ///
+    /// # Errors
+    /// Unknown or legacy pairings, an output that exists, I/O errors.
+    pub fn encrypt_file(
+        &self,
+        to: &[String],
+        input: &Path,
+        output: Option<&Path>,
+        part_size: Option<u64>,
+        progress: Progress<'_>,
+    ) -> Result<Vec<PathBuf>> {
+        let now = self.now();
+        let recipients = self.recipients(to)?;
+        let file =
+            File::open(input).map_err(Error::io(format!("cannot read {}", input.display())))?;
+        let size = file
+            .metadata()
+            .map_err(Error::io(format!("cannot read {}", input.display())))?
+            .len();
+        let name = input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".to_owned());
+        let metadata = Metadata {
+            mime: guess_mime(&name).to_owned(),
+            name,
+            size,
+        };
+        let sealing = Sealing::new(&metadata, &recipients)?;
+        let total = sealing.total_len();
+        let output = output.map_or_else(|| default_output_name(now), Path::to_path_buf);
+        let reader = BufReader::with_capacity(READ_BUFFER, file);
+        let mut progress = |done: u64| progress(done.min(size), size);
+        let io = |what: &str| Error::io(format!("cannot write {what}"));
+
+        let written = match part_size {
+            None => {
+                if output.exists() {
+                    return Err(Error::refused(
+                        format!("{} already exists", output.display()),
+                        "choose another name with -o",
+                    ));
+                }
+                let mut temp = TempFile::beside(&output)?;
+                let clone = temp.file()?.try_clone().map_err(io("the output"))?;
+                let writer = BufWriter::with_capacity(READ_BUFFER, clone);
+                sealing.write(reader, writer, &mut progress)?;
+                self.audit_sent(to, total, 1)?;
+                temp.persist(&output, false)?;
+                vec![output]
+            }
+            Some(limit) => {
+                let count = PartHeader::count_for(total, limit).ok_or_else(|| {
+                    Error::usage(
+                        format!("cannot split {total} bytes into parts of {limit} bytes"),
+                        "use a part size of at least a few kilobytes, e.g. --part-size 19M",
+                    )
+                })?;
+                let finals: Vec<PathBuf> =
+                    (1..=count).map(|i| part_path(&output, i, count)).collect();
+                if let Some(existing) = finals.iter().find(|p| p.exists()) {
+                    return Err(Error::refused(
+                        format!("{} already exists", existing.display()),
+                        "choose another name with -o",
+                    ));
+                }
+                let mut parts = PartWriter {
+                    parts: Vec::new(),
+                    finals: finals.clone(),
+                    file_id: sealing.file_id(),
+                    payload_per_part: limit - PART_HEADER_LEN as u64,
+                    left_in_part: 0,
+                    count,
+                    writer: None,
+                };
+                sealing.write(reader, &mut parts, &mut progress)?;
+                parts.flush().map_err(io("the parts"))?;
+                drop(parts.writer.take());
+                self.audit_sent(to, total, count)?;
+                for (temp, path) in parts.parts.drain(..).zip(&finals) {
+                    temp.persist(path, false)?;
+                }
+                finals
+            }
+        };
+        Ok(written)
+    }
+
+    fn audit_sent(&self, to: &[String], total: u64, parts: u16) -> Result<()> {
+        Ok(self.store.audit(
+            self.now(),
+            "attach_encrypt",
+            &to.join(","),
+            "ok",
+            &[
+                ("encrypted_bytes", total.to_string()),
+                ("parts", parts.to_string()),
+            ],
+        )?)
+    }
+
+    /// Decrypts an attachment (or every part of one, in any order) into
+    /// `destination`; nothing is written unless everything authenticated.
+    /// A failure is audited with its kind.
+    ///
+    /// # Errors
+    /// Every kind of damage, a file not for this store, an existing output
+    /// (without `force`), I/O errors.
+    pub fn decrypt_file(
+        &self,
+        files: &[PathBuf],
+        destination: Destination<'_>,
+        force: bool,
+        progress: Progress<'_>,
+    ) -> Result<DecryptedFile> {
+        let result = self.decrypt_file_inner(files, destination, force, progress);
+        let kind = match &result {
+            Err(Error::Attachment(e)) => Some(e.kind()),
+            Err(Error::Decrypt(e)) => Some(e.kind()),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.store.audit(
+                self.now(),
+                "attach_decrypt_failed",
+                "",
+                "rejected",
+                &[("kind", kind.to_owned())],
+            )?;
+        }
+        result
+    }
+
+    fn decrypt_file_inner(
+        &self,
+        files: &[PathBuf],
+        destination: Destination<'_>,
+        force: bool,
+        progress: Progress<'_>,
+    ) -> Result<DecryptedFile> {
+        let now = self.now();
+        let (input, encrypted_len) = open_inputs(files)?;
+        let mut input = BufReader::with_capacity(READ_BUFFER, input);
+        let header = Header::read(&mut input)?;
+        check_window(header.epoch(), now).map_err(DecryptError::from)?;
+        let mut found = None;
+        let mut last_error = DecryptError::UnknownKeyHint;
+        for pairing in self
+            .store
+            .pairings()?
+            .into_iter()
+            .filter(|p| p.protocol == Protocol::V2)
+        {
+            let chain = self.store.chain(&pairing)?;
+            match header.unwrap(&chain, pairing.role, now) {
+                Ok(key) => {
+                    found = Some((pairing, key));
+                    break;
+                }
+                Err(DecryptError::UnknownKeyHint) => {}
+                Err(err) => last_error = err,
+            }
+        }
+        let (pairing, key) = found.ok_or(Error::Decrypt(last_error))?;
+
+        let dir = match destination {
+            Destination::File(path) => path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+            Destination::Dir(dir) => dir.to_path_buf(),
+        };
+        let mut temp = TempFile::beside(&dir.join("x"))?;
+        let clone = temp
+            .file()?
+            .try_clone()
+            .map_err(Error::io("cannot write the output"))?;
+        let writer = BufWriter::with_capacity(READ_BUFFER, clone);
+        let mut progress = |done: u64| progress(done.min(encrypted_len), encrypted_len);
+        let Decrypted { metadata, sha256 } =
+            crate::protocol::attachment::decrypt(input, &key, writer, &mut progress)?;
+        let dest = match destination {
+            Destination::File(path) => path.to_path_buf(),
+            Destination::Dir(dir) => dir.join(sanitize_file_name(&metadata.name)),
+        };
+        self.store.audit(
+            now,
+            "attach_decrypt",
+            &pairing.alias,
+            "ok",
+            &[("size", metadata.size.to_string())],
+        )?;
+        temp.persist(&dest, force)?;
+        Ok(DecryptedFile {
+            path: dest,
+            metadata,
+            sha256,
+            alias: pairing.alias,
+        })
+    }
+}
+
+/// The inputs as one readable stream: a whole attachment, or its parts in
+/// order (checked complete and from one file).
+fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
+    let read_err = |path: &Path| Error::io(format!("cannot read {}", path.display()));
+    let mut headers = Vec::new();
+    for path in files {
+        let mut file = File::open(path).map_err(read_err(path))?;
+        let mut head = [0u8; PART_HEADER_LEN];
+        let got = file.read(&mut head).map_err(read_err(path))?;
+        headers.push((path.clone(), PartHeader::parse(&head[..got]), file));
+    }
+    let part_count = headers.iter().filter(|(_, h, _)| h.is_some()).count();
+    if part_count == 0 {
+        let [(path, _, mut file)] = <[_; 1]>::try_from(headers).map_err(|_| {
+            Error::usage(
+                "several attachments given at once",
+                "decrypt one attachment at a time (or give all parts of one split attachment)",
+            )
+        })?;
+        file.seek(SeekFrom::Start(0)).map_err(read_err(&path))?;
+        let len = file.metadata().map_err(read_err(&path))?.len();
+        return Ok((Box::new(file), len));
+    }
+    if part_count != headers.len() {
+        return Err(Error::usage(
+            "a whole attachment and parts were given together",
+            "give either one .medcrypt file or all parts of one split attachment",
+        ));
+    }
+    // All parts: one file id, one count, every index once.
+    let first = headers
+        .iter()
+        .filter_map(|(_, h, _)| *h)
+        .min_by_key(|h| h.index)
+        .ok_or(AttachmentError::NotAttachment)?;
+    let mut slots: Vec<Option<(PathBuf, File)>> = (0..first.count).map(|_| None).collect();
+    for (path, header, file) in headers {
+        let Some(header) = header else { continue };
+        if header.file_id != first.file_id || header.count != first.count {
+            return Err(Error::of_kind(
+                ErrorKind::Damaged,
+                format!("{} is a part of another attachment", path.display()),
+                "give only the parts of one attachment (they were sent together)",
+            ));
+        }
+        slots[usize::from(header.index) - 1] = Some((path, file));
+    }
+    let missing: Vec<String> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::of_kind(
+            ErrorKind::Damaged,
+            format!("part {} of {} is missing", missing.join(", "), first.count),
+            "download every part of the attachment and give them all",
+        ));
+    }
+    let mut total = 0u64;
+    let mut chained: Box<dyn Read + Send> = Box::new(std::io::empty());
+    for (path, file) in slots.into_iter().flatten() {
+        total += file.metadata().map_err(read_err(&path))?.len() - PART_HEADER_LEN as u64;
+        chained = Box::new(chained.chain(file)); // each file is positioned after its header
+    }
+    Ok((chained, total))
+}

@@ -1,0 +1,180 @@
+//! The agent's mailbox as the physician uses it: queueing encrypted texts
+//! and files for the agent to deliver, the outbox and its states, and the
+//! inbox of what the agent received.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::protocol::attachment::{Metadata, Sealing, guess_mime, sanitize_file_name};
+use crate::protocol::wire::MAX_TEXT_BYTES;
+use crate::store::{InboxItem, OutboxItem, OutboxKind, PairingInfo, Protocol};
+
+use super::{Error, Result, Session, free_path, write_atomically};
+
+/// Telegram bots may upload documents up to 50 MB.
+const UPLOAD_LIMIT: u64 = 50 * 1000 * 1000;
+
+/// What to send.
+#[derive(Debug, Clone, Copy)]
+pub enum SendContent<'a> {
+    /// A text (sent as a document if too long for one message).
+    Text(&'a str),
+    /// A file.
+    File(&'a Path),
+}
+
+/// An item queued for the agent.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// Its outbox number.
+    pub id: i64,
+    /// Sent as text or as a document.
+    pub kind: OutboxKind,
+    /// The patient's chat is already bound, so the agent can deliver it.
+    pub bound: bool,
+}
+
+impl Session {
+    /// Encrypts `content` for the pairing `alias` and queues it for the
+    /// agent.
+    ///
+    /// # Errors
+    /// Unknown pairing, files for legacy pairings, a file over the upload
+    /// limit, I/O and database errors.
+    pub fn send(&self, alias: &str, content: SendContent<'_>) -> Result<Queued> {
+        let now = self.now();
+        let pairing = self.store.pairing(alias)?;
+        let (kind, payload) = match (content, pairing.protocol) {
+            (SendContent::File(_), Protocol::V1) => {
+                return Err(Error::refused(
+                    "a legacy v1 pairing cannot receive files",
+                    "pair anew with `medcrypt pair new`",
+                ));
+            }
+            (SendContent::File(path), _) => {
+                let read_err = Error::io(format!("cannot read {}", path.display()));
+                let mut file = std::fs::File::open(path).map_err(read_err)?;
+                let size = file
+                    .metadata()
+                    .map_err(Error::io(format!("cannot read {}", path.display())))?
+                    .len();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let metadata = Metadata {
+                    mime: guess_mime(&name).to_owned(),
+                    name,
+                    size,
+                };
+                (
+                    OutboxKind::Document,
+                    self.seal_document(&pairing, &metadata, &mut file)?,
+                )
+            }
+            (SendContent::Text(text), Protocol::V1) => {
+                let mut legacy = self.store.legacy(&pairing)?;
+                self.store.audit(
+                    now,
+                    "encrypt",
+                    alias,
+                    "ok",
+                    &[("protocol", "v1".to_owned())],
+                )?;
+                (
+                    OutboxKind::Text,
+                    legacy.encrypt(text, now).to_text().into_bytes(),
+                )
+            }
+            (SendContent::Text(text), Protocol::V2) if text.len() <= MAX_TEXT_BYTES => (
+                OutboxKind::Text,
+                self.seal_text(&pairing, text)?.into_bytes(),
+            ),
+            (SendContent::Text(text), Protocol::V2) => {
+                // Too long for one chat message: an encrypted document.
+                let metadata = Metadata {
+                    name: "message.txt".into(),
+                    mime: "text/plain".into(),
+                    size: text.len() as u64,
+                };
+                (
+                    OutboxKind::Document,
+                    self.seal_document(&pairing, &metadata, &mut text.as_bytes())?,
+                )
+            }
+        };
+        let id = self.store.outbox_queue(&pairing, kind, &payload, now)?;
+        let bound = self.store.chat_for_pairing(pairing.id)?.is_some();
+        Ok(Queued { id, kind, bound })
+    }
+
+    fn seal_document(
+        &self,
+        pairing: &PairingInfo,
+        metadata: &Metadata,
+        content: &mut (dyn Read + Send),
+    ) -> Result<Vec<u8>> {
+        let recipients = self.recipients(std::slice::from_ref(&pairing.alias))?;
+        let sealing = Sealing::new(metadata, &recipients)?;
+        if sealing.total_len() > UPLOAD_LIMIT {
+            return Err(Error::refused(
+                "this file is larger than the 50 MB a bot may upload",
+                "use `medcrypt attach encrypt --part-size 19M` and send the parts yourself",
+            ));
+        }
+        let mut bytes = Vec::new();
+        let mut reader = std::io::BufReader::new(content);
+        sealing.write(&mut reader, &mut bytes, &mut |_| {})?;
+        Ok(bytes)
+    }
+
+    /// Every outbox item.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>> {
+        Ok(self.store.outbox(None)?)
+    }
+
+    /// Queues an uncertain or failed outbox item again.
+    ///
+    /// # Errors
+    /// No such item, database errors.
+    pub fn outbox_retry(&self, id: i64) -> Result<()> {
+        Ok(self.store.outbox_retry(id, self.now())?)
+    }
+
+    /// Inbox items after `after_id`, from one pairing or all, oldest first.
+    ///
+    /// # Errors
+    /// Unknown pairing, database errors.
+    pub fn inbox(&self, from: Option<&str>, after_id: i64) -> Result<Vec<InboxItem>> {
+        let pairing = from.map(|alias| self.store.pairing(alias)).transpose()?;
+        Ok(self.store.inbox(pairing.as_ref(), after_id)?)
+    }
+
+    /// Writes the file of an inbox item into `dir` under its (sanitised)
+    /// name, never replacing a file, and audits the export.
+    ///
+    /// # Errors
+    /// I/O and database errors.
+    pub fn save_inbox_file(
+        &self,
+        item: &InboxItem,
+        metadata: &Metadata,
+        dir: &Path,
+    ) -> Result<PathBuf> {
+        let path = free_path(dir, &sanitize_file_name(&metadata.name));
+        let mut bytes = Vec::new();
+        self.store.inbox_file_content(item.id, &mut bytes)?;
+        write_atomically(&path, &bytes, true)?;
+        self.store.audit(
+            self.now(),
+            "inbox_export",
+            &item.alias,
+            "ok",
+            &[("item", item.id.to_string())],
+        )?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,203 @@
+//! The use cases: what a physician, a patient or a custodian does, over one
+//! unlocked store, returning typed results and typed errors.
+//!
+//! Every front end — the command line, the agents, the local app — calls
+//! these and only parses input and presents results, so a rule lives in one
+//! place. One file per group: `messages` (encrypt and decrypt text),
+//! `files` (attachments to and from files), `pairing`, `mailbox` (the
+//! agent's inbox and outbox), `keys`, `audit`, `escrow` (break-glass).
+//! Depends on the store and the protocol core; never on a front end, a
+//! transport, clap or an HTTP library.
+
+mod audit;
+mod error;
+mod escrow;
+mod files;
+mod keys;
+mod mailbox;
+mod messages;
+mod pairing;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+pub use audit::AuditFilter;
+pub use error::{Error, ErrorKind, Result};
+pub use escrow::{CombineAction, CombineOutcome, SplitOutcome, read_share, share_page};
+pub use files::{DecryptedFile, Destination, Progress, TempFile, free_path, write_atomically};
+pub use keys::{KeyState, PairingKeys};
+pub use mailbox::{Queued, SendContent};
+pub use messages::{DecryptedText, EncryptedText, Opened};
+pub use pairing::{AcceptedPairing, InviteSource, NewPairing, check_alias};
+
+use crate::protocol::audit::SealingKey;
+use crate::protocol::codes::RecoveryCode;
+use crate::store::{Rotation, Store};
+
+/// Where "now" comes from: the system clock, or an instant that then runs
+/// on in real time (`MEDCRYPT_NOW`, for tests and demonstrations, so that a
+/// long-running agent still sees retries and ticks come due).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self(Arc::new(Utc::now))
+    }
+
+    /// Starts at `at` and runs on from there.
+    pub fn starting_at(at: DateTime<Utc>) -> Self {
+        let since = std::time::Instant::now();
+        Self(Arc::new(move || {
+            at + chrono::TimeDelta::from_std(since.elapsed()).unwrap_or_default()
+        }))
+    }
+
+    /// A clock given by a function (tests drive time with it).
+    pub fn from_fn(f: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Clock({})",
+            crate::protocol::epoch::format_utc(self.now())
+        )
+    }
+}
+
+/// What `init` shows once and never stores: the recovery code and the audit
+/// verification key.
+#[derive(Debug)]
+pub struct Credentials {
+    /// Opens the store if the passphrase is lost.
+    pub recovery: RecoveryCode,
+    /// Verifies the whole audit log.
+    pub verification: SealingKey,
+}
+
+/// An unlocked store and the clock its use cases run on.
+#[derive(Debug)]
+pub struct Session {
+    store: Store,
+    clock: Clock,
+}
+
+impl Session {
+    /// Creates a new store at `path`.
+    ///
+    /// # Errors
+    /// The store's errors (it exists already, I/O, database).
+    pub fn create(
+        path: &Path,
+        passphrase: &SecretString,
+        name: &str,
+        clock: Clock,
+    ) -> Result<(Self, Credentials)> {
+        let (store, recovery, verification) = Store::create(path, passphrase, name, clock.now())?;
+        Ok((
+            Self { store, clock },
+            Credentials {
+                recovery,
+                verification,
+            },
+        ))
+    }
+
+    /// Unlocks the store at `path` with its passphrase.
+    ///
+    /// # Errors
+    /// No store, wrong passphrase, database errors.
+    pub fn unlock(path: &Path, passphrase: &SecretString, clock: Clock) -> Result<Self> {
+        let store = Store::open(path, passphrase, clock.now())?;
+        Ok(Self { store, clock })
+    }
+
+    /// Unlocks the store at `path` with its recovery code.
+    ///
+    /// # Errors
+    /// No store, wrong code, database errors.
+    pub fn recover(path: &Path, code: &RecoveryCode, clock: Clock) -> Result<Self> {
+        let store = Store::open_with_recovery(path, code, clock.now())?;
+        Ok(Self { store, clock })
+    }
+
+    /// A session over a store opened another way (break-glass).
+    pub fn from_store(store: Store, clock: Clock) -> Self {
+        Self { store, clock }
+    }
+
+    /// The store, for what the agent keeps of its own (offsets, bindings).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current instant of this session's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// A verification key made because this store predates its audit log:
+    /// to be shown once, like the one made at init.
+    pub fn take_new_verification_key(&mut self) -> Option<SealingKey> {
+        self.store.take_new_verification_key()
+    }
+
+    /// Ratchets every pairing into the current month and destroys keys past
+    /// their grace period.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn rotate(&self) -> Result<Vec<Rotation>> {
+        Ok(self.store.rotate(self.now())?)
+    }
+
+    /// Re-wraps the master key under a new passphrase.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn change_passphrase(&self, passphrase: &SecretString) -> Result<()> {
+        Ok(self.store.change_passphrase(passphrase, self.now())?)
+    }
+
+    /// A setting (`name`, `telegram_bot`, `whatsapp_number`, …).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.store.setting(key)?)
+    }
+
+    /// Changes a setting; an empty value removes it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        Ok(self.store.set_setting(key, value, self.now())?)
+    }
+
+    /// The physician's display name, or a neutral phrase.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn display_name(&self) -> Result<Option<String>> {
+        Ok(self.setting("name")?.filter(|n| !n.is_empty()))
+    }
+}
