@@ -72,7 +72,8 @@ impl LegacyPairing {
 
     /// How many PBKDF2 derivations this pairing has run (each is 600,000
     /// iterations); derived keys are cached per month.
-    pub fn derivations(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn derivations(&self) -> u64 {
         self.derivations
     }
 
