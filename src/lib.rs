@@ -32,9 +32,9 @@ pub use protocol::epoch::{
 };
 pub use protocol::keys::{
     Advance, BrokenChain, Direction, EPOCH_RATCHET_LABEL, EpochChain, EpochKey,
-    FILE_WRAP_KEY_LABEL, FIRST_EPOCH_KEY_LABEL, KEY_HINT_LABEL, KEY_HINT_LEN, KeyHint,
-    MESSAGE_KEY_LABEL, MessageKey, PAIRING_TOKEN_LABEL, PairingSecret, PairingToken, Role,
-    SAFETY_NUMBER_LABEL, SafetyNumber,
+    FILE_SENDER_KEY_LABEL, FILE_WRAP_KEY_LABEL, FIRST_EPOCH_KEY_LABEL, KEY_HINT_LABEL,
+    KEY_HINT_LEN, KeyHint, MESSAGE_KEY_LABEL, MessageKey, PAIRING_TOKEN_LABEL, PairingSecret,
+    PairingToken, Role, SAFETY_NUMBER_LABEL, SafetyNumber,
 };
 pub use protocol::legacy::{
     LegacyMessage, LegacyPairing, V1_PBKDF2_ITERATIONS, V1_PREFIX, derive_month_key,

@@ -342,7 +342,7 @@ fn damaged_files_fail_with_their_own_error_and_leave_nothing() {
     let good = std::fs::read(&encrypted).unwrap();
     let inbox = dir.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
-    let header = 14 + 65 + 32;
+    let header = 22 + 65 + 32; // format 3, one recipient
     let sealed = CHUNK + 16;
 
     let cases: Vec<(&str, Vec<u8>, i32, &str)> = vec![

@@ -34,6 +34,9 @@ pub const MESSAGE_KEY_LABEL: &str = "medcrypt/v2/message-key";
 pub const KEY_HINT_LABEL: &str = "medcrypt/v2/key-hint";
 /// Label for the per-direction key that wraps attachment file keys.
 pub const FILE_WRAP_KEY_LABEL: &str = "medcrypt/v2/file-wrap-key";
+/// Label for the per-direction key that authenticates an attachment's
+/// sender to one recipient (attachment format 3).
+pub const FILE_SENDER_KEY_LABEL: &str = "medcrypt/v2/file-sender-key";
 
 /// Length in bytes of the pairing token before base64url encoding (32 chars).
 const PAIRING_TOKEN_LEN: usize = 24;
@@ -319,6 +322,18 @@ impl EpochKey {
         MessageKey(derive_key(
             self.key.expose_secret(),
             FILE_WRAP_KEY_LABEL,
+            &context,
+        ))
+    }
+
+    /// The key that proves to the recipient of a pairing that a file sent in
+    /// `direction` this epoch was made by someone holding this pairing's key
+    /// (not by another recipient of the same file).
+    pub fn file_sender_key(&self, direction: Direction) -> MessageKey {
+        let context = format!("{}:{}", self.epoch, direction.name());
+        MessageKey(derive_key(
+            self.key.expose_secret(),
+            FILE_SENDER_KEY_LABEL,
             &context,
         ))
     }

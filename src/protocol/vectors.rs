@@ -794,7 +794,31 @@ pub fn vector_content(len: usize) -> Vec<u8> {
     (0..len).map(|i| ((i * 31) % 251) as u8).collect()
 }
 
+/// The file key of vector `name`.
+fn vector_file_key(name: &str) -> [u8; 32] {
+    let digest = Sha256::digest(format!("medcrypt test vector file key:{name}").as_bytes());
+    let mut file_key = [0u8; 32];
+    file_key.copy_from_slice(&digest);
+    file_key
+}
+
 fn seal_file(name: &str, content: &[u8], file_name: &str, secrets: &[[u8; 32]]) -> Vec<u8> {
+    seal_file_as(
+        crate::protocol::attachment::Format::V3,
+        name,
+        content,
+        file_name,
+        secrets,
+    )
+}
+
+fn seal_file_as(
+    format: crate::protocol::attachment::Format,
+    name: &str,
+    content: &[u8],
+    file_name: &str,
+    secrets: &[[u8; 32]],
+) -> Vec<u8> {
     use crate::protocol::attachment::{FileKey, Metadata, Recipient, Sealing};
     let recipients: Vec<Recipient> = secrets
         .iter()
@@ -808,14 +832,13 @@ fn seal_file(name: &str, content: &[u8], file_name: &str, secrets: &[[u8; 32]]) 
         mime: crate::protocol::attachment::guess_mime(file_name).into(),
         size: content.len() as u64,
     };
-    let digest = Sha256::digest(format!("medcrypt test vector file key:{name}").as_bytes());
-    let mut file_key = [0u8; 32];
-    file_key.copy_from_slice(&digest);
+    let file_key = vector_file_key(name);
     let nonces: Vec<[u8; 12]> = (0..secrets.len())
         .map(|i| vector_nonce(&format!("{name}:{i}")))
         .collect();
     let mut out = Vec::new();
     let sealing = Sealing::with_key(
+        format,
         &metadata,
         &recipients,
         FileKey::from_bytes(file_key),
@@ -877,7 +900,7 @@ fn attachment_cases() -> Vec<AttachmentCase> {
         "labs.txt",
         &[SECRET_A, SECRET_B],
     );
-    let header_len = 14 + 65 + 32;
+    let header_len = 22 + 65 + 32;
     let mut cases = vec![
         success(
             case(
@@ -916,12 +939,65 @@ fn attachment_cases() -> Vec<AttachmentCase> {
                 now,
                 "success",
             ),
-            both_file,
+            both_file.clone(),
             "labs.txt",
             &small,
             true,
         ),
     ];
+    let forged = crate::protocol::attachment::forge_same_size(
+        &both_file,
+        vector_file_key("attachment_two_recipients"),
+        b"Potassium 6.9 mmol/L. Sodium 139 mmol/L.\n",
+    );
+    let mut c = case(
+        "attachment_forged_by_co_recipient",
+        "The two-recipient file as the second recipient can rewrite it: same header, new content \
+         of the same size, every sender tag kept. The first recipient's tag no longer verifies.",
+        SECRET_A,
+        "patient",
+        now,
+        "sender_unverified",
+    );
+    c.file = Some(hex::encode(forged));
+    cases.push(c);
+    let v2 = crate::protocol::attachment::Format::V2;
+    cases.push(success(
+        case(
+            "attachment_format2_one_recipient",
+            "Format 2 (no sender tags), one recipient: still read.",
+            SECRET_A,
+            "patient",
+            now,
+            "success",
+        ),
+        seal_file_as(
+            v2,
+            "attachment_format2_one_recipient",
+            &small,
+            "labs.txt",
+            &[SECRET_A],
+        ),
+        "labs.txt",
+        &small,
+        true,
+    ));
+    let mut c = case(
+        "attachment_format2_two_recipients",
+        "Format 2 with two recipients: either could have rewritten it, so it is refused.",
+        SECRET_A,
+        "patient",
+        now,
+        "sender_unprovable",
+    );
+    c.file = Some(hex::encode(seal_file_as(
+        v2,
+        "attachment_format2_two_recipients",
+        &small,
+        "labs.txt",
+        &[SECRET_A, SECRET_B],
+    )));
+    cases.push(c);
     let mut c = case(
         "attachment_not_for_receiver",
         "Addressed only to another pairing.",
@@ -978,6 +1054,18 @@ fn attachment_cases() -> Vec<AttachmentCase> {
     ));
     cases.push(edited(
         case(
+            "attachment_small_truncated",
+            "A one-chunk file cut short: the header announces the length, so it reads as truncated.",
+            SECRET_A,
+            "patient",
+            now,
+            "truncated",
+        ),
+        "attachment_one_chunk",
+        serde_json::json!({ "truncate_to": small_file.len() - 300 }),
+    ));
+    cases.push(edited(
+        case(
             "attachment_chunk_altered",
             "One bit of the first chunk flipped.",
             SECRET_A,
@@ -1000,8 +1088,35 @@ fn attachment_cases() -> Vec<AttachmentCase> {
         "attachment_two_chunks",
         serde_json::json!({ "append_hex": "00" }),
     ));
-    cases.push(edited(case("attachment_empty_final_chunk", "Cut after the first chunk, then 16 bytes as an empty 'last' chunk.", SECRET_A, "patient", now, "empty_final_chunk"),
-        "attachment_two_chunks", serde_json::json!({ "truncate_to": header_len + 65_536 + 16, "then_append_hex": "00".repeat(16) })));
+    cases.push(edited(case("attachment_empty_final_chunk", "Format 2: cut after the first chunk, then 16 bytes as an empty 'last' chunk.", SECRET_A, "patient", now, "empty_final_chunk"),
+        "attachment_format2_two_chunks", serde_json::json!({ "truncate_to": 14 + 65 + 32 + 65_536 + 16, "then_append_hex": "00".repeat(16) })));
+    let mut c = case(
+        "attachment_format2_two_chunks",
+        "Format 2, two chunks, one recipient.",
+        SECRET_A,
+        "patient",
+        now,
+        "success",
+    );
+    c = success(
+        c,
+        seal_file_as(
+            v2,
+            "attachment_format2_two_chunks",
+            &two,
+            "scan.dcm",
+            &[SECRET_A],
+        ),
+        "scan.dcm",
+        &two,
+        false,
+    );
+    // Placed before the case that edits it.
+    let at = cases
+        .iter()
+        .position(|c| c.name == "attachment_empty_final_chunk")
+        .unwrap_or(cases.len());
+    cases.insert(at, c);
     let mut c = case(
         "attachment_not_medcrypt",
         "A plain PDF.",
@@ -1039,7 +1154,7 @@ pub fn generate() -> Vec<(&'static str, String)> {
         (
             "attachment.json",
             to_json(&AttachmentFile {
-                description: "MedCrypt v2 attachments. Build the receiver's epoch chain from pairing_secret \
+                description: "MedCrypt attachments (format 3, and format 2 as still read). Build the receiver's epoch chain from pairing_secret \
                               and start_epoch, advance it to `now`; take `file` (hex), or the file of case \
                               `base` changed by `edit` (truncate_to, then_append_hex, flip_bit [offset, bit], \
                               append_hex); read the header, unwrap the file key as `receiver`, decrypt; expect \

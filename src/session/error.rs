@@ -278,6 +278,14 @@ fn classify_attachment(e: &AttachmentError) -> (ErrorKind, &'static str) {
             ErrorKind::Damaged,
             "the file is damaged: ask the sender to send it again",
         ),
+        AttachmentError::SenderUnverified => (
+            ErrorKind::Authentication,
+            "this file was not made by the one you paired with: another recipient of the same file may have altered it; do not trust it and ask the sender to send it again",
+        ),
+        AttachmentError::SenderUnprovable => (
+            ErrorKind::Authentication,
+            "ask the sender to send it again: a current MedCrypt sends files in a format that proves who made them",
+        ),
         AttachmentError::InputChanged => (
             ErrorKind::Other,
             "the file changed while it was read: wait until it is complete and try again",

@@ -459,7 +459,7 @@ impl Session {
         let header = Header::read(&mut input)?;
         check_window(header.epoch(), now).map_err(DecryptError::from)?;
         let mut found = None;
-        let mut last_error = DecryptError::UnknownKeyHint;
+        let mut last_error = Error::Decrypt(DecryptError::UnknownKeyHint);
         for pairing in self
             .store
             .pairings()?
@@ -472,11 +472,11 @@ impl Session {
                     found = Some((pairing, key));
                     break;
                 }
-                Err(DecryptError::UnknownKeyHint) => {}
-                Err(err) => last_error = err,
+                Err(AttachmentError::Header(DecryptError::UnknownKeyHint)) => {}
+                Err(err) => last_error = err.into(),
             }
         }
-        let (pairing, key) = found.ok_or(Error::Decrypt(last_error))?;
+        let (pairing, key) = found.ok_or(last_error)?;
 
         let dir = match destination {
             Destination::File(path) => path
@@ -493,8 +493,9 @@ impl Session {
             .map_err(Error::io("cannot write the output"))?;
         let writer = BufWriter::with_capacity(READ_BUFFER, clone);
         let mut progress = |done: u64| progress(done.min(encrypted_len), encrypted_len);
-        let Decrypted { metadata, sha256 } =
-            crate::protocol::attachment::decrypt(input, &key, writer, &mut progress)?;
+        let Decrypted {
+            metadata, sha256, ..
+        } = crate::protocol::attachment::decrypt(input, &key, writer, &mut progress)?;
         let dest = match destination {
             Destination::File(path) => path.to_path_buf(),
             Destination::Dir(dir) => dir.join(sanitize_file_name(&metadata.name)),

@@ -167,59 +167,79 @@ def padme(length):
 
 
 def open_attachment(case, data):
-    if data[:8] != b"MEDCRYPT" or len(data) < 14 or data[8:9] != b"F":
+    if data[:8] != b"MEDCRYPT" or len(data) < 10 or data[8:9] != b"F":
         raise Fail("not_attachment")
-    if data[9] != 2:
+    version = data[9]
+    if version not in (2, 3):
         raise Fail("unsupported_version")
-    y, m, n = int.from_bytes(data[10:12], "big"), data[12], data[13]
+    fixed_len = 14 if version == 2 else 22
+    if len(data) < fixed_len:
+        raise Fail("truncated")
+    y, m, n = int.from_bytes(data[10:12], "big"), data[12], data[fixed_len - 1]
+    announced = int.from_bytes(data[13:21], "big") if version == 3 else None
+    if not 1 <= n <= 16 or not 1 <= m <= 12:
+        raise Fail("malformed")
+    if announced is not None and (announced < 4096 or padme(announced) != announced):
+        raise Fail("malformed")
     now = datetime.fromisoformat(case["now"].replace("Z", "+00:00"))
     if (y, m) < (now.year, now.month) and now >= month_start(*next_month(y, m)) + timedelta(days=7):
         raise Fail("expired")
-    hlen = 14 + 65 * n + 32
+    hlen = fixed_len + 65 * n + 32
     header = data[:hlen]
+    v = f"medcrypt/v{version}"
     key = chain_key(bytes.fromhex(case["pairing_secret"]), parse_epoch(case["start_epoch"]), (y, m))
     hint = hkdf(key, "medcrypt/v2/key-hint", ename(y, m), 4)
     inbound = 1 if case["receiver"] == "patient" else 2
-    file_key, outcome = None, "unknown_key_hint"
+    file_key, mine, outcome = None, None, "unknown_key_hint"
     for i in range(n):
-        st = header[14 + 65 * i: 14 + 65 * (i + 1)]
+        st = header[fixed_len + 65 * i: fixed_len + 65 * (i + 1)]
         if st[:4] != hint:
             continue
         wrap = hkdf(key, "medcrypt/v2/file-wrap-key", f"{ename(y, m)}:{DIRS[st[4]]}")
         try:
-            fk = AESGCM(wrap).decrypt(st[5:17], st[17:65], b"medcrypt/v2/file-key" + header[:14] + st[:5])
+            fk = AESGCM(wrap).decrypt(st[5:17], st[17:65], v.encode() + b"/file-key" + header[:fixed_len] + st[:5])
         except InvalidTag:
             outcome = "authentication_failed"
             continue
-        mac = hmac.new(hkdf(fk, "medcrypt/v2/file-header-mac", ""), header[:-32], hashlib.sha256).digest()
+        mac = hmac.new(hkdf(fk, v + "/file-header-mac", ""), header[:-32], hashlib.sha256).digest()
         if mac != header[-32:]:
             raise Fail("authentication_failed")
         if st[4] != inbound:
             raise Fail("reflected")
-        file_key = fk
+        file_key, mine = fk, (i, hkdf(key, "medcrypt/v2/file-sender-key", f"{ename(y, m)}:{DIRS[st[4]]}"))
         break
     if file_key is None:
         raise Fail(outcome)
-    aead = AESGCM(hkdf(file_key, "medcrypt/v2/file-payload", ""))
-    body, pos, i, plain, total = data[hlen:], 0, 0, b"", None
+    if version == 2 and n > 1:
+        raise Fail("sender_unprovable")
+    aead = AESGCM(hkdf(file_key, v + "/file-payload", ""))
+    aad = header[-32:] if version == 3 else b""
+    body, pos, i, plain = data[hlen:], 0, 0, b""
     chunks = last_len = None
+    if announced is not None:
+        chunks = -(-announced // 65536)
+        last_len = announced - (chunks - 1) * 65536
+    nonce = lambda c, f: c.to_bytes(11, "big") + bytes([f])
     while True:
         last_expected = chunks is not None and i == chunks - 1
         want = (last_len if last_expected else 65536) + 16
         piece = body[pos:pos + want]
         at_end = pos + len(piece) >= len(body)
+        if version == 3 and len(piece) < want:
+            raise Fail("truncated")
         if len(piece) == 16 and at_end and i > 0:
             raise Fail("empty_final_chunk")
         if (chunks is not None and len(piece) < want) or len(piece) <= 16:
             raise Fail("truncated")
         last = last_expected if chunks is not None else at_end
-        nonce = lambda c, f: c.to_bytes(11, "big") + bytes([f])
         try:
-            chunk = aead.decrypt(nonce(i, last), piece, b"")
+            chunk = aead.decrypt(nonce(i, last), piece, aad)
         except InvalidTag:
+            if chunks is None and len(piece) < 4096 + 16:
+                raise Fail("truncated")
             for c, f, kind in [(i, not last, "truncated" if last else "appended_data")]:
                 try:
-                    aead.decrypt(nonce(c, f), piece, b"")
+                    aead.decrypt(nonce(c, f), piece, aad)
                     raise Fail(kind)
                 except InvalidTag:
                     pass
@@ -237,10 +257,23 @@ def open_attachment(case, data):
             if pos < len(body):
                 raise Fail("appended_data")
             break
+    mlen = int.from_bytes(plain[:4], "big")
+    meta = json.loads(plain[4:4 + mlen])
+    tags = n if version == 3 else 0
+    total = padme(4 + mlen + meta["size"] + 32 + 32 * tags)
     content = plain[4 + mlen: 4 + mlen + meta["size"]]
-    digest = plain[4 + mlen + meta["size"]: 4 + mlen + meta["size"] + 32]
-    if hashlib.sha256(content).digest() != digest or len(plain) != total or any(plain[4 + mlen + meta["size"] + 32:]):
+    end = 4 + mlen + meta["size"]
+    digest = plain[end: end + 32]
+    if (hashlib.sha256(content).digest() != digest or len(plain) != total
+            or (announced is not None and announced != total) or any(plain[end + 32 + 32 * tags:])):
         raise Fail("malformed")
+    if version == 3:
+        index, sender_key = mine
+        tag = plain[end + 32 + 32 * index: end + 64 + 32 * index]
+        expected = hmac.new(sender_key, b"medcrypt/v3/file-sender-tag" + header + plain[:4 + mlen] + digest,
+                            hashlib.sha256).digest()
+        if not hmac.compare_digest(tag, expected):
+            raise Fail("sender_unverified")
     return meta, content
 
 

@@ -1,14 +1,23 @@
 //! Encrypted attachments: a streaming file format that any size of file
 //! passes through in constant memory.
 //!
-//! Normative description: `wire-spec/README.md`, section 10. In short:
+//! Normative description: `wire-spec/README.md`, section 10. In short
+//! (format 3, the one written):
 //!
 //! ```text
-//! header   "MEDCRYPT" 'F' 02 | epoch (3) | n (1) | n × stanza (65) | HMAC (32)
+//! header   "MEDCRYPT" 'F' 03 | epoch (3) | stream length (u64) | n (1) | n × stanza (65) | HMAC (32)
 //! stanza   key hint (4) | direction (1) | nonce (12) | AES-GCM(wrap key, file key) (48)
-//! payload  STREAM: 64 KiB chunks of AES-256-GCM, nonce = counter (11, BE) | last (1)
-//! stream   u32 m | metadata JSON (m) | content | SHA-256(content) | zeros to Padmé length
+//! payload  STREAM: 64 KiB chunks of AES-256-GCM, nonce = counter (11, BE) | last (1),
+//!          associated data = the header MAC
+//! stream   u32 m | metadata JSON (m) | content | SHA-256(content) | n × sender tag (32)
+//!          | zeros to Padmé length
 //! ```
+//!
+//! Each recipient's sender tag is an HMAC under a key of *that recipient's
+//! pairing* over the header, the metadata and the content's hash: another
+//! recipient of the same file, who also knows the file key, cannot make a
+//! file that one accepts. Format 2 (no sender tags) is still read when it
+//! has a single recipient, and refused with several.
 //!
 //! The functions here read and write `std::io` streams; they open no file and
 //! read no clock. Encryption and decryption run on two threads: one reads
@@ -23,7 +32,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::protocol::keys::{Direction, EpochKey, KEY_HINT_LEN, KeyHint, derive_key};
+use crate::protocol::keys::{Direction, EpochKey, KEY_HINT_LEN, KeyHint, MessageKey, derive_key};
 use crate::protocol::wire::DecryptError;
 
 mod open;
@@ -32,23 +41,27 @@ mod seal;
 #[cfg(test)]
 mod tests;
 
-pub use open::{Header, decrypt};
+pub use open::{Header, OpenKey, decrypt};
 pub use parts::PartHeader;
 pub use seal::Sealing;
+pub(crate) use seal::forge_same_size;
 
 /// First bytes of every MedCrypt binary file and part.
 pub const MAGIC: &[u8; 8] = b"MEDCRYPT";
 const KIND_FILE: u8 = b'F';
 const KIND_PART: u8 = b'P';
-/// Format version of attachments (aligned with wire format v2).
-pub const VERSION: u8 = 2;
+/// Format version of the attachments this program writes.
+pub const VERSION: u8 = 3;
+/// Format version of parts (independent of the attachment format).
+pub const PART_VERSION: u8 = 2;
 /// Plaintext bytes per chunk.
 pub const CHUNK_SIZE: usize = 64 * 1024;
 const TAG_LEN: usize = 16;
 const SEALED_CHUNK: usize = CHUNK_SIZE + TAG_LEN;
-const FIXED_HEADER_LEN: usize = 14;
 const STANZA_LEN: usize = KEY_HINT_LEN + 1 + 12 + 32 + TAG_LEN;
 const HEADER_MAC_LEN: usize = 32;
+/// Length of one sender tag in the plaintext stream (format 3).
+const SENDER_TAG_LEN: usize = 32;
 /// At most this many recipients per file.
 pub const MAX_RECIPIENTS: usize = 16;
 const MAX_METADATA_LEN: usize = 4096;
@@ -56,13 +69,76 @@ const MAX_METADATA_LEN: usize = 4096;
 const MIN_PADDED_LEN: u64 = 4096;
 /// Length of a part's header.
 pub const PART_HEADER_LEN: usize = 30;
-const HEADER_MAC_LABEL: &str = "medcrypt/v2/file-header-mac";
-const PAYLOAD_KEY_LABEL: &str = "medcrypt/v2/file-payload";
-const WRAP_AAD_LABEL: &[u8] = b"medcrypt/v2/file-key";
+const SENDER_TAG_LABEL: &[u8] = b"medcrypt/v3/file-sender-tag";
 /// Chunks handed between the two threads at a time (2 MiB).
 const BATCH_CHUNKS: usize = 32;
 /// How far (in chunks) a failing chunk is looked for elsewhere in the stream.
 const DIAGNOSIS_WINDOW: u64 = 1024;
+
+/// The attachment formats this program reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Format 2: no sender tags, no length in the header, empty chunk AAD.
+    V2,
+    /// Format 3: stream length in the header, chunks bound to the header,
+    /// a sender tag per recipient.
+    V3,
+}
+
+impl Format {
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            2 => Some(Self::V2),
+            3 => Some(Self::V3),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+
+    /// Bytes before the first stanza: magic, kind, version, epoch,
+    /// (format 3: stream length,) recipient count.
+    fn fixed_len(self) -> usize {
+        match self {
+            Self::V2 => 14,
+            Self::V3 => 22,
+        }
+    }
+
+    fn wrap_aad_label(self) -> &'static [u8] {
+        match self {
+            Self::V2 => b"medcrypt/v2/file-key",
+            Self::V3 => b"medcrypt/v3/file-key",
+        }
+    }
+
+    fn header_mac_label(self) -> &'static str {
+        match self {
+            Self::V2 => "medcrypt/v2/file-header-mac",
+            Self::V3 => "medcrypt/v3/file-header-mac",
+        }
+    }
+
+    fn payload_label(self) -> &'static str {
+        match self {
+            Self::V2 => "medcrypt/v2/file-payload",
+            Self::V3 => "medcrypt/v3/file-payload",
+        }
+    }
+
+    /// Sender tags in the plaintext stream for `recipients`.
+    fn tags(self, recipients: usize) -> usize {
+        match self {
+            Self::V2 => 0,
+            Self::V3 => recipients,
+        }
+    }
+}
 
 /// What is wrong with an attachment, or why it could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +192,19 @@ pub enum AttachmentError {
     /// The last chunk is empty although the payload is not.
     #[error("the last chunk is empty: the attachment was cut at a chunk boundary")]
     EmptyFinalChunk,
+    /// Format 3: this recipient's sender tag does not verify, so the file
+    /// was not made by someone holding this pairing's key — another
+    /// recipient of it may have altered it.
+    #[error(
+        "the file's sender could not be verified: it was not made with this pairing's key (another recipient of the file may have altered it)"
+    )]
+    SenderUnverified,
+    /// Format 2 with several recipients: any of them could have rewritten
+    /// the content, so it cannot prove who made it.
+    #[error(
+        "this file was made by an older MedCrypt for several recipients, and that format cannot prove its sender"
+    )]
+    SenderUnprovable,
     /// The input file changed size while it was being encrypted.
     #[error("the file changed while it was being encrypted")]
     InputChanged,
@@ -141,6 +230,8 @@ impl AttachmentError {
             Self::Duplicated { .. } => "duplicated",
             Self::ChunkModified { .. } => "chunk_modified",
             Self::EmptyFinalChunk => "empty_final_chunk",
+            Self::SenderUnverified => "sender_unverified",
+            Self::SenderUnprovable => "sender_unprovable",
             Self::InputChanged => "input_changed",
             Self::Recipients => "recipients",
             Self::Io(_) => "io",
@@ -179,6 +270,9 @@ pub struct Decrypted {
     pub metadata: Metadata,
     /// SHA-256 of the content, verified.
     pub sha256: [u8; 32],
+    /// The file id (first 16 bytes of the header MAC): the same file
+    /// decrypted twice has the same id.
+    pub file_id: [u8; 16],
 }
 
 /// One recipient: a pairing's key of the current epoch and the direction
@@ -206,21 +300,40 @@ impl FileKey {
         Self(SecretBox::new(Box::new(bytes)))
     }
 
-    fn payload_cipher(&self) -> Aes256Gcm {
-        let key = derive_key(self.0.expose_secret(), PAYLOAD_KEY_LABEL, "");
+    fn payload_cipher(&self, format: Format) -> Aes256Gcm {
+        let key = derive_key(self.0.expose_secret(), format.payload_label(), "");
         Aes256Gcm::new(key.expose_secret().into())
     }
 
-    fn header_mac(&self, header: &[u8]) -> [u8; 32] {
-        let key = derive_key(self.0.expose_secret(), HEADER_MAC_LABEL, "");
-        match <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret()) {
-            Ok(mut mac) => {
-                mac.update(header);
-                mac.finalize().into_bytes().into()
-            }
-            Err(_) => [0u8; 32],
-        }
+    fn header_mac(&self, format: Format, header: &[u8]) -> [u8; 32] {
+        let key = derive_key(self.0.expose_secret(), format.header_mac_label(), "");
+        hmac(key.expose_secret(), &[header])
     }
+}
+
+fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mut mac) => {
+            for part in parts {
+                mac.update(part);
+            }
+            mac.finalize().into_bytes().into()
+        }
+        Err(_) => [0u8; 32],
+    }
+}
+
+/// One recipient's sender tag (format 3): proves to that recipient that
+/// the file was made by someone holding its pairing's key.
+///
+/// ```text
+/// HMAC-SHA256(sender key, "medcrypt/v3/file-sender-tag" || header || u32 m || metadata || SHA-256(content))
+/// ```
+fn sender_tag(key: &MessageKey, header: &[u8], prefix: &[u8], digest: &[u8; 32]) -> [u8; 32] {
+    hmac(
+        key.expose_bytes(),
+        &[SENDER_TAG_LABEL, header, prefix, digest],
+    )
 }
 
 /// Padmé (Nikitin et al., PETS 2019): rounds a length so that it leaks
@@ -255,9 +368,10 @@ fn stream_prefix(metadata: &Metadata) -> Result<Vec<u8>> {
     Ok(prefix)
 }
 
-/// Length of the padded plaintext stream for a prefix and content size.
-fn stream_len(prefix_len: usize, size: u64) -> u64 {
-    padded_len(prefix_len as u64 + size + 32)
+/// Length of the padded plaintext stream for a prefix, a content size and
+/// a number of sender tags.
+fn stream_len(prefix_len: usize, size: u64, tags: usize) -> u64 {
+    padded_len(prefix_len as u64 + size + 32 + (tags * SENDER_TAG_LEN) as u64)
 }
 
 fn sealed_len(stream_len: u64) -> u64 {
@@ -265,8 +379,8 @@ fn sealed_len(stream_len: u64) -> u64 {
     stream_len + chunks * TAG_LEN as u64
 }
 
-fn wrap_aad(fixed: &[u8], hint: &KeyHint, direction: Direction) -> Vec<u8> {
-    let mut aad = WRAP_AAD_LABEL.to_vec();
+fn wrap_aad(format: Format, fixed: &[u8], hint: &KeyHint, direction: Direction) -> Vec<u8> {
+    let mut aad = format.wrap_aad_label().to_vec();
     aad.extend_from_slice(fixed);
     aad.extend_from_slice(&hint.0);
     aad.push(direction.code());
@@ -344,13 +458,33 @@ pub(crate) fn read_full<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> io::
     Ok(n)
 }
 
+/// Characters that change how text is shown without being visible: bidi
+/// embeddings, overrides and isolates, marks, zero-width characters and the
+/// byte order mark. A name holding them can show one thing and be another
+/// (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 /// A file name from inside an attachment made safe to create in a
-/// directory: no path, no `..`, no control characters, not empty.
+/// directory: no path, no `..`, no control or invisible formatting
+/// characters, not empty.
 pub fn sanitize_file_name(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|'))
+        .filter(|c| {
+            !c.is_control()
+                && !is_invisible_format(*c)
+                && !matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|')
+        })
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim().to_owned();
     if cleaned.is_empty() {

@@ -1,5 +1,6 @@
 //! Decryption: parsing and unwrapping the header, then opening STREAM
-//! chunk by chunk, naming every kind of damage.
+//! chunk by chunk, naming every kind of damage, and finally checking this
+//! recipient's sender tag.
 
 use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc;
@@ -21,7 +22,10 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct Header {
     raw: Vec<u8>,
+    format: Format,
     epoch: Epoch,
+    /// Format 3: the padded plaintext stream's length.
+    stream_len: Option<u64>,
     stanzas: Vec<Stanza>,
 }
 
@@ -33,6 +37,28 @@ struct Stanza {
     wrapped: [u8; 48],
 }
 
+/// What opening a file needs once its header was unwrapped for this side:
+/// the file key, the header it authenticated, and (format 3) which sender
+/// tag is this side's and the key that checks it. Zeroized on drop.
+pub struct OpenKey {
+    file_key: FileKey,
+    format: Format,
+    header: Vec<u8>,
+    stream_len: Option<u64>,
+    recipients: usize,
+    /// Format 3: this side's stanza index and sender key.
+    sender: Option<(usize, MessageKey)>,
+}
+
+impl std::fmt::Debug for OpenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenKey")
+            .field("format", &self.format)
+            .field("recipients", &self.recipients)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Header {
     /// Reads and parses the header from the start of an attachment.
     ///
@@ -40,26 +66,44 @@ impl Header {
     /// [`AttachmentError::NotAttachment`], [`AttachmentError::UnsupportedVersion`],
     /// [`AttachmentError::Malformed`], [`AttachmentError::Truncated`].
     pub fn read<R: Read>(input: &mut R) -> Result<Self> {
-        let mut fixed = [0u8; FIXED_HEADER_LEN];
-        read_exact_or(input, &mut fixed, AttachmentError::NotAttachment)?;
-        if &fixed[..8] != MAGIC || fixed[8] != KIND_FILE {
-            if &fixed[..8] == MAGIC && fixed[8] == KIND_PART {
+        let mut lead = [0u8; 10];
+        read_exact_or(input, &mut lead, AttachmentError::NotAttachment)?;
+        if &lead[..8] != MAGIC || lead[8] != KIND_FILE {
+            if &lead[..8] == MAGIC && lead[8] == KIND_PART {
                 return Err(AttachmentError::Malformed(
                     "this is one part of a multi-part attachment: give all parts",
                 ));
             }
             return Err(AttachmentError::NotAttachment);
         }
-        if fixed[9] != VERSION {
-            return Err(AttachmentError::UnsupportedVersion(fixed[9]));
-        }
-        let epoch = Epoch::from_bytes([fixed[10], fixed[11], fixed[12]])
+        let format =
+            Format::from_code(lead[9]).ok_or(AttachmentError::UnsupportedVersion(lead[9]))?;
+        let mut raw = lead.to_vec();
+        raw.resize(format.fixed_len(), 0);
+        read_exact_or(
+            input,
+            &mut raw[10..],
+            AttachmentError::Truncated { chunks: 0 },
+        )?;
+        let epoch = Epoch::from_bytes([raw[10], raw[11], raw[12]])
             .map_err(|_| AttachmentError::Malformed("invalid epoch"))?;
-        let count = usize::from(fixed[13]);
+        let stream_len = match format {
+            Format::V2 => None,
+            Format::V3 => {
+                let mut len = [0u8; 8];
+                len.copy_from_slice(&raw[13..21]);
+                Some(u64::from_be_bytes(len))
+            }
+        };
+        let count = usize::from(raw[format.fixed_len() - 1]);
         if count == 0 || count > MAX_RECIPIENTS {
             return Err(AttachmentError::Malformed("invalid recipient count"));
         }
-        let mut raw = fixed.to_vec();
+        if let Some(len) = stream_len
+            && (len < MIN_PADDED_LEN || padded_len(len) != len)
+        {
+            return Err(AttachmentError::Malformed("invalid stream length"));
+        }
         let mut rest = vec![0u8; count * STANZA_LEN + HEADER_MAC_LEN];
         read_exact_or(input, &mut rest, AttachmentError::Truncated { chunks: 0 })?;
         let mut stanzas = Vec::with_capacity(count);
@@ -82,7 +126,9 @@ impl Header {
         raw.extend_from_slice(&rest);
         Ok(Self {
             raw,
+            format,
             epoch,
+            stream_len,
             stanzas,
         })
     }
@@ -90,6 +136,11 @@ impl Header {
     /// The month whose keys wrap the file key.
     pub fn epoch(&self) -> Epoch {
         self.epoch
+    }
+
+    /// The format version (2 or 3).
+    pub fn version(&self) -> u8 {
+        self.format.code()
     }
 
     /// The file id (first 16 bytes of the header MAC).
@@ -104,23 +155,24 @@ impl Header {
     /// [`DecryptError::Expired`] / [`DecryptError::NotYetValid`] for an epoch
     /// outside the window; [`DecryptError::UnknownKeyHint`] when no stanza is
     /// for this pairing; [`DecryptError::AuthenticationFailed`] when the
-    /// header was altered; [`DecryptError::Reflected`] for a file this side sent.
-    pub fn unwrap(
-        &self,
-        chain: &EpochChain,
-        role: Role,
-        now: DateTime<Utc>,
-    ) -> std::result::Result<FileKey, DecryptError> {
-        check_window(self.epoch, now)?;
+    /// header was altered; [`DecryptError::Reflected`] for a file this side
+    /// sent (all as [`AttachmentError::Header`]);
+    /// [`AttachmentError::SenderUnprovable`] for a format 2 file with several
+    /// recipients.
+    pub fn unwrap(&self, chain: &EpochChain, role: Role, now: DateTime<Utc>) -> Result<OpenKey> {
+        check_window(self.epoch, now).map_err(DecryptError::from)?;
         let key = chain
             .key_for(self.epoch)
             .ok_or(DecryptError::UnknownKeyHint)?;
         let hint = key.key_hint();
-        let fixed = &self.raw[..FIXED_HEADER_LEN];
-        let mut result = Err(DecryptError::UnknownKeyHint);
-        for stanza in self.stanzas.iter().filter(|s| s.hint == hint) {
+        let fixed = &self.raw[..self.format.fixed_len()];
+        let mut result = Err(DecryptError::UnknownKeyHint.into());
+        for (index, stanza) in self.stanzas.iter().enumerate() {
+            if stanza.hint != hint {
+                continue;
+            }
             let wrap = key.file_wrap_key(stanza.direction);
-            let aad = wrap_aad(fixed, &stanza.hint, stanza.direction);
+            let aad = wrap_aad(self.format, fixed, &stanza.hint, stanza.direction);
             let Ok(plain) = Aes256Gcm::new(wrap.expose_bytes().into()).decrypt(
                 Nonce::<U12>::from_slice(&stanza.nonce),
                 AeadPayload {
@@ -128,55 +180,77 @@ impl Header {
                     aad: &aad,
                 },
             ) else {
-                result = Err(DecryptError::AuthenticationFailed);
+                result = Err(DecryptError::AuthenticationFailed.into());
                 continue;
             };
             let plain = Zeroizing::new(plain);
             let Ok(bytes) = <&[u8; 32]>::try_from(plain.as_slice()) else {
-                return Err(DecryptError::AuthenticationFailed);
+                return Err(DecryptError::AuthenticationFailed.into());
             };
             let file_key = FileKey(SecretBox::new(Box::new(*bytes)));
             let (body, mac) = self.raw.split_at(self.raw.len() - HEADER_MAC_LEN);
-            if !macs_equal(&file_key.header_mac(body), mac) {
-                return Err(DecryptError::AuthenticationFailed);
+            if !macs_equal(&file_key.header_mac(self.format, body), mac) {
+                return Err(DecryptError::AuthenticationFailed.into());
             }
             if stanza.direction != role.inbound() {
-                return Err(DecryptError::Reflected);
+                return Err(DecryptError::Reflected.into());
             }
-            return Ok(file_key);
+            let sender = match self.format {
+                Format::V2 if self.stanzas.len() > 1 => {
+                    return Err(AttachmentError::SenderUnprovable);
+                }
+                Format::V2 => None,
+                Format::V3 => Some((index, key.file_sender_key(stanza.direction))),
+            };
+            return Ok(OpenKey {
+                file_key,
+                format: self.format,
+                header: self.raw.clone(),
+                stream_len: self.stream_len,
+                recipients: self.stanzas.len(),
+                sender,
+            });
         }
         result
     }
 }
 
-/// Decrypts the payload that follows `header` in `input` into `output`.
+/// Decrypts the payload that follows the header in `input` into `output`.
 /// `output` receives content as it is authenticated: write it to a temporary
-/// file and keep it only if this returns `Ok`. `progress` is told the number
-/// of encrypted bytes read.
+/// file and keep it only if this returns `Ok` (the sender tag, format 3, is
+/// checked last). `progress` is told the number of encrypted bytes read.
 ///
 /// # Errors
 /// Every kind of damage has its own [`AttachmentError`]; I/O errors.
 pub fn decrypt<R: BufRead + Send, W: Write>(
     mut input: R,
-    key: &FileKey,
+    key: &OpenKey,
     output: W,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Decrypted> {
-    let cipher = key.payload_cipher();
+    let cipher = key.file_key.payload_cipher(key.format);
+    let chunk_aad: &[u8] = match key.format {
+        Format::V2 => b"",
+        Format::V3 => &key.header[key.header.len() - HEADER_MAC_LEN..],
+    };
+    // Format 3 announces the stream's length in the header: the layout is
+    // known before the first chunk, so a short input reads as truncated.
+    let known_layout = key.stream_len.map(layout_of).transpose()?;
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch>>(2);
     let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(3);
     for _ in 0..3 {
         let _ = free_tx.send(Batch::new());
     }
-    let mut sink = PlainSink::new(output);
+    let mut sink = PlainSink::new(output, key);
     std::thread::scope(|scope| -> Result<()> {
         let cipher = &cipher;
-        // Reader: reads sealed chunks and decrypts them. Chunk 0 holds the
-        // metadata, which fixes the stream's length: from then on the reader
-        // knows how many chunks to expect and how long the last one is.
+        // Reader: reads sealed chunks and decrypts them. In format 2, chunk 0
+        // holds the metadata, which fixes the stream's length: from then on
+        // the reader knows how many chunks to expect and how long the last
+        // one is.
         scope.spawn(move || {
             let mut counter = 0u64;
-            let mut layout: Option<(u64, usize)> = None; // (chunks, last chunk length)
+            let mut layout: Option<(u64, usize)> = known_layout;
             loop {
                 let Ok(mut batch) = free_rx.recv() else {
                     return;
@@ -196,24 +270,39 @@ pub fn decrypt<R: BufRead + Send, W: Write>(
                         };
                         let got = read_full(&mut input, &mut batch.buf[start..start + want])?;
                         let at_end = got < want || input.fill_buf()?.is_empty();
+                        if known_layout.is_some() && got < want {
+                            return Err(AttachmentError::Truncated { chunks: counter });
+                        }
                         if got == TAG_LEN && at_end && counter > 0 {
                             return Err(AttachmentError::EmptyFinalChunk);
                         }
                         if got < want && layout.is_some() || got <= TAG_LEN {
                             return Err(AttachmentError::Truncated { chunks: counter });
                         }
-                        // Before the layout is known (chunk 0), the end of the
-                        // input decides whether this is the last chunk.
+                        // Before the layout is known (format 2, chunk 0), the
+                        // end of the input decides whether this is the last
+                        // chunk.
                         let last = if layout.is_some() { last } else { at_end };
-                        open_chunk(cipher, &mut batch.buf[start..start + got], counter, last)?;
+                        let opened = open_chunk(
+                            cipher,
+                            chunk_aad,
+                            &mut batch.buf[start..start + got],
+                            counter,
+                            last,
+                        );
+                        if let Err(err) = opened {
+                            // The smallest format 2 file has one chunk of 4 KiB:
+                            // anything shorter was cut, not altered.
+                            if layout.is_none() && got < MIN_PADDED_LEN as usize + TAG_LEN {
+                                return Err(AttachmentError::Truncated { chunks: 0 });
+                            }
+                            return Err(err);
+                        }
                         let len = got - TAG_LEN;
                         if layout.is_none() {
                             let total =
-                                stream_len_from_first_chunk(&batch.buf[start..start + len])?;
-                            let chunks = total.div_ceil(CHUNK_SIZE as u64);
-                            let last_len =
-                                usize::try_from(total - (chunks - 1) * CHUNK_SIZE as u64)
-                                    .map_err(|_| AttachmentError::Malformed("stream length"))?;
+                                stream_len_from_first_chunk(&batch.buf[start..start + len], 0)?;
+                            let (chunks, last_len) = layout_of(total)?;
                             if (chunks == 1) != last || (chunks == 1 && last_len != len) {
                                 return Err(AttachmentError::Malformed("wrong stream length"));
                             }
@@ -263,9 +352,17 @@ pub fn decrypt<R: BufRead + Send, W: Write>(
     sink.finish()
 }
 
+/// Chunks of a stream of `total` bytes, and the length of the last one.
+fn layout_of(total: u64) -> Result<(u64, usize)> {
+    let chunks = total.div_ceil(CHUNK_SIZE as u64);
+    let last_len = usize::try_from(total - chunks.saturating_sub(1) * CHUNK_SIZE as u64)
+        .map_err(|_| AttachmentError::Malformed("stream length"))?;
+    Ok((chunks, last_len))
+}
+
 /// The padded stream length announced by the metadata at the start of the
-/// (decrypted) first chunk.
-fn stream_len_from_first_chunk(plain: &[u8]) -> Result<u64> {
+/// (decrypted) first chunk of a format 2 file.
+fn stream_len_from_first_chunk(plain: &[u8], tags: usize) -> Result<u64> {
     let bad = || AttachmentError::Malformed("invalid metadata");
     let len_bytes: [u8; 4] = plain
         .get(..4)
@@ -277,19 +374,25 @@ fn stream_len_from_first_chunk(plain: &[u8]) -> Result<u64> {
     }
     let json = plain.get(4..4 + m).ok_or_else(bad)?;
     let metadata: Metadata = serde_json::from_slice(json).map_err(|_| bad())?;
-    Ok(stream_len(4 + m, metadata.size))
+    Ok(stream_len(4 + m, metadata.size, tags))
 }
 
 /// Opens one sealed chunk (data ‖ tag) in place at `counter`; on failure,
 /// names what happened to it.
-fn open_chunk(cipher: &Aes256Gcm, sealed: &mut [u8], counter: u64, last: bool) -> Result<()> {
+fn open_chunk(
+    cipher: &Aes256Gcm,
+    aad: &[u8],
+    sealed: &mut [u8],
+    counter: u64,
+    last: bool,
+) -> Result<()> {
     let (data, tag) = sealed.split_at_mut(sealed.len() - TAG_LEN);
     let tag = *Tag::from_slice(tag);
     let try_open = |data: &mut [u8], at: u64, last: bool| {
         cipher
             .decrypt_in_place_detached(
                 Nonce::<U12>::from_slice(&chunk_nonce(at, last)),
-                b"",
+                aad,
                 data,
                 &tag,
             )
@@ -335,32 +438,42 @@ enum SinkState {
     Prefix(Vec<u8>),
     Content { left: u64 },
     Digest(Vec<u8>),
+    Tags(Vec<u8>),
     Padding,
 }
 
 /// The plaintext stream of the decryptor: checks the layout, writes the
-/// content, verifies the digest and the padding.
-struct PlainSink<W> {
+/// content, verifies the digest, keeps the sender tags and checks the
+/// padding; [`PlainSink::finish`] checks this side's sender tag.
+struct PlainSink<'a, W> {
     output: W,
+    key: &'a OpenKey,
     state: SinkState,
     metadata: Option<Metadata>,
-    prefix_len: usize,
+    prefix: Vec<u8>,
     hasher: Sha256,
     sha256: [u8; 32],
+    tags: Vec<u8>,
     total: u64,
 }
 
-impl<W: Write> PlainSink<W> {
-    fn new(output: W) -> Self {
+impl<'a, W: Write> PlainSink<'a, W> {
+    fn new(output: W, key: &'a OpenKey) -> Self {
         Self {
             output,
+            key,
             state: SinkState::Prefix(Vec::new()),
             metadata: None,
-            prefix_len: 0,
+            prefix: Vec::new(),
             hasher: Sha256::new(),
             sha256: [0; 32],
+            tags: Vec::new(),
             total: 0,
         }
+    }
+
+    fn tags_len(&self) -> usize {
+        self.key.format.tags(self.key.recipients) * SENDER_TAG_LEN
     }
 
     fn push(&mut self, mut data: &[u8]) -> Result<()> {
@@ -388,7 +501,7 @@ impl<W: Write> PlainSink<W> {
                         if buf.len() == 4 + m {
                             let metadata: Metadata = serde_json::from_slice(&buf[4..])
                                 .map_err(|_| AttachmentError::Malformed("invalid metadata"))?;
-                            self.prefix_len = buf.len();
+                            self.prefix = std::mem::take(buf);
                             self.state = SinkState::Content {
                                 left: metadata.size,
                             };
@@ -422,6 +535,16 @@ impl<W: Write> PlainSink<W> {
                             ));
                         }
                         self.sha256 = digest;
+                        self.state = SinkState::Tags(Vec::new());
+                    }
+                }
+                SinkState::Tags(buf) => {
+                    let want = self.key.format.tags(self.key.recipients) * SENDER_TAG_LEN;
+                    let take = (want - buf.len()).min(data.len());
+                    buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if buf.len() == want {
+                        self.tags = std::mem::take(buf);
                         self.state = SinkState::Padding;
                     }
                 }
@@ -438,17 +561,41 @@ impl<W: Write> PlainSink<W> {
 
     fn finish(mut self) -> Result<Decrypted> {
         self.output.flush()?;
+        // A stream with no sender tags goes straight from its digest to
+        // its padding.
+        if let SinkState::Tags(buf) = &self.state
+            && self.tags_len() == 0
+            && buf.is_empty()
+        {
+            self.state = SinkState::Padding;
+        }
         let (SinkState::Padding, Some(metadata)) = (&self.state, self.metadata.take()) else {
             return Err(AttachmentError::Malformed(
                 "the stream ends before its content",
             ));
         };
-        if self.total != stream_len(self.prefix_len, metadata.size) {
+        let expected = stream_len(
+            self.prefix.len(),
+            metadata.size,
+            self.key.format.tags(self.key.recipients),
+        );
+        if self.total != expected || self.key.stream_len.is_some_and(|len| len != expected) {
             return Err(AttachmentError::Malformed("wrong padding length"));
+        }
+        if let Some((index, sender_key)) = &self.key.sender {
+            let mine = self
+                .tags
+                .get(index * SENDER_TAG_LEN..(index + 1) * SENDER_TAG_LEN)
+                .ok_or(AttachmentError::SenderUnverified)?;
+            let expected = sender_tag(sender_key, &self.key.header, &self.prefix, &self.sha256);
+            if !macs_equal(&expected, mine) {
+                return Err(AttachmentError::SenderUnverified);
+            }
         }
         Ok(Decrypted {
             metadata,
             sha256: self.sha256,
+            file_id: file_id_of(&self.key.header),
         })
     }
 }

@@ -17,10 +17,13 @@ use super::*;
 /// each recipient) before any content is read, so the total length and the
 /// file id are known up front, for splitting into parts.
 pub struct Sealing {
+    format: Format,
     header: Vec<u8>,
     key: FileKey,
     prefix: Vec<u8>,
     size: u64,
+    /// Format 3: each recipient's sender key, in stanza order.
+    sender_keys: Vec<MessageKey>,
 }
 
 impl std::fmt::Debug for Sealing {
@@ -49,11 +52,13 @@ impl Sealing {
                 nonce
             })
             .collect();
-        Self::with_key(metadata, recipients, FileKey(key), &nonces)
+        Self::with_key(Format::V3, metadata, recipients, FileKey(key), &nonces)
     }
 
-    /// [`Sealing::new`] with a chosen file key and wrap nonces: vectors only.
+    /// [`Sealing::new`] in a chosen format with a chosen file key and wrap
+    /// nonces: vectors only.
     pub(crate) fn with_key(
+        format: Format,
         metadata: &Metadata,
         recipients: &[Recipient],
         key: FileKey,
@@ -67,17 +72,23 @@ impl Sealing {
         {
             return Err(AttachmentError::Recipients);
         }
-        let mut header = Vec::with_capacity(FIXED_HEADER_LEN + recipients.len() * STANZA_LEN + 32);
+        let prefix = stream_prefix(metadata)?;
+        let total = stream_len(prefix.len(), metadata.size, format.tags(recipients.len()));
+        let mut header =
+            Vec::with_capacity(format.fixed_len() + recipients.len() * STANZA_LEN + HEADER_MAC_LEN);
         header.extend_from_slice(MAGIC);
         header.push(KIND_FILE);
-        header.push(VERSION);
+        header.push(format.code());
         header.extend_from_slice(&epoch.to_bytes());
+        if format == Format::V3 {
+            header.extend_from_slice(&total.to_be_bytes());
+        }
         header.push(u8::try_from(recipients.len()).unwrap_or(0));
         let fixed: Vec<u8> = header.clone();
         for (recipient, &nonce) in recipients.iter().zip(nonces) {
             let hint = recipient.key.key_hint();
             let wrap = recipient.key.file_wrap_key(recipient.direction);
-            let aad = wrap_aad(&fixed, &hint, recipient.direction);
+            let aad = wrap_aad(format, &fixed, &hint, recipient.direction);
             let wrapped = Aes256Gcm::new(wrap.expose_bytes().into())
                 .encrypt(
                     Nonce::<U12>::from_slice(&nonce),
@@ -92,19 +103,32 @@ impl Sealing {
             header.extend_from_slice(&nonce);
             header.extend_from_slice(&wrapped);
         }
-        let mac = key.header_mac(&header);
+        let mac = key.header_mac(format, &header);
         header.extend_from_slice(&mac);
+        let sender_keys = match format {
+            Format::V2 => Vec::new(),
+            Format::V3 => recipients
+                .iter()
+                .map(|r| r.key.file_sender_key(r.direction))
+                .collect(),
+        };
         Ok(Self {
+            format,
             header,
             key,
-            prefix: stream_prefix(metadata)?,
+            prefix,
             size: metadata.size,
+            sender_keys,
         })
+    }
+
+    fn stream_len(&self) -> u64 {
+        stream_len(self.prefix.len(), self.size, self.sender_keys.len())
     }
 
     /// Total length of the encrypted file in bytes.
     pub fn total_len(&self) -> u64 {
-        self.header.len() as u64 + sealed_len(stream_len(self.prefix.len(), self.size))
+        self.header.len() as u64 + sealed_len(self.stream_len())
     }
 
     /// The file id that numbered parts carry: the first 16 bytes of the header MAC.
@@ -126,12 +150,21 @@ impl Sealing {
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
         output.write_all(&self.header)?;
-        let total = stream_len(self.prefix.len(), self.size);
+        let total = self.stream_len();
         let chunks = total.div_ceil(CHUNK_SIZE as u64);
-        let cipher = self.key.payload_cipher();
-        let pad_left = total - self.prefix.len() as u64 - self.size - 32;
+        let cipher = self.key.payload_cipher(self.format);
+        let chunk_aad: &[u8] = match self.format {
+            Format::V2 => b"",
+            Format::V3 => &self.header[self.header.len() - HEADER_MAC_LEN..],
+        };
+        let tags_len = self.sender_keys.len() * SENDER_TAG_LEN;
+        let pad_left = total - self.prefix.len() as u64 - self.size - 32 - tags_len as u64;
         let mut source = PlainSource {
-            prefix: self.prefix,
+            header: &self.header,
+            sender_keys: &self.sender_keys,
+            tags: Vec::new(),
+            tags_pos: 0,
+            prefix: self.prefix.clone(),
             prefix_pos: 0,
             reader: input,
             content_left: self.size,
@@ -202,7 +235,11 @@ impl Sealing {
                     let (data, rest) = batch.buf[start..].split_at_mut(len);
                     let nonce = chunk_nonce(counter, counter + 1 == chunks);
                     let tag = cipher
-                        .encrypt_in_place_detached(Nonce::<U12>::from_slice(&nonce), b"", data)
+                        .encrypt_in_place_detached(
+                            Nonce::<U12>::from_slice(&nonce),
+                            chunk_aad,
+                            data,
+                        )
                         .map_err(|_| AttachmentError::Malformed("chunk too large"))?;
                     rest[..TAG_LEN].copy_from_slice(&tag);
                     output.write_all(&batch.buf[start..start + len + TAG_LEN])?;
@@ -220,8 +257,12 @@ impl Sealing {
 }
 
 /// The plaintext stream of the encryptor: prefix, content (hashed), digest,
-/// padding.
-struct PlainSource<R> {
+/// sender tags (format 3), padding.
+struct PlainSource<'a, R> {
+    header: &'a [u8],
+    sender_keys: &'a [MessageKey],
+    tags: Vec<u8>,
+    tags_pos: usize,
     prefix: Vec<u8>,
     prefix_pos: usize,
     reader: R,
@@ -232,7 +273,7 @@ struct PlainSource<R> {
     pad_left: u64,
 }
 
-impl<R: Read> PlainSource<R> {
+impl<R: Read> PlainSource<'_, R> {
     /// Fills `buf` completely unless the stream ends.
     fn fill(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut n = 0;
@@ -262,11 +303,25 @@ impl<R: Read> PlainSource<R> {
                 if self.reader.read(&mut probe)? != 0 {
                     return Err(AttachmentError::InputChanged);
                 }
-                self.digest = Some(std::mem::take(&mut self.hasher).finalize().into());
+                let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+                for key in self.sender_keys {
+                    self.tags.extend_from_slice(&sender_tag(
+                        key,
+                        self.header,
+                        &self.prefix,
+                        &digest,
+                    ));
+                }
+                self.digest = Some(digest);
             } else if let Some(digest) = self.digest.filter(|_| self.digest_pos < 32) {
                 let take = (32 - self.digest_pos).min(buf.len() - n);
                 buf[n..n + take].copy_from_slice(&digest[self.digest_pos..self.digest_pos + take]);
                 self.digest_pos += take;
+                n += take;
+            } else if self.tags_pos < self.tags.len() {
+                let take = (self.tags.len() - self.tags_pos).min(buf.len() - n);
+                buf[n..n + take].copy_from_slice(&self.tags[self.tags_pos..self.tags_pos + take]);
+                self.tags_pos += take;
                 n += take;
             } else if self.pad_left > 0 {
                 let take = usize::try_from(self.pad_left)
@@ -281,4 +336,48 @@ impl<R: Read> PlainSource<R> {
         }
         Ok(n)
     }
+}
+
+/// What another recipient of a format 3 file can make, knowing its file key
+/// but not this recipient's pairing key: the same header, the content
+/// replaced by `content` of the same size, every sender tag kept. For the
+/// vector that shows such a file is refused; never used to make files.
+pub(crate) fn forge_same_size(file: &[u8], file_key: [u8; 32], content: &[u8]) -> Vec<u8> {
+    let format = Format::V3;
+    let n = usize::from(file[format.fixed_len() - 1]);
+    let header_len = format.fixed_len() + n * STANZA_LEN + HEADER_MAC_LEN;
+    let (header, sealed) = file.split_at(header_len);
+    let aad = &header[header_len - HEADER_MAC_LEN..];
+    let cipher = FileKey::from_bytes(file_key).payload_cipher(format);
+    let chunks = sealed.len().div_ceil(SEALED_CHUNK) as u64;
+    let mut stream = Vec::new();
+    for (i, chunk) in sealed.chunks(SEALED_CHUNK).enumerate() {
+        let nonce = chunk_nonce(i as u64, i as u64 + 1 == chunks);
+        let payload = AeadPayload { msg: chunk, aad };
+        stream.extend(
+            cipher
+                .decrypt(Nonce::<U12>::from_slice(&nonce), payload)
+                .unwrap_or_default(),
+        );
+    }
+    let m = stream
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let start = 4 + m;
+    if stream.len() >= start + content.len() + 32 {
+        stream[start..start + content.len()].copy_from_slice(content);
+        let digest = Sha256::digest(content);
+        stream[start + content.len()..start + content.len() + 32].copy_from_slice(&digest);
+    }
+    let mut out = header.to_vec();
+    for (i, chunk) in stream.chunks(CHUNK_SIZE).enumerate() {
+        let nonce = chunk_nonce(i as u64, i as u64 + 1 == chunks);
+        let payload = AeadPayload { msg: chunk, aad };
+        out.extend(
+            cipher
+                .encrypt(Nonce::<U12>::from_slice(&nonce), payload)
+                .unwrap_or_default(),
+        );
+    }
+    out
 }
