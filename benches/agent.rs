@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use medcrypt::agent::telegram::fake::FakeTelegram;
-use medcrypt::store::Store;
+use medcrypt::store::{Incoming, IncomingContent, Store, Via};
 use medcrypt::{Epoch, PairingSecret, Payload, Role, WireMessage};
 use secrecy::SecretString;
 
@@ -37,6 +37,7 @@ fn physician(path: &std::path::Path) -> (Store, Vec<String>) {
         path,
         &SecretString::from("bench passphrase".to_owned()),
         "Dr. Bench",
+        medcrypt::store::Retention::KeyLifetime,
         now(),
     )
     .unwrap();
@@ -57,7 +58,9 @@ fn physician(path: &std::path::Path) -> (Store, Vec<String>) {
             )
             .unwrap();
         let pairing = store.pairing(&alias).unwrap();
-        store.bind_chat(&pairing, 1000 + chat, now()).unwrap();
+        store
+            .bind_chat(&pairing, "telegram", &(1000 + chat).to_string(), now())
+            .unwrap();
         let key = secret.first_epoch_key(epoch);
         for i in 0..MESSAGES / CHATS as usize {
             let text = format!("home reading {i}: 120/80, pulse 64, weight 71.2 kg");
@@ -92,8 +95,17 @@ fn main() {
         let Payload::Text(text) = opened.payload;
         store
             .transaction(|| {
-                store.record_received(&pairing, &opened.replay_id, now())?;
-                store.inbox_add_text(&pairing, &text, now())?;
+                store.receive(
+                    &pairing,
+                    Incoming {
+                        via: Via::Agent,
+                        replay: Some(opened.replay_id),
+                        epoch: Some(opened.replay_id.epoch),
+                        identity: wire.as_bytes().to_vec(),
+                        content: IncomingContent::Text(&text),
+                    },
+                    now(),
+                )?;
                 store.set_agent_value("telegram.offset", "1")
             })
             .unwrap();
@@ -146,7 +158,7 @@ fn main() {
         now(),
     )
     .unwrap();
-    let stored = check.inbox(None, 0).unwrap().len();
+    let stored = check.history(None, 0).unwrap().len();
     assert_eq!(stored, MESSAGES, "every message stored once");
 
     let rate = |d: Duration| MESSAGES as f64 / d.as_secs_f64();

@@ -34,6 +34,7 @@ fn bench_append(c: &mut Criterion) {
         &dir.path().join("bench.sqlite"),
         &SecretString::from("bench passphrase".to_owned()),
         "Dr. Bench",
+        medcrypt::store::Retention::KeyLifetime,
         now,
     )
     .unwrap();

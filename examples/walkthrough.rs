@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use medcrypt::agent::telegram::fake::FakeTelegram;
 use medcrypt::attachment::{Header, Metadata, Recipient, Sealing};
 use medcrypt::codes::PairingInvite;
-use medcrypt::store::{InboxContent, OutboxKind, Store};
+use medcrypt::store::{HistoryContent, OutboxKind, Retention, Store};
 use medcrypt::{Epoch, PairingSecret, Payload, Role, WireMessage, format_utc, qr};
 use secrecy::SecretString;
 
@@ -111,6 +111,7 @@ fn main() -> Result<(), Error> {
         &doc_path,
         &SecretString::from("physician passphrase".to_owned()),
         "Dr. Ana Silva",
+        Retention::KeyLifetime,
         now(),
     )?;
     println!(
@@ -155,6 +156,7 @@ fn main() -> Result<(), Error> {
         &pat_path,
         &SecretString::from("patient passphrase".to_owned()),
         "",
+        Retention::KeyLifetime,
         now(),
     )?;
     let scanned = PairingInvite::from_uri(&qr::decode_image(&std::fs::read(&png_path)?)?)?;
@@ -213,8 +215,8 @@ fn main() -> Result<(), Error> {
             .and_then(|s| s.text.clone())
             .unwrap_or_default()
     );
-    for item in physician.inbox(None, 0)? {
-        if let InboxContent::Text(text) = item.content {
+    for item in physician.history(None, 0)? {
+        if let HistoryContent::Text(text) = item.content {
             println!("physician's inbox #{}: {text}", item.id);
         }
     }
@@ -277,10 +279,10 @@ fn main() -> Result<(), Error> {
     sealing.write(&content[..], &mut file, &mut |_| {})?;
     fake.user_sends_document(PATIENT_CHAT, "attachment.medcrypt", &file);
     wait_for("the file", || {
-        physician.inbox(None, 1).is_ok_and(|i| !i.is_empty())
+        physician.history(None, 1).is_ok_and(|i| !i.is_empty())
     })?;
-    for item in physician.inbox(None, 1)? {
-        if let InboxContent::File(meta) = item.content {
+    for item in physician.history(None, 1)? {
+        if let HistoryContent::File { metadata: meta, .. } = item.content {
             println!(
                 "physician's inbox #{}: file {} ({} bytes, {})",
                 item.id, meta.name, meta.size, meta.mime

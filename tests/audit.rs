@@ -71,7 +71,9 @@ fn realistic_run(dir: &Path) -> (PathBuf, String, PathBuf, String) {
 
     let w1 = ok(&doc, &["encrypt", "--to", "alice", SECRETS[0]], "", DAY1);
     ok(&pat, &["decrypt"], &w1, DAY1);
-    assert_eq!(run(&pat, &["decrypt"], &w1, DAY1, PASSPHRASE).code, 5); // replayed
+    let again = run(&pat, &["decrypt"], &w1, DAY1, PASSPHRASE); // read again, from history
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("already read"), "{}", again.stderr);
     assert_eq!(run(&doc, &["decrypt"], &w1, DAY1, PASSPHRASE).code, 6); // reflected
     assert_eq!(
         run(&pat, &["decrypt"], "MEDCRYPT:v2:AAAA", DAY1, PASSPHRASE).code,
@@ -145,7 +147,7 @@ fn realistic_run_is_logged_without_any_message_text() {
     );
     assert!(reflected.contains("kind=reflected"), "{reflected}");
     let patient_side = ok(&pat, &["audit", "show"], "", now);
-    for expected in ["pair_accept", "kind=replayed", "kind=damaged"] {
+    for expected in ["pair_accept", "decrypt_again", "kind=damaged"] {
         assert!(
             patient_side.contains(expected),
             "no {expected} in {patient_side}"
@@ -269,18 +271,33 @@ fn every_kind_of_tampering_is_detected_and_named() {
     });
     assert!(verify_fails(&store, &code, None).contains("entries #6 to #6 are missing"));
 
-    // Two entries swapped.
+    // Two entries of the same day swapped.
+    let (a, b) = {
+        let conn = Connection::open(&doc).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT x.seq FROM audit_log x JOIN audit_log y ON y.seq = x.seq + 1
+                 WHERE x.kind = 1 AND y.kind = 1 AND x.day = y.day AND x.seq > 2
+                 ORDER BY x.seq LIMIT 1",
+            )
+            .unwrap();
+        let a: i64 = stmt.query_row([], |r| r.get(0)).unwrap();
+        (a, a + 1)
+    };
     let store = tampered_copy(dir.path(), "swapped", |c| {
-        c.execute_batch(
-            "UPDATE audit_log SET seq = -7 WHERE seq = 7;
-             UPDATE audit_log SET seq = 7 WHERE seq = 8;
-             UPDATE audit_log SET seq = 8 WHERE seq = -7;",
-        )
+        c.execute_batch(&format!(
+            "UPDATE audit_log SET seq = -{a} WHERE seq = {a};
+             UPDATE audit_log SET seq = {a} WHERE seq = {b};
+             UPDATE audit_log SET seq = {b} WHERE seq = -{a};"
+        ))
         .unwrap();
     });
+    let why = verify_fails(&store, &code, None);
     assert!(
-        verify_fails(&store, &code, None)
-            .contains("entry #7 was reordered: it was sealed as entry #8")
+        why.contains(&format!(
+            "entry #{a} was reordered: it was sealed as entry #{b}"
+        )),
+        "{why}"
     );
 
     // A forged entry inserted (later entries renumbered to make room).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use common::{NOV, PASSPHRASE, Party, paired};
 use medcrypt::shares::ShareText;
-use medcrypt::store::Store;
+use medcrypt::store::{Incoming, IncomingContent, Store, Via};
 use secrecy::SecretString;
 
 const CUSTODIANS: [&str; 3] = ["Medical director", "Records office", "Maria Silva"];
@@ -51,11 +51,23 @@ fn combine(doc: &Party, shares: &[&Path], extra: &[&str]) -> common::Run {
 /// A physician store with pairing "alice" and two records in its inbox.
 fn store_with_records(dir: &Path) -> Party {
     let (doc, _pat, _) = paired(dir);
-    let now = chrono::Utc::now();
+    // What the agent stores when a patient's text and file arrive.
+    let now = medcrypt::parse_utc(NOV).unwrap();
     let store = Store::open(&doc.store, &SecretString::from(PASSPHRASE.to_owned()), now).unwrap();
     let alice = store.pairing("alice").unwrap();
+    let epoch = medcrypt::Epoch::containing(now);
     store
-        .inbox_add_text(&alice, "Allergic to penicillin.", now)
+        .receive(
+            &alice,
+            Incoming {
+                via: Via::Agent,
+                replay: None,
+                epoch: Some(epoch),
+                identity: b"a text from the chat".to_vec(),
+                content: IncomingContent::Text("Allergic to penicillin."),
+            },
+            now,
+        )
         .unwrap();
     let meta = medcrypt::attachment::Metadata {
         name: "ecg.pdf".into(),
@@ -63,7 +75,12 @@ fn store_with_records(dir: &Path) -> Party {
         size: 9,
     };
     store
-        .inbox_add_file(&alice, &meta, &mut &b"%PDF ecg."[..], now)
+        .receive_file(
+            &alice,
+            Incoming::file(Via::Agent, epoch, &[7; 16], &meta, None),
+            &mut &b"%PDF ecg."[..],
+            now,
+        )
         .unwrap();
     doc
 }

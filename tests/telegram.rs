@@ -211,8 +211,8 @@ fn deep_link_messages_and_documents_both_ways() {
         assert!(!reply.contains("150/95"), "a reply echoed content: {reply}");
     }
 
-    // The same message again (a patient pasting twice) is rejected as a
-    // replay, told so, and the rejection is audited.
+    // The same message again (a patient pasting twice) is recognised as
+    // already received, said so, and audited.
     fake.user_sends_text(PATIENT_CHAT, wire.trim());
     wait_until("replay notice", || {
         replies_to(&fake, PATIENT_CHAT)
@@ -347,8 +347,8 @@ fn deep_link_messages_and_documents_both_ways() {
     );
     let outbox = doc.ok(&["outbox"], "", NOV);
     assert_eq!(outbox.matches(" sent ").count(), 2, "{outbox}");
-    let rejected = doc.ok(&["audit", "show", "--action", "decrypt_failed"], "", NOV);
-    assert!(rejected.contains("kind=replayed"), "{rejected}");
+    let again = doc.ok(&["audit", "show", "--action", "decrypt_again"], "", NOV);
+    assert!(again.contains("alice"), "{again}");
 }
 
 #[test]
@@ -496,4 +496,77 @@ fn owner_link_receives_a_checkpoint_and_keep_plaintext() {
     agent.stop();
     assert!(fake.deleted().is_empty());
     assert!(!doc.ok(&["inbox"], "", NOV).contains("plain words"));
+}
+
+/// The reviewer's findings on the agent's inbox: it kept every message for
+/// ever (so destroying the month key destroyed nothing), and a row moved
+/// to another pairing in the SQLite file showed one patient's message as
+/// another's.
+#[test]
+fn the_agents_history_dies_with_its_key_and_cannot_be_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, pat) = connected(dir.path(), &fake);
+    doc.ok(&["pair", "new", "--patient", "bob"], "", NOV);
+    let agent = Agent::start(&doc, &fake, &[]);
+    let wire = pat.ok(
+        &["encrypt", "--to", "dr-silva", "Alice's blood sugar: 9.8"],
+        "",
+        NOV,
+    );
+    fake.user_sends_text(PATIENT_CHAT, wire.trim());
+    wait_until("acknowledgement", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.starts_with("Received ✓"))
+    });
+    agent.stop();
+    assert!(doc.ok(&["inbox"], "", NOV).contains("9.8"));
+
+    // Moved to Bob in a copy of the file: never shown as Bob's.
+    let copy = Party::new(dir.path(), "copy");
+    std::fs::create_dir_all(copy.store.parent().unwrap()).unwrap();
+    std::fs::copy(&doc.store, &copy.store).unwrap();
+    let conn = rusqlite::Connection::open(&copy.store).unwrap();
+    let bob: i64 = conn
+        .query_row("SELECT id FROM pairings WHERE alias = 'bob'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let table = if conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'history'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        == 1
+    {
+        "history"
+    } else {
+        "inbox"
+    };
+    conn.execute(&format!("UPDATE {table} SET pairing_id = ?1"), [bob])
+        .unwrap();
+    drop(conn);
+    let run = copy.run_at(&["inbox", "--from", "bob"], "", NOV);
+    assert!(
+        !run.stdout.contains("9.8"),
+        "Alice's message shown as Bob's: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("modified outside MedCrypt"),
+        "{}",
+        run.stderr
+    );
+
+    // Under the default policy the message lives as long as its month key.
+    let inbox = doc.ok(&["inbox"], "", "2026-12-09T10:00:00Z");
+    assert!(
+        !inbox.contains("9.8"),
+        "kept after its key was destroyed: {inbox}"
+    );
+    let raw = std::fs::read(&doc.store).unwrap();
+    assert!(!raw.windows(3).any(|w| w == b"9.8"));
 }

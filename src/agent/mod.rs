@@ -19,7 +19,10 @@ use sha2::{Digest, Sha256};
 use crate::protocol::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
 use crate::protocol::wire::{DecryptError, strip_whitespace};
 use crate::session::{Error as SessionError, Opened, Session};
-use crate::store::{PairingInfo, Store, StoreError};
+use crate::store::{Incoming, IncomingContent, PairingInfo, Receipt, Store, StoreError, Via};
+
+/// The transport name of chat links made by this agent.
+const TRANSPORT: &str = "telegram";
 
 pub mod telegram;
 
@@ -244,7 +247,7 @@ impl<'a> Agent<'a> {
         if let Some(rest) = text.strip_prefix("/start") {
             return self.on_start(update_id, chat, rest.trim(), now);
         }
-        let Some(pairing) = self.store.pairing_for_chat(chat)? else {
+        let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
             self.skip(update_id)?;
             return Ok(self.instructions());
         };
@@ -252,37 +255,35 @@ impl<'a> Agent<'a> {
             return self.reject_plaintext(update_id, &pairing, "message", now);
         }
         match self.open_text(&pairing, text)? {
-            Ok(Opened {
-                text: opened_text,
-                replay,
-                ..
-            }) => {
-                let id = self.store.transaction(|| {
-                    if let Some(replay) = &replay {
-                        self.store.record_received(&pairing, replay, now)?;
-                    } else {
-                        self.store.audit(
-                            now,
-                            "decrypt",
-                            &pairing.alias,
-                            "ok",
-                            &[("protocol", "v1".to_owned())],
-                        )?;
-                    }
-                    let id = self.store.inbox_add_text(&pairing, &opened_text, now)?;
+            Ok(opened) => {
+                let receipt = self.store.transaction(|| {
+                    let receipt = self.store.receive(
+                        &pairing,
+                        Incoming {
+                            via: Via::Agent,
+                            replay: opened.replay,
+                            epoch: opened.replay.map(|r| r.epoch),
+                            identity: opened.identity.as_bytes().to_vec(),
+                            content: IncomingContent::Text(&opened.text),
+                        },
+                        now,
+                    )?;
                     self.done(update_id)?;
-                    Ok(id)
+                    Ok(receipt)
                 });
-                match id {
-                    Ok(id) => Ok(Action::reply(format!("Received ✓ #{id}"))),
+                match receipt {
+                    Ok(Receipt::New { id }) => Ok(Action::reply(format!("Received ✓ #{id}"))),
+                    Ok(Receipt::Again(_)) => Ok(Action::reply(
+                        "This message was already received ✓ (sent twice?)",
+                    )),
                     Err(StoreError::Replayed {
                         epoch,
                         direction,
                         sequence,
                     }) => {
-                        // The store's own audit entry of the rejection was
-                        // rolled back with the transaction above: record it
-                        // together with marking the update handled.
+                        // Rolled back with the transaction above: the
+                        // rejection is recorded with marking the update
+                        // handled.
                         self.handled(
                             update_id,
                             now,
@@ -297,7 +298,7 @@ impl<'a> Agent<'a> {
                             ],
                         )?;
                         Ok(Action::reply(
-                            "This message was already received ✓ (sent twice?)",
+                            "⚠ This message repeats the number of an earlier one and was not accepted. Please encrypt it again and send the new one.",
                         ))
                     }
                     Err(err) => Err(err.into()),
@@ -343,10 +344,12 @@ impl<'a> Agent<'a> {
     ) -> Result<Action> {
         if token.is_empty() {
             self.skip(update_id)?;
-            return Ok(match self.store.pairing_for_chat(chat)? {
-                Some(_) => Action::reply(format!("You are connected to {} ✓", self.physician)),
-                None => self.instructions(),
-            });
+            return Ok(
+                match self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? {
+                    Some(_) => Action::reply(format!("You are connected to {} ✓", self.physician)),
+                    None => self.instructions(),
+                },
+            );
         }
         let hash = hex::encode(Sha256::digest(token.as_bytes()));
         if self.store.agent_value(OWNER_TOKEN_KEY)?.as_deref() == Some(hash.as_str()) {
@@ -362,11 +365,12 @@ impl<'a> Agent<'a> {
             ));
         }
         let pairing = self.store.pairing_by_token(token)?;
-        let bound_elsewhere = self.store.pairing_for_chat(chat)?;
+        let bound_elsewhere = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())?;
         match (pairing, bound_elsewhere) {
             (Some(pairing), None) => {
                 self.store.transaction(|| {
-                    self.store.bind_chat(&pairing, chat, now)?;
+                    self.store
+                        .bind_chat(&pairing, TRANSPORT, &chat.to_string(), now)?;
                     self.done(update_id)
                 })?;
                 let first = pairing
@@ -413,7 +417,7 @@ impl<'a> Agent<'a> {
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Action> {
-        let Some(pairing) = self.store.pairing_for_chat(chat)? else {
+        let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
             self.skip(update_id)?;
             return Ok(self.instructions());
         };
@@ -434,39 +438,42 @@ impl<'a> Agent<'a> {
         } else {
             bytes.to_vec()
         };
-        let outcome =
-            (|| -> std::result::Result<(crate::protocol::attachment::Metadata, Vec<u8>), AttachmentError> {
-                let mut input = std::io::BufReader::new(&whole[..]);
-                let header = Header::read(&mut input)?;
-                let chain = self
-                    .store
-                    .chain(&pairing)
-                    .map_err(|_| DecryptError::UnknownKeyHint)?;
-                let key = header.unwrap(&chain, pairing.role, now)?;
-                let mut content = Vec::new();
-                let decrypted = decrypt(input, &key, &mut content, &mut |_| {})?;
-                Ok((decrypted.metadata, content))
-            })();
+        let chain = self.store.chain(&pairing)?;
+        let outcome = (|| -> std::result::Result<_, AttachmentError> {
+            let mut input = std::io::BufReader::new(&whole[..]);
+            let header = Header::read(&mut input)?;
+            let key = header.unwrap(&chain, pairing.role, now)?;
+            let mut content = Vec::new();
+            let decrypted = decrypt(input, &key, &mut content, &mut |_| {})?;
+            Ok((header.epoch(), decrypted, content))
+        })();
         match outcome {
-            Ok((metadata, content)) => {
-                let id = self.store.transaction(|| {
-                    let id =
-                        self.store
-                            .inbox_add_file(&pairing, &metadata, &mut &content[..], now)?;
-                    self.store.audit(
+            Ok((epoch, decrypted, content)) => {
+                let receipt = self.store.transaction(|| {
+                    let receipt = self.store.receive_file(
+                        &pairing,
+                        Incoming::file(
+                            Via::Agent,
+                            epoch,
+                            &decrypted.file_id,
+                            &decrypted.metadata,
+                            None,
+                        ),
+                        &mut &content[..],
                         now,
-                        "attach_decrypt",
-                        &pairing.alias,
-                        "ok",
-                        &[("size", metadata.size.to_string())],
                     )?;
                     self.done(update_id)?;
-                    Ok(id)
+                    Ok(receipt)
                 })?;
-                Ok(Action::reply(format!(
-                    "Received ✓ #{id} (a file of {} bytes)",
-                    metadata.size
-                )))
+                Ok(Action::reply(match receipt {
+                    Receipt::New { id } => format!(
+                        "Received ✓ #{id} (a file of {} bytes)",
+                        decrypted.metadata.size
+                    ),
+                    Receipt::Again(_) => {
+                        "This file was already received ✓ (sent twice?)".to_owned()
+                    }
+                }))
             }
             Err(AttachmentError::NotAttachment) => {
                 self.reject_plaintext(update_id, &pairing, "file", now)

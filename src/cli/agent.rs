@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use medcrypt::session::{SendContent, Session};
-use medcrypt::store::InboxContent;
+use medcrypt::session::{indented, printable_line};
+use medcrypt::store::HistoryContent;
 use secrecy::ExposeSecret;
 
 use super::args::{AgentCommand, OutboxCommand};
@@ -100,7 +101,9 @@ pub(super) fn outbox(session: &Session, action: Option<OutboxCommand>) -> Result
     Ok(())
 }
 
-/// `medcrypt inbox`.
+/// `medcrypt inbox`: the history, each entry headed by its verified
+/// sender and when it expires, each body indented and made printable so
+/// that no message can pass for another entry.
 pub(super) fn inbox(
     session: &Session,
     from: Option<&str>,
@@ -113,26 +116,46 @@ pub(super) fn inbox(
         for item in session.inbox(from, last)? {
             last = item.id;
             shown += 1;
+            let expires = match item.expires_at {
+                Some(at) => format!("expires on {}", medcrypt::format_utc(at)),
+                None => "kept for ever".to_owned(),
+            };
+            out(format_args!(
+                "#{} {} from {} · {expires}",
+                item.id,
+                item.received_at,
+                printable_line(&item.alias)
+            ))?;
             match &item.content {
-                InboxContent::Text(text) => {
-                    out(format_args!(
-                        "#{} {} {}:\n{}\n",
-                        item.id, item.received_at, item.alias, text
-                    ))?;
+                HistoryContent::Text(text) => {
+                    out(format_args!("{}\n", indented(text, "    ")))?;
                 }
-                InboxContent::File(meta) => {
-                    let saved = match save {
-                        Some(dir) => {
+                HistoryContent::File {
+                    metadata,
+                    stored,
+                    saved_as,
+                } => {
+                    let saved = match (save, stored, saved_as) {
+                        (Some(dir), true, _) => {
                             std::fs::create_dir_all(dir)
                                 .with_context(|| format!("cannot create {}", dir.display()))?;
-                            let path = session.save_inbox_file(&item, meta, dir)?;
-                            format!(" → saved as {}", path.display())
+                            let path = session.save_inbox_file(&item, metadata, dir)?;
+                            format!(
+                                " → saved as {}",
+                                printable_line(&path.display().to_string())
+                            )
                         }
-                        None => " (save it with --save-attachments DIR)".to_owned(),
+                        (None, true, _) => " (save it with --save-attachments DIR)".to_owned(),
+                        (_, false, Some(path)) => {
+                            format!(" → decrypted to {}", printable_line(path))
+                        }
+                        (_, false, None) => String::new(),
                     };
                     out(format_args!(
-                        "#{} {} {}: [file {}, {} bytes, {}]{saved}\n",
-                        item.id, item.received_at, item.alias, meta.name, meta.size, meta.mime
+                        "    [file {}, {} bytes, {}]{saved}\n",
+                        printable_line(&metadata.name),
+                        metadata.size,
+                        printable_line(&metadata.mime)
                     ))?;
                 }
             }
@@ -143,7 +166,17 @@ pub(super) fn inbox(
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     if shown == 0 && !follow {
-        out(format_args!("No messages yet."))?;
+        out(format_args!("No messages kept."))?;
     }
     Ok(())
+}
+
+/// `medcrypt inbox export DIR`.
+pub(super) fn inbox_export(session: &Session, from: Option<&str>, dir: &Path) -> Result<()> {
+    let count = session.inbox_export(from, dir)?;
+    out(format_args!(
+        "Exported {count} item(s) to {}: messages.txt and the files kept. File them into the \
+         medical record; the store keeps them only under its retention policy.",
+        dir.display()
+    ))
 }

@@ -26,6 +26,14 @@ pub(super) enum Command {
         /// Your display name, carried in pairing QR codes (e.g. "Dr. Ana Silva").
         #[arg(long)]
         name: Option<String>,
+        /// How long decrypted messages and files are kept: key-lifetime
+        /// (until their month key is destroyed), a number of days (30d), or
+        /// forever.
+        #[arg(long, value_name = "POLICY", default_value = "key-lifetime")]
+        retention: String,
+        /// Install the daily shredder (`keys schedule`) without asking.
+        #[arg(long)]
+        schedule_shredder: bool,
     },
     /// Manage the store passphrase.
     Passphrase {
@@ -98,6 +106,8 @@ pub(super) enum Command {
     },
     /// Show the decrypted messages the agent received.
     Inbox {
+        #[command(subcommand)]
+        action: Option<InboxCommand>,
         /// Only from this pairing.
         #[arg(long, value_name = "ALIAS")]
         from: Option<String>,
@@ -238,7 +248,7 @@ pub(super) enum ConfigCommand {
     Show,
     /// Change a setting; an empty value removes it.
     Set {
-        /// One of: name, telegram-bot, whatsapp-number.
+        /// One of: name, telegram-bot, whatsapp-number, retention.
         key: String,
         /// The new value.
         value: String,
@@ -299,10 +309,30 @@ pub(super) enum PairCommand {
 
 #[derive(Subcommand)]
 pub(super) enum KeysCommand {
-    /// Per pairing, the live epoch keys and when each will be destroyed.
+    /// Per pairing, the live epoch keys and when each will be destroyed,
+    /// the keys destroyed and when; the retention policy.
     List,
-    /// Destroy every key past its acceptance window now.
+    /// Destroy every key past its destruction time now, without the
+    /// passphrase (what the daily timer runs).
     Shred,
+    /// Install a daily timer that runs `keys shred` (a systemd user timer,
+    /// or a crontab line to install), so keys die on time even while no
+    /// command runs.
+    Schedule {
+        /// Remove the timer instead.
+        #[arg(long)]
+        remove: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum InboxCommand {
+    /// Write what the history keeps (messages.txt and the files) into a new
+    /// directory, to file into a medical record before it expires.
+    Export {
+        /// The new directory.
+        dir: PathBuf,
+    },
 }
 
 /// `escrow split`.

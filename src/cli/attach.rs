@@ -5,9 +5,10 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Result;
-use medcrypt::session::{Destination, Session};
+use medcrypt::session::{Destination, Session, printable_line};
 
 use super::args::AttachCommand;
+use super::io::note;
 use super::report::usage;
 
 /// Files above this size get a progress bar on a terminal.
@@ -56,13 +57,27 @@ pub(super) fn run(session: &Session, action: AttachCommand) -> Result<()> {
                     bar.update(done, total)
                 })?;
             bar.finish();
+            let role = match session
+                .pairings()?
+                .iter()
+                .find(|p| p.alias == decrypted.alias)
+            {
+                Some(p) if p.role == medcrypt::Role::Patient => medcrypt::Role::Physician,
+                _ => medcrypt::Role::Patient,
+            };
+            note(format_args!(
+                "{}",
+                super::message::sender_line(&decrypted.alias, &decrypted.peer_name, role)
+            ));
+            if let Some(at) = &decrypted.received_before {
+                note(format_args!("note: already received on {at}"));
+            }
             writeln!(
                 std::io::stdout().lock(),
-                "{} ({} bytes, {}) from {:?}\nSHA-256 {}",
-                decrypted.path.display(),
+                "{} ({} bytes, {})\nSHA-256 {}",
+                printable_line(&decrypted.path.display().to_string()),
                 decrypted.metadata.size,
-                decrypted.metadata.mime,
-                decrypted.alias,
+                printable_line(&decrypted.metadata.mime),
                 hex::encode(decrypted.sha256)
             )?;
             Ok(())

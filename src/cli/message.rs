@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use anyhow::Result;
-use medcrypt::session::Session;
+use medcrypt::Role;
+use medcrypt::session::{Session, printable, printable_line};
 
 use super::io::{note, out, read_input, text_or_stdin};
 
@@ -24,9 +25,38 @@ pub(super) fn encrypt(
     out(format_args!("{}", encrypted.wire))
 }
 
-/// `medcrypt decrypt`.
+/// `medcrypt decrypt`: the verified sender on standard error, then the
+/// text (made printable) on standard output.
 pub(super) fn decrypt(session: &Session, from: Option<&str>, file: Option<&Path>) -> Result<()> {
     let input = read_input(file)?;
     let decrypted = session.decrypt_text(&input, from)?;
-    out(format_args!("{}", decrypted.text.as_str()))
+    note(format_args!(
+        "{}",
+        sender_line(
+            &decrypted.alias,
+            &decrypted.peer_name,
+            decrypted.sender_role
+        )
+    ));
+    if let Some(at) = &decrypted.read_before {
+        note(format_args!(
+            "note: already read on {at}; shown again from the history"
+        ));
+    }
+    out(format_args!("{}", printable(&decrypted.text)))
+}
+
+/// "From: dr-silva — Dr. Ana Silva (physician), verified": who the key
+/// that opened it belongs to, never a name the message claims.
+pub(super) fn sender_line(alias: &str, peer_name: &str, role: Role) -> String {
+    let name = if peer_name.is_empty() || peer_name == alias {
+        String::new()
+    } else {
+        format!(" — {}", printable_line(peer_name))
+    };
+    format!(
+        "From: {}{name} ({}), verified by this pairing's key",
+        printable_line(alias),
+        role.name()
+    )
 }

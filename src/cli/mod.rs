@@ -17,13 +17,13 @@ mod keys;
 mod message;
 mod pair;
 mod report;
+mod signals;
 mod store;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use medcrypt::session::{Clock, Session};
-use medcrypt::store::Rotation;
 
 pub(crate) use args::Cli;
 use args::Command;
@@ -82,9 +82,24 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         passphrase_file: cli.passphrase_file,
         clock: io::clock()?,
     };
+    if !matches!(cli.command, Command::Agent { .. }) {
+        // The agent stops gracefully on its own; every other command
+        // removes its temporary files on Ctrl-C, SIGTERM or SIGHUP.
+        signals::clean_up_on_signals();
+    }
     match cli.command {
         // These open the store without its passphrase.
-        Command::Init { name } => store::init(&ctx, name),
+        Command::Init {
+            name,
+            retention,
+            schedule_shredder,
+        } => store::init(&ctx, name, &retention, schedule_shredder),
+        Command::Keys {
+            action: args::KeysCommand::Shred,
+        } => keys::shred(&ctx),
+        Command::Keys {
+            action: args::KeysCommand::Schedule { remove },
+        } => keys::schedule(&ctx, remove),
         Command::Recover {
             recovery_code,
             new_passphrase_file,
@@ -109,18 +124,13 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             } else {
                 session.rotate()?
             };
-            keys::report_shredding(&rotations);
-            dispatch(&ctx, &mut session, command, &rotations)
+            keys::report_shredding(&rotations, session.now());
+            dispatch(&ctx, &mut session, command)
         }
     }
 }
 
-fn dispatch(
-    ctx: &Context,
-    session: &mut Session,
-    command: Command,
-    rotations: &[Rotation],
-) -> Result<()> {
+fn dispatch(ctx: &Context, session: &mut Session, command: Command) -> Result<()> {
     match command {
         Command::Init { .. } | Command::Recover { .. } => Ok(()),
         Command::Passphrase {
@@ -139,11 +149,17 @@ fn dispatch(
         Command::Decrypt { from, file } => {
             message::decrypt(session, from.as_deref(), file.as_deref())
         }
-        Command::Keys { action } => keys::run(session, action, rotations),
+        Command::Keys { .. } => keys::list(session),
         Command::Agent { transport } => agent::run(session, transport),
         Command::Send { to, file, text } => agent::send(session, &to, file.as_deref(), text),
         Command::Outbox { action } => agent::outbox(session, action),
         Command::Inbox {
+            action: Some(args::InboxCommand::Export { dir }),
+            from,
+            ..
+        } => agent::inbox_export(session, from.as_deref(), &dir),
+        Command::Inbox {
+            action: None,
             from,
             follow,
             save_attachments,

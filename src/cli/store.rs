@@ -5,22 +5,32 @@ use std::path::Path;
 use anyhow::Result;
 use medcrypt::codes::{RecoveryCode, verification_code};
 use medcrypt::session::Session;
-use medcrypt::store::StoreError;
+use medcrypt::store::{Retention, StoreError};
+use std::io::{IsTerminal, Write};
 
 use super::Context;
 use super::args::ConfigCommand;
 use super::io::{self, out};
-use super::report::hinted;
+use super::report::{hinted, usage};
 
 /// The settings `config` shows and changes: (shown name, stored key).
-const SETTINGS: [(&str, &str); 3] = [
+const SETTINGS: [(&str, &str); 4] = [
     ("name", "name"),
     ("telegram-bot", "telegram_bot"),
     ("whatsapp-number", "whatsapp_number"),
+    ("retention", "retention"),
 ];
 
 /// `medcrypt init`.
-pub(super) fn init(ctx: &Context, name: Option<String>) -> Result<()> {
+pub(super) fn init(
+    ctx: &Context,
+    name: Option<String>,
+    retention: &str,
+    schedule_shredder: bool,
+) -> Result<()> {
+    let retention: Retention = retention
+        .parse()
+        .map_err(|e: medcrypt::store::InvalidRetention| usage(e.to_string(), "see --help"))?;
     if ctx.store_path().exists() {
         return Err(medcrypt::session::Error::from(StoreError::AlreadyExists(
             ctx.store_path().to_owned(),
@@ -35,7 +45,7 @@ pub(super) fn init(ctx: &Context, name: Option<String>) -> Result<()> {
     io::check_passphrase_length(&pass)?;
     let name = name.unwrap_or_default();
     let (_session, credentials) =
-        Session::create(ctx.store_path(), &pass, &name, ctx.clock.clone())?;
+        Session::create(ctx.store_path(), &pass, &name, retention, ctx.clock.clone())?;
     out(format_args!(
         "Created the MedCrypt store {}.\n\n\
          Recovery code (shown only now; write it down and keep it away from this computer):\n\n    {}\n\n\
@@ -46,7 +56,34 @@ pub(super) fn init(ctx: &Context, name: Option<String>) -> Result<()> {
         ctx.store_path().display(),
         credentials.recovery.to_text().as_str(),
         verification_code(&credentials.verification).as_str()
-    ))
+    ))?;
+    out(format_args!(
+        "\nRetention: {retention}. Change it with `medcrypt config set retention key-lifetime|30d|forever`."
+    ))?;
+    offer_shredder(ctx, schedule_shredder)
+}
+
+/// Offers the daily shredder: month keys die on time only if something
+/// runs when they are due.
+fn offer_shredder(ctx: &Context, yes: bool) -> Result<()> {
+    let question = "\nMonth keys must be destroyed on time even on days MedCrypt is not used. \
+                    Install a daily timer that does it (no passphrase needed)? [Y/n] ";
+    let wanted = yes
+        || (std::io::stdin().is_terminal() && {
+            print!("{question}");
+            std::io::stdout().flush()?;
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer)?;
+            !answer.trim().to_lowercase().starts_with('n')
+        });
+    if wanted {
+        super::keys::schedule(ctx, false)
+    } else {
+        out(format_args!(
+            "\nTip: `medcrypt keys schedule` installs a daily timer that destroys month keys on time \
+             even when no MedCrypt command runs."
+        ))
+    }
 }
 
 /// `medcrypt recover`.
@@ -80,16 +117,32 @@ pub(super) fn config(session: &Session, action: ConfigCommand) -> Result<()> {
     match action {
         ConfigCommand::Show => {
             for (shown, key) in SETTINGS {
-                let value = session.setting(key)?.unwrap_or_default();
+                let value = if key == "retention" {
+                    session.retention()?.to_string()
+                } else {
+                    session.setting(key)?.unwrap_or_default()
+                };
                 out(format_args!("{shown:16} {value}"))?;
             }
             Ok(())
+        }
+        ConfigCommand::Set { key, value } if key == "retention" => {
+            let retention: Retention =
+                value
+                    .parse()
+                    .map_err(|e: medcrypt::store::InvalidRetention| {
+                        usage(e.to_string(), "see `medcrypt config set --help`")
+                    })?;
+            session.set_retention(retention)?;
+            out(format_args!(
+                "retention = {retention}; the history already kept follows the new policy."
+            ))
         }
         ConfigCommand::Set { key, value } => {
             let Some((_, stored)) = SETTINGS.iter().find(|(shown, _)| *shown == key) else {
                 return Err(hinted(
                     format!("unknown setting {key:?}"),
-                    "settings are: name, telegram-bot, whatsapp-number",
+                    "settings are: name, telegram-bot, whatsapp-number, retention",
                 ));
             };
             let value = value.trim().trim_start_matches('@');

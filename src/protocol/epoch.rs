@@ -226,9 +226,10 @@ pub(crate) fn utc(text: &str) -> DateTime<Utc> {
     parse_utc(text).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// Formats an instant as RFC 3339 in UTC (for messages and the spec).
+/// Formats an instant as RFC 3339 in UTC, to the second (for messages,
+/// the store and the spec).
 pub fn format_utc(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

@@ -461,6 +461,22 @@ impl EpochChain {
         report
     }
 
+    /// Derives and keeps the key of the month after `now`'s, when the
+    /// newest key is `now`'s month: then the current month's key can be
+    /// destroyed on time by someone who cannot ratchet (a scheduled
+    /// shredder without the store's passphrase), because a later key is
+    /// already there to move forward from. Returns the month derived.
+    pub fn look_ahead(&mut self, now: DateTime<Utc>) -> Option<Epoch> {
+        let newest = self.keys.last()?;
+        if newest.epoch != Epoch::containing(now) {
+            return None;
+        }
+        let next = newest.next()?;
+        let epoch = next.epoch;
+        self.keys.push(next);
+        Some(epoch)
+    }
+
     /// The key of `epoch` if it is stored, or derived on the fly when it is
     /// the month after the newest stored one (a sender whose clock is ahead).
     pub fn key_for(&self, epoch: Epoch) -> Option<std::borrow::Cow<'_, EpochKey>> {

@@ -330,6 +330,10 @@ fn classify_store(e: &StoreError) -> (ErrorKind, Option<Cow<'static, str>>) {
             ErrorKind::Other,
             "restore the store from a backup, or use `medcrypt recover`",
         ),
+        StoreError::Modified(_) => (
+            ErrorKind::AuditFailed,
+            "someone or something edited the store file directly: nothing was acted on. Keep this copy as evidence, restore the store from a backup, and tell whoever is responsible for this computer",
+        ),
         StoreError::Escrow(_) => (
             ErrorKind::Locked,
             "nothing was opened; use shares of this store's current split (each page names its set) from enough different custodians",

@@ -14,9 +14,9 @@ use crate::protocol::epoch::{Epoch, format_utc};
 use crate::protocol::shares::{SHARE_PREFIX, ShareText};
 use crate::protocol::wire::{Payload, WireMessage};
 use crate::qr;
-use crate::store::{InboxContent, OutboxKind, PairingInfo, Protocol, Store};
+use crate::store::{OutboxKind, PairingInfo, Protocol, Store};
 
-use super::{Clock, Error, Result, Session, free_path, write_atomically};
+use super::{Clock, Error, Result, Session};
 
 /// Shortest passphrase accepted for a store.
 pub(super) const MIN_PASSPHRASE_CHARS: usize = 8;
@@ -183,7 +183,7 @@ impl Session {
                 "export into a new, empty directory; the shares were not used",
             ));
         }
-        let (store, secret) = Store::open_with_escrow(path, shares)?;
+        let (store, secret) = Store::open_with_escrow(path, shares, clock.now())?;
         let mut session = Session::from_store(store, clock);
         let now = session.now();
         let custodians: Vec<String> = shares.iter().map(|s| s.custodian.clone()).collect();
@@ -231,7 +231,7 @@ impl Session {
         match action {
             CombineAction::Export { dir, alias } => {
                 let pairing = session.store.pairing(alias)?;
-                let written = export_patient(&session, &pairing, dir)?;
+                let written = session.export_history(Some(&pairing), dir)?;
                 session.store.audit(
                     now,
                     "escrow_export",
@@ -288,73 +288,14 @@ impl Session {
     }
 }
 
-fn dir_has_entries(dir: &Path) -> Result<bool> {
+/// Whether `dir` exists and holds anything.
+pub(super) fn dir_has_entries(dir: &Path) -> Result<bool> {
     if !dir.exists() {
         return Ok(false);
     }
     let mut entries =
         std::fs::read_dir(dir).map_err(Error::io(format!("cannot read {}", dir.display())))?;
     Ok(entries.next().is_some())
-}
-
-/// Writes one patient's decrypted inbox, `messages.txt` and the files,
-/// into a private staging directory beside `dir` that becomes `dir` only
-/// once everything is written: a failure leaves no decrypted file behind.
-fn export_patient(session: &Session, pairing: &PairingInfo, dir: &Path) -> Result<usize> {
-    if dir_has_entries(dir)? {
-        return Err(Error::refused(
-            format!("{} is not empty", dir.display()),
-            "export into a new, empty directory",
-        ));
-    }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut suffix = [0u8; 4];
-    aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut suffix);
-    let staging = parent.join(format!(".medcrypt-export-{}", hex::encode(suffix)));
-    create_private_dir(&staging)?;
-    let written = write_export(session, pairing, &staging).and_then(|count| {
-        std::fs::rename(&staging, dir)
-            .map_err(Error::io(format!("cannot create {}", dir.display())))?;
-        Ok(count)
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    written
-}
-
-fn write_export(session: &Session, pairing: &PairingInfo, dir: &Path) -> Result<usize> {
-    let mut messages = String::new();
-    let mut count = 0;
-    for item in session.store.inbox(Some(pairing), 0)? {
-        count += 1;
-        let entry = match item.content {
-            InboxContent::Text(text) => text,
-            InboxContent::File(meta) => {
-                let path = free_path(
-                    dir,
-                    &crate::protocol::attachment::sanitize_file_name(&meta.name),
-                );
-                let mut bytes = Vec::new();
-                session.store.inbox_file_content(item.id, &mut bytes)?;
-                write_atomically(&path, &bytes, true)?;
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!("file {name} ({} bytes)", meta.size)
-            }
-        };
-        messages.push_str(&format!(
-            "#{} {} from {}:\n{entry}\n\n",
-            item.id, item.received_at, item.alias
-        ));
-    }
-    write_atomically(&dir.join("messages.txt"), messages.as_bytes(), true)?;
-    Ok(count)
 }
 
 /// Creates a directory readable only by its owner.

@@ -4,8 +4,9 @@
 //! beside the destination, renamed into place only when complete.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
@@ -17,7 +18,7 @@ use crate::protocol::attachment::{
 };
 use crate::protocol::epoch::{Epoch, check_window};
 use crate::protocol::wire::{DecryptError, SealError};
-use crate::store::Protocol;
+use crate::store::{Incoming, Protocol, Receipt, TEMPORARY_PREFIX, Via};
 
 use super::{Error, ErrorKind, Result, Session};
 
@@ -41,8 +42,13 @@ pub struct DecryptedFile {
     pub metadata: Metadata,
     /// SHA-256 of the content, verified.
     pub sha256: [u8; 32],
-    /// The pairing that sent it.
+    /// The pairing whose key proved who made it.
     pub alias: String,
+    /// That pairing's display name of the other side (the physician's
+    /// name on a patient's store), if known.
+    pub peer_name: String,
+    /// Decrypted before, at this time (RFC 3339): the same file again.
+    pub received_before: Option<String>,
 }
 
 fn random_suffix() -> String {
@@ -51,26 +57,66 @@ fn random_suffix() -> String {
     hex::encode(bytes)
 }
 
-/// A private temporary file beside a destination (so the rename stays on
-/// one file system), removed on drop unless persisted.
+/// Temporaries of this process not yet renamed into place: what a signal
+/// handler removes before the process exits.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes every temporary file and directory this process made and has
+/// not yet renamed into place. For signal handlers (Ctrl-C, SIGTERM,
+/// SIGHUP): nothing half-written, plaintext included, outlives the process.
+pub fn remove_live_temporaries() {
+    for path in live().drain(..) {
+        if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// A name for a new temporary in `dir`: recognisable as MedCrypt's (and
+/// this process's), random, hidden.
+fn temporary_path(dir: &Path) -> PathBuf {
+    dir.join(format!(
+        "{TEMPORARY_PREFIX}{}-{}",
+        std::process::id(),
+        random_suffix()
+    ))
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A private temporary file or directory beside a destination (so the
+/// rename stays on one file system). Noted in the store before it exists,
+/// so that the next command removes it after a crash; removed on drop and
+/// on Ctrl-C unless persisted.
 #[derive(Debug)]
-pub struct TempFile {
+pub struct TempFile<'a> {
+    session: &'a Session,
     path: PathBuf,
     file: Option<File>,
     keep: bool,
 }
 
-impl TempFile {
+impl<'a> TempFile<'a> {
     /// Creates a temporary file in the directory of `final_path`.
     ///
     /// # Errors
-    /// The directory cannot be written.
-    pub fn beside(final_path: &Path) -> Result<Self> {
-        let dir = final_path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let path = dir.join(format!(".medcrypt-{}.tmp", random_suffix()));
+    /// The directory cannot be written; database errors.
+    pub fn beside(session: &'a Session, final_path: &Path) -> Result<Self> {
+        let dir = dir_of(final_path);
+        let path = temporary_path(dir);
+        session.store.register_temporary(&path, session.now())?;
+        live().push(path.clone());
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -78,29 +124,62 @@ impl TempFile {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options.open(&path).map_err(Error::io(format!(
+        // Made first, so that a failure below still forgets the path.
+        let mut temp = Self {
+            session,
+            path,
+            file: None,
+            keep: false,
+        };
+        let file = options.open(&temp.path).map_err(Error::io(format!(
             "cannot create a file in {}",
             dir.display()
         )))?;
-        Ok(Self {
+        temp.file = Some(file);
+        Ok(temp)
+    }
+
+    /// Creates a private temporary directory beside `final_path`.
+    ///
+    /// # Errors
+    /// The directory cannot be created; database errors.
+    pub fn dir_beside(session: &'a Session, final_path: &Path) -> Result<Self> {
+        let path = temporary_path(dir_of(final_path));
+        session.store.register_temporary(&path, session.now())?;
+        live().push(path.clone());
+        let temp = Self {
+            session,
             path,
-            file: Some(file),
+            file: None,
             keep: false,
-        })
+        };
+        super::escrow::create_private_dir(&temp.path)?;
+        Ok(temp)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The open file.
     ///
     /// # Errors
-    /// After it was persisted.
+    /// After it was persisted, or for a directory.
     pub fn file(&mut self) -> Result<&mut File> {
         self.file.as_mut().ok_or_else(|| {
             Error::io("temporary file already closed")(std::io::Error::other("closed"))
         })
     }
 
-    /// Syncs and moves the file to `dest`. Without `overwrite`, an existing
-    /// `dest` is an error (a hard link cannot replace a file).
+    fn forget(&self) {
+        live().retain(|p| p != &self.path);
+        let _ = self.session.store.release_temporary(&self.path);
+    }
+
+    /// Syncs and moves it to `dest`. Without `overwrite`, an existing
+    /// `dest` is an error (a hard link cannot replace a file; a directory is
+    /// renamed only where nothing is).
     ///
     /// # Errors
     /// `dest` exists (without `overwrite`), or the disk failed.
@@ -109,7 +188,19 @@ impl TempFile {
             file.sync_all()
                 .map_err(Error::io("cannot write the output to disk"))?;
         }
-        if overwrite {
+        let exists = || {
+            Error::refused(
+                format!("{} already exists", dest.display()),
+                "nothing was written; add --force to replace it, or choose another name with -o",
+            )
+        };
+        if self.path.is_dir() {
+            if dest.exists() {
+                return Err(exists());
+            }
+            std::fs::rename(&self.path, dest)
+                .map_err(Error::io(format!("cannot create {}", dest.display())))?;
+        } else if overwrite {
             std::fs::rename(&self.path, dest)
                 .map_err(Error::io(format!("cannot write {}", dest.display())))?;
         } else {
@@ -117,27 +208,28 @@ impl TempFile {
                 Ok(()) => {
                     let _ = std::fs::remove_file(&self.path);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::refused(
-                        format!("{} already exists", dest.display()),
-                        "nothing was written; add --force to replace it, or choose another name with -o",
-                    ));
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
                 Err(e) => {
                     return Err(Error::io(format!("cannot write {}", dest.display()))(e));
                 }
             }
         }
         self.keep = true;
+        self.forget();
         Ok(())
     }
 }
 
-impl Drop for TempFile {
+impl Drop for TempFile<'_> {
     fn drop(&mut self) {
         if !self.keep {
             drop(self.file.take());
-            let _ = std::fs::remove_file(&self.path);
+            if self.path.is_dir() {
+                let _ = std::fs::remove_dir_all(&self.path);
+            } else {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            self.forget();
         }
     }
 }
@@ -149,21 +241,14 @@ impl Drop for TempFile {
 /// # Errors
 /// The file cannot be written.
 pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path.file_name().ok_or_else(|| {
-        Error::usage(
+    if path.file_name().is_none() {
+        return Err(Error::usage(
             format!("{} is not a file name", path.display()),
             "give a file path",
-        )
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+        ));
+    }
+    let tmp = temporary_path(dir_of(path));
+    live().push(tmp.clone());
     let result = (|| -> std::io::Result<()> {
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
@@ -179,6 +264,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> 
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
+    live().retain(|p| p != &tmp);
     if let Err(err) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io(format!("cannot write {}", path.display()))(err));
@@ -203,8 +289,9 @@ pub fn free_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Writes one encrypted file as numbered parts, each with its part header.
-struct PartWriter {
-    parts: Vec<TempFile>,
+struct PartWriter<'a> {
+    session: &'a Session,
+    parts: Vec<TempFile<'a>>,
     finals: Vec<PathBuf>,
     file_id: [u8; 16],
     payload_per_part: u64,
@@ -213,13 +300,14 @@ struct PartWriter {
     writer: Option<BufWriter<File>>,
 }
 
-impl PartWriter {
+impl PartWriter<'_> {
     fn start_part(&mut self) -> std::io::Result<()> {
         if let Some(mut w) = self.writer.take() {
             w.flush()?;
         }
         let index = self.parts.len() + 1;
-        let mut temp = TempFile::beside(&self.finals[index - 1]).map_err(std::io::Error::other)?;
+        let mut temp = TempFile::beside(self.session, &self.finals[index - 1])
+            .map_err(std::io::Error::other)?;
         let file = temp.file().map_err(std::io::Error::other)?.try_clone()?;
         let mut writer = BufWriter::with_capacity(READ_BUFFER, file);
         let header = PartHeader {
@@ -235,7 +323,7 @@ impl PartWriter {
     }
 }
 
-impl Write for PartWriter {
+impl Write for PartWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.writer.is_none() || self.left_in_part == 0 {
             self.start_part()?;
@@ -356,11 +444,10 @@ impl Session {
                         "choose another name with -o",
                     ));
                 }
-                let mut temp = TempFile::beside(&output)?;
+                let mut temp = TempFile::beside(self, &output)?;
                 let clone = temp.file()?.try_clone().map_err(io("the output"))?;
                 let writer = BufWriter::with_capacity(READ_BUFFER, clone);
                 sealing.write(reader, writer, &mut progress)?;
-                self.audit_sent(to, total, 1)?;
                 temp.persist(&output, false)?;
                 vec![output]
             }
@@ -380,6 +467,7 @@ impl Session {
                     ));
                 }
                 let mut parts = PartWriter {
+                    session: self,
                     parts: Vec::new(),
                     finals: finals.clone(),
                     file_id: sealing.file_id(),
@@ -391,13 +479,24 @@ impl Session {
                 sealing.write(reader, &mut parts, &mut progress)?;
                 parts.flush().map_err(io("the parts"))?;
                 drop(parts.writer.take());
-                self.audit_sent(to, total, count)?;
+                let mut persisted = Vec::new();
                 for (temp, path) in parts.parts.drain(..).zip(&finals) {
-                    temp.persist(path, false)?;
+                    if let Err(err) = temp.persist(path, false) {
+                        remove_all(&persisted);
+                        return Err(err);
+                    }
+                    persisted.push(path.clone());
                 }
                 finals
             }
         };
+        // Audited once the output exists; if that cannot be recorded, the
+        // output goes (fail closed).
+        let parts = u16::try_from(written.len()).unwrap_or(u16::MAX);
+        if let Err(err) = self.audit_sent(to, total, parts) {
+            remove_all(&written);
+            return Err(err);
+        }
         Ok(written)
     }
 
@@ -486,34 +585,56 @@ impl Session {
                 .to_path_buf(),
             Destination::Dir(dir) => dir.to_path_buf(),
         };
-        let mut temp = TempFile::beside(&dir.join("x"))?;
+        let mut temp = TempFile::beside(self, &dir.join("x"))?;
         let clone = temp
             .file()?
             .try_clone()
             .map_err(Error::io("cannot write the output"))?;
         let writer = BufWriter::with_capacity(READ_BUFFER, clone);
         let mut progress = |done: u64| progress(done.min(encrypted_len), encrypted_len);
+        let epoch = header.epoch();
         let Decrypted {
-            metadata, sha256, ..
+            metadata,
+            sha256,
+            file_id,
         } = crate::protocol::attachment::decrypt(input, &key, writer, &mut progress)?;
         let dest = match destination {
             Destination::File(path) => path.to_path_buf(),
             Destination::Dir(dir) => dir.join(sanitize_file_name(&metadata.name)),
         };
-        self.store.audit(
-            now,
-            "attach_decrypt",
-            &pairing.alias,
-            "ok",
-            &[("size", metadata.size.to_string())],
-        )?;
         temp.persist(&dest, force)?;
+        // Recorded (and audited) once the output exists; if that fails, the
+        // output goes.
+        let saved_as = dest.display().to_string();
+        let receipt = self.store.receive(
+            &pairing,
+            Incoming::file(Via::File, epoch, &file_id, &metadata, Some(&saved_as)),
+            now,
+        );
+        let receipt = match receipt {
+            Ok(receipt) => receipt,
+            Err(err) => {
+                let _ = std::fs::remove_file(&dest);
+                return Err(err.into());
+            }
+        };
         Ok(DecryptedFile {
             path: dest,
             metadata,
             sha256,
             alias: pairing.alias,
+            peer_name: pairing.peer_name,
+            received_before: match receipt {
+                Receipt::Again(item) => Some(item.received_at),
+                Receipt::New { .. } => None,
+            },
         })
+    }
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -521,24 +642,28 @@ impl Session {
 /// order (checked complete and from one file).
 fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
     let read_err = |path: &Path| Error::io(format!("cannot read {}", path.display()));
+    // Each input is read from the start once (it may be a pipe): the first
+    // bytes that tell a part from a whole file are kept and put back.
     let mut headers = Vec::new();
     for path in files {
         let mut file = File::open(path).map_err(read_err(path))?;
-        let mut head = [0u8; PART_HEADER_LEN];
-        let got = file.read(&mut head).map_err(read_err(path))?;
-        headers.push((path.clone(), PartHeader::parse(&head[..got]), file));
+        let mut head = vec![0u8; PART_HEADER_LEN];
+        let got =
+            crate::protocol::attachment::read_full(&mut file, &mut head).map_err(read_err(path))?;
+        head.truncate(got);
+        let part = PartHeader::parse(&head);
+        headers.push((path.clone(), part, head, file));
     }
-    let part_count = headers.iter().filter(|(_, h, _)| h.is_some()).count();
+    let part_count = headers.iter().filter(|(_, h, _, _)| h.is_some()).count();
     if part_count == 0 {
-        let [(path, _, mut file)] = <[_; 1]>::try_from(headers).map_err(|_| {
+        let [(path, _, head, file)] = <[_; 1]>::try_from(headers).map_err(|_| {
             Error::usage(
                 "several attachments given at once",
                 "decrypt one attachment at a time (or give all parts of one split attachment)",
             )
         })?;
-        file.seek(SeekFrom::Start(0)).map_err(read_err(&path))?;
         let len = file.metadata().map_err(read_err(&path))?.len();
-        return Ok((Box::new(file), len));
+        return Ok((Box::new(std::io::Cursor::new(head).chain(file)), len));
     }
     if part_count != headers.len() {
         return Err(Error::usage(
@@ -549,11 +674,11 @@ fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
     // All parts: one file id, one count, every index once.
     let first = headers
         .iter()
-        .filter_map(|(_, h, _)| *h)
+        .filter_map(|(_, h, _, _)| *h)
         .min_by_key(|h| h.index)
         .ok_or(AttachmentError::NotAttachment)?;
     let mut slots: Vec<Option<(PathBuf, File)>> = (0..first.count).map(|_| None).collect();
-    for (path, header, file) in headers {
+    for (path, header, _, file) in headers {
         let Some(header) = header else { continue };
         if header.file_id != first.file_id || header.count != first.count {
             return Err(Error::of_kind(
@@ -580,7 +705,11 @@ fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
     let mut total = 0u64;
     let mut chained: Box<dyn Read + Send> = Box::new(std::io::empty());
     for (path, file) in slots.into_iter().flatten() {
-        total += file.metadata().map_err(read_err(&path))?.len() - PART_HEADER_LEN as u64;
+        total += file
+            .metadata()
+            .map_err(read_err(&path))?
+            .len()
+            .saturating_sub(PART_HEADER_LEN as u64);
         chained = Box::new(chained.chain(file)); // each file is positioned after its header
     }
     Ok((chained, total))

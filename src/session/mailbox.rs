@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 
 use crate::protocol::attachment::{Metadata, Sealing, guess_mime, sanitize_file_name};
 use crate::protocol::wire::MAX_TEXT_BYTES;
-use crate::store::{InboxItem, OutboxItem, OutboxKind, PairingInfo, Protocol};
+use crate::store::{HistoryContent, HistoryItem, OutboxItem, OutboxKind, PairingInfo, Protocol};
 
-use super::{Error, Result, Session, free_path, write_atomically};
+use zeroize::Zeroizing;
+
+use super::escrow::dir_has_entries;
+use super::{Error, Result, Session, TempFile, free_path, write_atomically};
 
 /// Telegram bots may upload documents up to 50 MB.
 const UPLOAD_LIMIT: u64 = 50 * 1000 * 1000;
@@ -144,29 +147,30 @@ impl Session {
         Ok(self.store.outbox_retry(id, self.now())?)
     }
 
-    /// Inbox items after `after_id`, from one pairing or all, oldest first.
+    /// History items after `after_id`, from one pairing or all, oldest
+    /// first.
     ///
     /// # Errors
-    /// Unknown pairing, database errors.
-    pub fn inbox(&self, from: Option<&str>, after_id: i64) -> Result<Vec<InboxItem>> {
+    /// Unknown pairing, a store modified outside MedCrypt, database errors.
+    pub fn inbox(&self, from: Option<&str>, after_id: i64) -> Result<Vec<HistoryItem>> {
         let pairing = from.map(|alias| self.store.pairing(alias)).transpose()?;
-        Ok(self.store.inbox(pairing.as_ref(), after_id)?)
+        Ok(self.store.history(pairing.as_ref(), after_id)?)
     }
 
-    /// Writes the file of an inbox item into `dir` under its (sanitised)
-    /// name, never replacing a file, and audits the export.
+    /// Writes the file of a history item kept in the store into `dir`
+    /// under its (sanitised) name, never replacing a file, and audits it.
     ///
     /// # Errors
     /// I/O and database errors.
     pub fn save_inbox_file(
         &self,
-        item: &InboxItem,
+        item: &HistoryItem,
         metadata: &Metadata,
         dir: &Path,
     ) -> Result<PathBuf> {
         let path = free_path(dir, &sanitize_file_name(&metadata.name));
-        let mut bytes = Vec::new();
-        self.store.inbox_file_content(item.id, &mut bytes)?;
+        let mut bytes = Zeroizing::new(Vec::new());
+        self.store.history_file_content(item.id, &mut *bytes)?;
         write_atomically(&path, &bytes, true)?;
         self.store.audit(
             self.now(),
@@ -176,5 +180,88 @@ impl Session {
             &[("item", item.id.to_string())],
         )?;
         Ok(path)
+    }
+
+    /// `inbox export`: what the history keeps (of one pairing, or all), as
+    /// `messages.txt` and the kept files, into the new directory `dir` — to
+    /// file into a medical record before it expires. Audited.
+    ///
+    /// # Errors
+    /// A non-empty `dir`, unknown pairing, I/O and database errors.
+    pub fn inbox_export(&self, from: Option<&str>, dir: &Path) -> Result<usize> {
+        let pairing = from.map(|alias| self.store.pairing(alias)).transpose()?;
+        let count = self.export_history(pairing.as_ref(), dir)?;
+        self.store.audit(
+            self.now(),
+            "history_export",
+            from.unwrap_or_default(),
+            "ok",
+            &[("items", count.to_string())],
+        )?;
+        Ok(count)
+    }
+
+    /// Writes the history (of one pairing, or all) into a private staging
+    /// directory beside `dir` that becomes `dir` only once everything is
+    /// written: a failure or an interruption leaves no decrypted file.
+    pub(super) fn export_history(
+        &self,
+        pairing: Option<&PairingInfo>,
+        dir: &Path,
+    ) -> Result<usize> {
+        if dir_has_entries(dir)? {
+            return Err(Error::refused(
+                format!("{} is not empty", dir.display()),
+                "export into a new, empty directory",
+            ));
+        }
+        let staging = TempFile::dir_beside(self, dir)?;
+        let count = self.write_history(pairing, staging.path())?;
+        if dir.exists() {
+            std::fs::remove_dir(dir)
+                .map_err(Error::io(format!("cannot replace {}", dir.display())))?;
+        }
+        staging.persist(dir, false)?;
+        Ok(count)
+    }
+
+    fn write_history(&self, pairing: Option<&PairingInfo>, dir: &Path) -> Result<usize> {
+        let mut messages = String::new();
+        let mut count = 0;
+        for item in self.store.history(pairing, 0)? {
+            count += 1;
+            let entry = match &item.content {
+                HistoryContent::Text(text) => text.clone(),
+                HistoryContent::File {
+                    metadata,
+                    stored: true,
+                    ..
+                } => {
+                    let path = free_path(dir, &sanitize_file_name(&metadata.name));
+                    let mut bytes = Zeroizing::new(Vec::new());
+                    self.store.history_file_content(item.id, &mut *bytes)?;
+                    write_atomically(&path, &bytes, true)?;
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    format!("file {name} ({} bytes)", metadata.size)
+                }
+                HistoryContent::File {
+                    metadata, saved_as, ..
+                } => format!(
+                    "file {} ({} bytes), decrypted to {} (not kept in the store)",
+                    sanitize_file_name(&metadata.name),
+                    metadata.size,
+                    saved_as.as_deref().unwrap_or("a file")
+                ),
+            };
+            messages.push_str(&format!(
+                "#{} {} from {}:\n{entry}\n\n",
+                item.id, item.received_at, item.alias
+            ));
+        }
+        write_atomically(&dir.join("messages.txt"), messages.as_bytes(), true)?;
+        Ok(count)
     }
 }

@@ -6,13 +6,14 @@
 use zeroize::Zeroizing;
 
 use crate::protocol::epoch::{Epoch, check_window};
+use crate::protocol::keys::Role;
 use crate::protocol::legacy::{LegacyMessage, V1_PREFIX};
 use crate::protocol::wire::{
     DecryptError, MAX_TEXT_BYTES, Payload, ReplayId, SealError, WireMessage, strip_whitespace,
 };
-use crate::store::{PairingInfo, Protocol};
+use crate::store::{Incoming, IncomingContent, PairingInfo, Protocol, Receipt, StoreError, Via};
 
-use super::{Error, Result, Session};
+use super::{Error, ErrorKind, Result, Session};
 
 /// A text encrypted for one chat message.
 #[derive(Debug)]
@@ -24,12 +25,20 @@ pub struct EncryptedText {
     pub legacy_v1: bool,
 }
 
-/// A message that authenticated and was not a replay.
+/// A message that authenticated and was not a replay (or was read before,
+/// and is shown again from the history).
 pub struct DecryptedText {
-    /// The pairing that authenticated it.
+    /// The pairing whose key proved who sent it.
     pub alias: String,
+    /// That pairing's name for the other side (the physician's display
+    /// name, on a patient's store), if known.
+    pub peer_name: String,
+    /// The role of the other side: who sent it.
+    pub sender_role: Role,
     /// The text.
     pub text: Zeroizing<String>,
+    /// This very message was read before, at this time (RFC 3339).
+    pub read_before: Option<String>,
 }
 
 impl std::fmt::Debug for DecryptedText {
@@ -37,12 +46,13 @@ impl std::fmt::Debug for DecryptedText {
         f.debug_struct("DecryptedText")
             .field("alias", &self.alias)
             .field("text", &format_args!("{} bytes", self.text.len()))
-            .finish()
+            .field("read_before", &self.read_before)
+            .finish_non_exhaustive()
     }
 }
 
-/// A message opened but not yet recorded: the caller records its replay id
-/// (with anything else it stores) in one transaction.
+/// A message opened but not yet recorded: the caller records it (with
+/// anything else it stores) in one transaction.
 pub struct Opened {
     /// The pairing that authenticated it.
     pub pairing: PairingInfo,
@@ -50,6 +60,9 @@ pub struct Opened {
     pub text: Zeroizing<String>,
     /// What to record against replays (`None` for v1, which has none).
     pub replay: Option<ReplayId>,
+    /// The message as received, without whitespace: the same text again is
+    /// the same message.
+    pub identity: String,
 }
 
 impl std::fmt::Debug for Opened {
@@ -124,46 +137,83 @@ impl Session {
         Ok(WireMessage::seal(&key, direction, sequence, &payload)?.to_text())
     }
 
-    /// Decrypts wire text pasted from a chat, from the pairing `from` or any
-    /// pairing of this store, records it against replays and audits the
-    /// outcome (a failure with its kind).
+    /// Decrypts wire text pasted from a chat, records it in the history
+    /// (or finds it there: a message read before is shown again) and audits
+    /// the outcome (a failure with its kind). With `from`, the message must
+    /// prove to be from that pairing.
     ///
     /// # Errors
-    /// Every [`DecryptError`], a replay, an unknown `from`, database errors.
+    /// Every [`DecryptError`], a replay, a `from` that is unknown or not the
+    /// sender, database errors.
     pub fn decrypt_text(&self, input: &str, from: Option<&str>) -> Result<DecryptedText> {
         let result = self.decrypt_and_record(input, from);
-        if let Err(Error::Decrypt(err)) = &result {
+        let kind = match &result {
+            Err(Error::Decrypt(err)) => Some(err.kind()),
+            Err(Error::Store(StoreError::Replayed { .. })) => Some("replayed"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
             self.store.audit(
                 self.now(),
                 "decrypt_failed",
                 from.unwrap_or_default(),
                 "rejected",
-                &[("kind", err.kind().to_owned())],
+                &[("kind", kind.to_owned())],
             )?;
         }
         result
     }
 
     fn decrypt_and_record(&self, input: &str, from: Option<&str>) -> Result<DecryptedText> {
-        let candidates = match from {
-            Some(alias) => vec![self.store.pairing(alias)?],
-            None => self.store.pairings()?,
-        };
-        let opened = self.open_text(input, &candidates, from.is_some())?;
-        let now = self.now();
-        match &opened.replay {
-            Some(replay) => self.store.record_received(&opened.pairing, replay, now)?,
-            None => self.store.audit(
-                now,
-                "decrypt",
-                &opened.pairing.alias,
-                "ok",
-                &[("protocol", "v1".to_owned())],
-            )?,
+        let expected = from.map(|alias| self.store.pairing(alias)).transpose()?;
+        if let Some(v1) = expected.as_ref().filter(|p| p.protocol == Protocol::V1)
+            && !strip_whitespace(input).starts_with(V1_PREFIX)
+        {
+            return Err(Error::refused(
+                format!(
+                    "{:?} is a legacy v1 pairing, but this is a v2 message",
+                    v1.alias
+                ),
+                "choose the v2 pairing with --from, or leave --from out",
+            ));
         }
+        let opened = self.open_text(input, &self.store.pairings()?, false)?;
+        if let Some(expected) = &expected
+            && expected.id != opened.pairing.id
+        {
+            return Err(Error::of_kind(
+                ErrorKind::UnknownPairing,
+                format!(
+                    "this message is from {:?}, not from {:?}",
+                    opened.pairing.alias, expected.alias
+                ),
+                "nothing was recorded; check who sent it (`medcrypt pair list`)",
+            ));
+        }
+        let receipt = self.store.receive(
+            &opened.pairing,
+            Incoming {
+                via: Via::Paste,
+                replay: opened.replay,
+                epoch: opened.replay.map(|r| r.epoch),
+                identity: opened.identity.as_bytes().to_vec(),
+                content: IncomingContent::Text(&opened.text),
+            },
+            self.now(),
+        )?;
+        let read_before = match receipt {
+            Receipt::New { .. } => None,
+            Receipt::Again(item) => Some(item.received_at),
+        };
         Ok(DecryptedText {
+            sender_role: match opened.pairing.role {
+                Role::Physician => Role::Patient,
+                Role::Patient => Role::Physician,
+            },
             alias: opened.pairing.alias,
+            peer_name: opened.pairing.peer_name,
             text: opened.text,
+            read_before,
         })
     }
 
@@ -180,12 +230,12 @@ impl Session {
         candidates: &[PairingInfo],
         explicit: bool,
     ) -> Result<Opened> {
-        let compact = Zeroizing::new(strip_whitespace(input));
+        let compact = strip_whitespace(input);
         if compact.is_empty() {
             return Err(DecryptError::Malformed("the input is empty").into());
         }
         if compact.starts_with(V1_PREFIX) {
-            return self.open_legacy(&compact, candidates);
+            return self.open_legacy(compact, candidates);
         }
         let message = WireMessage::parse(&compact)?;
         let epoch = message.header().epoch;
@@ -199,7 +249,11 @@ impl Session {
             ));
         }
         let now = self.now();
-        check_window(epoch, now).map_err(DecryptError::from)?;
+        if let Err(violation) = check_window(epoch, now) {
+            return Err(self
+                .when_destroyed(DecryptError::from(violation), candidates)?
+                .into());
+        }
         let mut last_error = DecryptError::UnknownKeyHint;
         for pairing in candidates.iter().filter(|p| p.protocol == Protocol::V2) {
             let chain = self.store.chain(pairing)?;
@@ -219,6 +273,7 @@ impl Session {
                         pairing: pairing.clone(),
                         text: Zeroizing::new(text),
                         replay: Some(opened.replay_id),
+                        identity: compact,
                     });
                 }
                 // Another pairing's hint (or a hint collision): keep looking.
@@ -232,8 +287,33 @@ impl Session {
         Err(last_error.into())
     }
 
-    fn open_legacy(&self, compact: &str, candidates: &[PairingInfo]) -> Result<Opened> {
-        let message = LegacyMessage::parse(compact)?;
+    /// An expired message names when its key was really destroyed (the
+    /// store records it), when every candidate pairing agrees on it.
+    fn when_destroyed(
+        &self,
+        err: DecryptError,
+        candidates: &[PairingInfo],
+    ) -> Result<DecryptError> {
+        let DecryptError::Expired { epoch, .. } = err else {
+            return Ok(err);
+        };
+        let mut times = Vec::new();
+        for pairing in candidates.iter().filter(|p| p.protocol == Protocol::V2) {
+            times.extend(self.store.shredded_at(pairing, epoch)?);
+        }
+        times.sort();
+        times.dedup();
+        Ok(match times.as_slice() {
+            [at] => DecryptError::Expired {
+                epoch,
+                destroyed_at: *at,
+            },
+            _ => err,
+        })
+    }
+
+    fn open_legacy(&self, compact: String, candidates: &[PairingInfo]) -> Result<Opened> {
+        let message = LegacyMessage::parse(&compact)?;
         for pairing in candidates.iter().filter(|p| p.protocol == Protocol::V1) {
             let mut legacy = self.store.legacy(pairing)?;
             if legacy.patient_id() != message.patient_id() {
@@ -244,6 +324,7 @@ impl Session {
                 pairing: pairing.clone(),
                 text,
                 replay: None,
+                identity: compact,
             });
         }
         Err(DecryptError::UnknownKeyHint.into())

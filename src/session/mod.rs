@@ -17,6 +17,7 @@ mod keys;
 mod mailbox;
 mod messages;
 mod pairing;
+mod text;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,15 +28,19 @@ use secrecy::SecretString;
 pub use audit::AuditFilter;
 pub use error::{Error, ErrorKind, Result};
 pub use escrow::{CombineAction, CombineOutcome, SplitOutcome, read_share, share_page};
-pub use files::{DecryptedFile, Destination, Progress, TempFile, free_path, write_atomically};
-pub use keys::{KeyState, PairingKeys};
+pub use files::{
+    DecryptedFile, Destination, Progress, TempFile, free_path, remove_live_temporaries,
+    write_atomically,
+};
+pub use keys::{KeyState, LiveKey, PairingKeys, shred_due};
 pub use mailbox::{Queued, SendContent};
 pub use messages::{DecryptedText, EncryptedText, Opened};
 pub use pairing::{AcceptedPairing, InviteSource, NewPairing, check_alias};
+pub use text::{indented, printable, printable_line};
 
 use crate::protocol::audit::SealingKey;
 use crate::protocol::codes::RecoveryCode;
-use crate::store::{Rotation, Store};
+use crate::store::{Retention, Rotation, Store};
 
 /// Where "now" comes from: the system clock, or an instant that then runs
 /// on in real time (`MEDCRYPT_NOW`, for tests and demonstrations, so that a
@@ -104,9 +109,11 @@ impl Session {
         path: &Path,
         passphrase: &SecretString,
         name: &str,
+        retention: Retention,
         clock: Clock,
     ) -> Result<(Self, Credentials)> {
-        let (store, recovery, verification) = Store::create(path, passphrase, name, clock.now())?;
+        let (store, recovery, verification) =
+            Store::create(path, passphrase, name, retention, clock.now())?;
         Ok((
             Self { store, clock },
             Credentials {

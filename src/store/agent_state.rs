@@ -1,81 +1,90 @@
-//! What the agent keeps between runs: chat bindings, the deep-link tokens
-//! they use up, key-value agent state, and parts of split attachments.
+//! What the agent keeps between runs: chat links (checked against each
+//! pairing's sealed record), the deep-link tokens they use up, key-value
+//! agent state (MAC'd like every setting), and parts of split attachments.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
-use super::{PairingInfo, Result, Store, now_text};
+use super::record::ChatLink;
+use super::{PairingInfo, Result, Store, StoreError, now_text};
 
 impl Store {
-    /// The pairing whose deep-link token this is, if it is still unused.
+    /// Binds a chat of `transport` to a pairing and uses up the pairing's
+    /// token, in its record and its row.
     ///
     /// # Errors
-    /// Database errors.
-    pub fn pairing_by_token(&self, token: &str) -> Result<Option<PairingInfo>> {
-        let hash = hex::encode(Sha256::digest(token.as_bytes()));
-        let id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM pairings WHERE token_hash = ?1 AND role = 'physician'",
-                [hash],
-                |r| r.get(0),
-            )
-            .optional()?;
-        self.pairing_by_id(id)
-    }
-
-    /// Binds a chat to a pairing and uses up the pairing's token.
-    ///
-    /// # Errors
-    /// Database errors (a chat already bound to another pairing among them).
-    pub fn bind_chat(&self, pairing: &PairingInfo, chat_id: i64, now: DateTime<Utc>) -> Result<()> {
+    /// [`StoreError::Modified`]; database errors (a chat already bound to
+    /// another pairing among them).
+    pub fn bind_chat(
+        &self,
+        pairing: &PairingInfo,
+        transport: &str,
+        chat: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.in_transaction(|| {
             self.conn.execute(
-                "INSERT OR REPLACE INTO chat_bindings (pairing_id, chat_id, bound_at) VALUES (?1, ?2, ?3)",
-                params![pairing.id, chat_id, now_text(now)],
+                "INSERT OR REPLACE INTO chat_links (pairing_id, transport, chat) VALUES (?1, ?2, ?3)",
+                params![pairing.id, transport, chat],
             )?;
+            self.update_record(pairing.id, |record| {
+                record.token_hash = None;
+                record.chat = Some(ChatLink {
+                    transport: transport.to_owned(),
+                    chat: chat.to_owned(),
+                    bound_at: now_text(now),
+                });
+                Ok(())
+            })?;
             self.conn
                 .execute("UPDATE pairings SET token_hash = NULL WHERE id = ?1", [pairing.id])?;
-            self.audit(now, "chat_bind", &pairing.alias, "ok", &[])
+            self.audit(
+                now,
+                "chat_bind",
+                &pairing.alias,
+                "ok",
+                &[("transport", transport.to_owned())],
+            )
         })
     }
 
-    /// The pairing bound to a chat.
+    /// The pairing bound to a chat of `transport`.
     ///
     /// # Errors
-    /// Database errors.
-    pub fn pairing_for_chat(&self, chat_id: i64) -> Result<Option<PairingInfo>> {
+    /// [`StoreError::Modified`]; database errors.
+    pub fn pairing_for_chat(&self, transport: &str, chat: &str) -> Result<Option<PairingInfo>> {
         let id: Option<i64> = self
             .conn
             .query_row(
-                "SELECT pairing_id FROM chat_bindings WHERE chat_id = ?1",
-                [chat_id],
+                "SELECT pairing_id FROM chat_links WHERE transport = ?1 AND chat = ?2",
+                params![transport, chat],
                 |r| r.get(0),
             )
             .optional()?;
-        self.pairing_by_id(id)
+        let Some(pairing) = self.pairing_by_id(id)? else {
+            return Ok(None);
+        };
+        match self.checked_chat(pairing.id)? {
+            Some(link) if link.transport == transport && link.chat == chat => Ok(Some(pairing)),
+            _ => Err(StoreError::Modified(format!(
+                "the chat binding of {:?}",
+                pairing.alias
+            ))),
+        }
     }
 
-    /// The chat bound to a pairing.
+    /// The chat bound to a pairing, checked against its sealed record.
     ///
     /// # Errors
-    /// Database errors.
-    pub fn chat_for_pairing(&self, pairing_id: i64) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT chat_id FROM chat_bindings WHERE pairing_id = ?1",
-                [pairing_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+    /// [`StoreError::Modified`]; database errors.
+    pub fn chat_for_pairing(&self, pairing_id: i64) -> Result<Option<ChatLink>> {
+        self.checked_chat(pairing_id)
     }
 
     /// A value the agent keeps between runs (update offset, owner chat, …).
     ///
     /// # Errors
-    /// Database errors.
+    /// [`StoreError::Modified`]; database errors.
     pub fn agent_value(&self, key: &str) -> Result<Option<String>> {
         self.setting(&format!("agent.{key}"))
     }

@@ -12,7 +12,11 @@ use crate::protocol::audit::{
 
 use super::{Result, Store, StoreError, now_text, random_bytes};
 
-const AUDIT_ENC_KEY_AAD: &str = "medcrypt/store/v1/audit-enc-key";
+/// Associated data of the sealed audit encryption key. The `v2` label also
+/// tells that a store's rows are in their current form (see `data`).
+pub(super) const AUDIT_ENC_KEY_AAD: &str = "medcrypt/store/v2/audit-enc-key";
+/// The same key as sealed by stores of schema 4.
+pub(super) const LEGACY_AUDIT_ENC_KEY_AAD: &str = "medcrypt/store/v1/audit-enc-key";
 
 pub(super) fn sealing_key_aad(day: u32) -> String {
     format!("medcrypt/store/v1/audit-sealing-key:{day}")

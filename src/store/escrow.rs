@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::protocol::audit::SealingKey;
@@ -91,6 +91,7 @@ impl Store {
     pub fn open_with_escrow(
         path: &Path,
         shares: &[crate::protocol::shares::ShareText],
+        now: DateTime<Utc>,
     ) -> Result<(Self, crate::protocol::shares::EscrowSecret)> {
         let conn = Self::connect(path)?;
         let first = shares
@@ -163,7 +164,8 @@ impl Store {
             .as_slice()
             .try_into()
             .map_err(|_| StoreError::Corrupt("escrowed key of wrong length"))?;
-        let store = Self::assemble(conn, MasterKey(SecretBox::new(Box::new(bytes))), path)?;
+        let mut store = Self::assemble(conn, MasterKey::from_bytes(bytes), path)?;
+        store.prepare(now)?;
         Ok((store, secret))
     }
 

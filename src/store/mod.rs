@@ -20,17 +20,27 @@
 
 mod agent_state;
 mod audit;
+mod data;
+mod epochs;
 mod escrow;
-mod inbox;
+mod history;
 mod outbox;
 mod pairings;
+mod record;
 mod replay;
 mod schema;
 mod sealing;
+mod temporaries;
 
-pub use inbox::{InboxContent, InboxItem};
+pub use epochs::{Destruction, Rotation};
+pub use history::{
+    HistoryContent, HistoryItem, Incoming, IncomingContent, InvalidRetention, Receipt, Retention,
+    Via,
+};
 pub use outbox::{OutboxItem, OutboxKind};
-pub use pairings::{PairingInfo, Protocol, Rotation};
+pub use pairings::{PairingInfo, Protocol};
+pub use record::ChatLink;
+pub use temporaries::TEMPORARY_PREFIX;
 
 use std::cell::Cell;
 use std::fs::OpenOptions;
@@ -40,14 +50,16 @@ use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use secrecy::{SecretBox, SecretString};
+use secrecy::SecretString;
 
 use crate::protocol::audit::SealingKey;
 use crate::protocol::codes::RecoveryCode;
 use crate::protocol::epoch::{Epoch, format_utc};
 
 use schema::{migrate, open_connection};
-use sealing::{MasterKey, aead_open, aead_seal, passphrase_kek, recovery_kek, unwrap_master};
+use sealing::{
+    MasterKey, StoreKeys, aead_open, aead_seal, passphrase_kek, recovery_kek, unwrap_master,
+};
 
 /// PBKDF2 iterations for new passphrase wraps. Stored per wrap, so a later
 /// version can raise it and re-wrap on the next unlock.
@@ -90,6 +102,10 @@ pub enum StoreError {
     /// The store's contents fail authentication or are inconsistent.
     #[error("the store is damaged: {0}")]
     Corrupt(&'static str),
+    /// A row that decides who or whether does not match what MedCrypt
+    /// sealed: someone edited the SQLite file.
+    #[error("the store was modified outside MedCrypt: {0}")]
+    Modified(String),
     /// Escrow shares that do not open this store.
     #[error("{0}")]
     Escrow(String),
@@ -127,6 +143,8 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 pub struct Store {
     conn: Connection,
     master: MasterKey,
+    /// Keys derived from the master key (row MACs, history digests).
+    keys: StoreKeys,
     path: PathBuf,
     /// Who acts, in audit entries: the store's owner name.
     actor: String,
@@ -153,6 +171,7 @@ impl Store {
         path: &Path,
         passphrase: &SecretString,
         name: &str,
+        retention: Retention,
         now: DateTime<Utc>,
     ) -> Result<(Self, RecoveryCode, SealingKey)> {
         if path.exists() {
@@ -162,7 +181,7 @@ impl Store {
             create_private_dir(dir)?;
         }
         create_private_file(path)?;
-        let result = Self::initialise(path, passphrase, name, now);
+        let result = Self::initialise(path, passphrase, name, retention, now);
         if result.is_err() {
             // Leave nothing half-made behind.
             for suffix in ["", "-wal", "-shm"] {
@@ -176,17 +195,20 @@ impl Store {
         path: &Path,
         passphrase: &SecretString,
         name: &str,
+        retention: Retention,
         now: DateTime<Utc>,
     ) -> Result<(Self, RecoveryCode, SealingKey)> {
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
-        let master = MasterKey(SecretBox::new(Box::new(random_bytes())));
+        let master = MasterKey::from_bytes(random_bytes());
         let recovery = RecoveryCode::from_bytes(random_bytes());
         let mut store = Self::assemble(conn, master, path)?;
         store.actor = actor_name(name);
         let verification = store.in_transaction(|| {
+            store.drop_legacy_tables()?;
             store.set_meta("name", name)?;
             store.set_meta("created_at", &now_text(now))?;
+            store.set_meta("retention", &retention.to_string())?;
             store.wrap_under_passphrase(passphrase)?;
             store.wrap_under_recovery(&recovery)?;
             let verification = store.start_audit(now)?;
@@ -204,6 +226,7 @@ impl Store {
             .optional()?;
         Ok(Self {
             conn,
+            keys: StoreKeys::derive(&master),
             master,
             path: path.to_owned(),
             actor: actor_name(name.as_deref().unwrap_or_default()),
@@ -213,9 +236,21 @@ impl Store {
         })
     }
 
-    /// After unlocking: start the audit log of a store made before it
-    /// existed, then move waiting unlock failures into it.
+    /// Once the master key is known: moves an older store's rows into the
+    /// current form, and takes the owner's name from its checked setting.
+    pub(super) fn prepare(&mut self, now: DateTime<Utc>) -> Result<()> {
+        if self.needs_data_upgrade()? {
+            self.upgrade_data(now)?;
+        }
+        self.actor = actor_name(self.setting("name")?.as_deref().unwrap_or_default());
+        Ok(())
+    }
+
+    /// After unlocking: move an older store's rows into the current form,
+    /// start the audit log of a store made before it existed, then move
+    /// waiting unlock failures and the shredder's work into it.
     fn after_unlock(mut self, now: DateTime<Utc>, how: &str) -> Result<Self> {
+        self.prepare(now)?;
         let has_audit: bool =
             self.conn
                 .query_row("SELECT EXISTS(SELECT 1 FROM audit_state)", [], |r| r.get(0))?;
@@ -245,7 +280,7 @@ impl Store {
             if how == "recovery" {
                 self.audit(now, "unlock_recovery", "", "ok", &[])?;
             }
-            Ok(())
+            self.audit_shredder_work(now)
         });
         match flushed {
             // A log that refuses appends was tampered with: the failures stay
@@ -321,6 +356,7 @@ impl Store {
         }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
+        temporaries::clean_stale(&conn);
         Ok(conn)
     }
 
@@ -381,23 +417,39 @@ impl Store {
         }
     }
 
+    /// Writes a setting with its row MAC (settings decide who is named in
+    /// QR codes and who receives notices).
     fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let mac = self.row_mac(&[b"meta", key.as_bytes(), value.as_bytes()]);
         self.conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![key, value],
+            "INSERT OR REPLACE INTO meta (key, value, mac) VALUES (?1, ?2, ?3)",
+            params![key, value, mac.to_vec()],
         )?;
         Ok(())
     }
 
-    /// A setting (`name`, `telegram_bot`, `whatsapp_number`, …).
+    /// A setting (`name`, `telegram_bot`, `whatsapp_number`, `retention`, …),
+    /// checked against its row MAC.
     ///
     /// # Errors
-    /// Database errors.
+    /// [`StoreError::Modified`] when it was changed outside MedCrypt;
+    /// database errors.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
+        let row: Option<(String, Option<Vec<u8>>)> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+            .query_row("SELECT value, mac FROM meta WHERE key = ?1", [key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some((value, mac)) => {
+                if !self.row_mac_ok(&[b"meta", key.as_bytes(), value.as_bytes()], mac.as_deref()) {
+                    return Err(StoreError::Modified(format!("the setting {key:?}")));
+                }
+                Ok(Some(value))
+            }
+        }
     }
 
     /// Changes a setting; an empty value removes it.

@@ -72,9 +72,10 @@ impl Store {
                 "outbox",
                 "payload",
                 id,
-                &format!("medcrypt/store/v1/outbox:{id}"),
+                &outbox_aad(id, pairing.id, kind.name()),
                 payload,
             )?;
+            self.refresh_outbox_mac(id)?;
             self.audit(
                 now,
                 "send_queued",
@@ -97,29 +98,35 @@ impl Store {
             .map(|p| (p.id, p.alias))
             .collect();
         let mut stmt = self.conn.prepare(
-            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at, last_error
+            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at, last_error, mac
              FROM outbox ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(OutboxItem {
-                id: r.get(0)?,
-                pairing_id: r.get(1)?,
-                alias: String::new(),
-                created_at: r.get(2)?,
-                kind: if r.get::<_, String>(3)? == "document" {
-                    OutboxKind::Document
-                } else {
-                    OutboxKind::Text
+            Ok((
+                OutboxItem {
+                    id: r.get(0)?,
+                    pairing_id: r.get(1)?,
+                    alias: String::new(),
+                    created_at: r.get(2)?,
+                    kind: if r.get::<_, String>(3)? == "document" {
+                        OutboxKind::Document
+                    } else {
+                        OutboxKind::Text
+                    },
+                    state: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                    last_error: r.get(7)?,
                 },
-                state: r.get(4)?,
-                attempts: r.get(5)?,
-                next_attempt_at: r.get(6)?,
-                last_error: r.get(7)?,
-            })
+                r.get::<_, Option<Vec<u8>>>(8)?,
+            ))
         })?;
         let mut items = Vec::new();
         for row in rows {
-            let mut item = row?;
+            let (mut item, mac) = row?;
+            if !self.row_mac_ok(&outbox_mac_parts(&item).each(), mac.as_deref()) {
+                return Err(StoreError::Modified(format!("outbox item #{}", item.id)));
+            }
             item.alias = aliases.get(&item.pairing_id).cloned().unwrap_or_default();
             let due = due_at.is_none_or(|at| {
                 item.state == "queued"
@@ -137,12 +144,45 @@ impl Store {
     /// # Errors
     /// Database errors, [`StoreError::Corrupt`].
     pub fn outbox_payload(&self, id: i64) -> Result<Zeroizing<Vec<u8>>> {
-        let blob: Vec<u8> =
-            self.conn
-                .query_row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
-        self.unseal(&format!("medcrypt/store/v1/outbox:{id}"), &blob)
+        let (pairing_id, kind, blob): (i64, String, Vec<u8>) = self.conn.query_row(
+            "SELECT pairing_id, kind, payload FROM outbox WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        self.unseal(&outbox_aad(id, pairing_id, &kind), &blob)
+            .map_err(|_| StoreError::Modified(format!("outbox item #{id}")))
+    }
+
+    /// Recomputes the row MAC of an outbox item after a change.
+    pub(super) fn refresh_outbox_mac(&self, id: i64) -> Result<()> {
+        let item = self.conn.query_row(
+            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at
+             FROM outbox WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(OutboxItem {
+                    id: r.get(0)?,
+                    pairing_id: r.get(1)?,
+                    alias: String::new(),
+                    created_at: r.get(2)?,
+                    kind: if r.get::<_, String>(3)? == "document" {
+                        OutboxKind::Document
+                    } else {
+                        OutboxKind::Text
+                    },
+                    state: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                    last_error: None,
+                })
+            },
+        )?;
+        let mac = self.row_mac(&outbox_mac_parts(&item).each());
+        self.conn.execute(
+            "UPDATE outbox SET mac = ?1 WHERE id = ?2",
+            params![mac.to_vec(), id],
+        )?;
+        Ok(())
     }
 
     /// Moves an outbox item to `state` (`sending`, `sent`, `queued` for a
@@ -165,6 +205,7 @@ impl Store {
                    next_attempt_at = COALESCE(?3, next_attempt_at), last_error = ?4 WHERE id = ?5",
                 params![state, attempts_delta, next_attempt_at.map(now_text), error, id],
             )?;
+            self.refresh_outbox_mac(id)?;
             if matches!(state, "sent" | "failed" | "uncertain") {
                 let alias: String = self.conn.query_row(
                     "SELECT p.alias FROM outbox o JOIN pairings p ON p.id = o.pairing_id WHERE o.id = ?1",
@@ -209,16 +250,45 @@ impl Store {
     /// # Errors
     /// Database errors; [`StoreError::Corrupt`] when there is no such item.
     pub fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        let changed = self.conn.execute(
-            "UPDATE outbox SET state = 'queued', next_attempt_at = ?1, last_error = NULL
-             WHERE id = ?2 AND state IN ('uncertain', 'failed')",
-            params![now_text(now), id],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::Corrupt(
-                "no uncertain or failed outbox item with that number",
-            ));
-        }
-        Ok(())
+        self.in_transaction(|| {
+            let changed = self.conn.execute(
+                "UPDATE outbox SET state = 'queued', next_attempt_at = ?1, last_error = NULL
+                 WHERE id = ?2 AND state IN ('uncertain', 'failed')",
+                params![now_text(now), id],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::Corrupt(
+                    "no uncertain or failed outbox item with that number",
+                ));
+            }
+            self.refresh_outbox_mac(id)
+        })
     }
+}
+
+fn outbox_aad(id: i64, pairing_id: i64, kind: &str) -> String {
+    format!("medcrypt/store/v2/outbox:{id}:{pairing_id}:{kind}")
+}
+
+/// The columns of an outbox row that decide who gets it and whether it is
+/// sent, as bytes for its row MAC.
+struct MacParts([Vec<u8>; 8]);
+
+impl MacParts {
+    fn each(&self) -> Vec<&[u8]> {
+        self.0.iter().map(Vec::as_slice).collect()
+    }
+}
+
+fn outbox_mac_parts(item: &OutboxItem) -> MacParts {
+    MacParts([
+        b"outbox".to_vec(),
+        item.id.to_string().into_bytes(),
+        item.pairing_id.to_string().into_bytes(),
+        item.kind.name().as_bytes().to_vec(),
+        item.state.as_bytes().to_vec(),
+        item.attempts.to_string().into_bytes(),
+        item.next_attempt_at.as_bytes().to_vec(),
+        item.created_at.as_bytes().to_vec(),
+    ])
 }

@@ -1,16 +1,17 @@
-//! Pairings and their epoch keys: adding, listing, removing, the key chain
-//! of each pairing, and monthly rotation with key destruction.
+//! Pairings: adding (with their sealed record), listing (every row checked
+//! against its record), removing, and the v1 material of legacy pairings.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::protocol::epoch::Epoch;
-use crate::protocol::keys::{Advance, EpochChain, EpochKey, PairingToken, Role, SafetyNumber};
+use crate::protocol::keys::{EpochKey, PairingToken, Role, SafetyNumber};
 use crate::protocol::legacy::LegacyPairing;
 
-use super::{Result, Store, StoreError, now_text, parse_time};
+use super::record::{PairingRecord, PlainPairing};
+use super::{Result, Store, StoreError, now_text};
 
 /// Which protocol a pairing speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +22,8 @@ pub enum Protocol {
     V1,
 }
 
-/// A pairing as listed from the store (no secrets).
+/// A pairing as listed from the store (no secrets), checked against its
+/// sealed record.
 #[derive(Debug, Clone)]
 pub struct PairingInfo {
     /// Row id, part of every secret column's AAD.
@@ -42,32 +44,11 @@ pub struct PairingInfo {
     pub created_at: String,
 }
 
-/// What rotation did to one pairing.
-#[derive(Debug, Clone)]
-pub struct Rotation {
-    /// The pairing's alias.
-    pub alias: String,
-    /// Keys derived and destroyed.
-    pub advance: Advance,
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 impl Store {
-    pub(super) fn epoch_key_aad(pairing_id: i64, epoch: Epoch) -> String {
-        format!("medcrypt/store/v1/epoch-key:{pairing_id}:{epoch}")
-    }
-
-    pub(super) fn insert_epoch_key(&self, pairing_id: i64, key: &EpochKey) -> Result<()> {
-        let blob = self.seal(
-            &Self::epoch_key_aad(pairing_id, key.epoch()),
-            key.expose_bytes(),
-        );
-        self.conn.execute(
-            "INSERT OR REPLACE INTO epoch_keys (pairing_id, epoch, key) VALUES (?1, ?2, ?3)",
-            params![pairing_id, key.epoch().to_string(), blob],
-        )?;
-        Ok(())
-    }
-
     pub(super) fn ensure_alias_free(&self, alias: &str) -> Result<()> {
         let taken: bool = self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM pairings WHERE alias = ?1)",
@@ -78,6 +59,27 @@ impl Store {
             return Err(StoreError::DuplicateAlias(alias.to_owned()));
         }
         Ok(())
+    }
+
+    /// Inserts the plain row and its sealed record; returns the row id.
+    fn insert_pairing(&self, info: &PairingInfo, token_hash: Option<String>) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO pairings (alias, role, protocol, peer_name, start_epoch, safety_number, token_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                info.alias,
+                info.role.name(),
+                super::record::protocol_name(info.protocol),
+                info.peer_name,
+                info.start_epoch.map(|e| e.to_string()),
+                info.safety_number,
+                token_hash,
+                info.created_at
+            ],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        self.save_record(id, &PairingRecord::from_info(info, token_hash))?;
+        Ok(id)
     }
 
     /// Stores a v2 pairing with its first epoch key. The pairing secret
@@ -97,21 +99,18 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64> {
         self.ensure_alias_free(alias)?;
+        let info = PairingInfo {
+            id: 0,
+            alias: alias.to_owned(),
+            role,
+            protocol: Protocol::V2,
+            peer_name: peer_name.to_owned(),
+            start_epoch: Some(first_key.epoch()),
+            safety_number: Some(safety.to_string()),
+            created_at: now_text(now),
+        };
         self.in_transaction(|| {
-            self.conn.execute(
-                "INSERT INTO pairings (alias, role, protocol, peer_name, start_epoch, safety_number, token_hash, created_at)
-                 VALUES (?1, ?2, 'v2', ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    alias,
-                    role.name(),
-                    peer_name,
-                    first_key.epoch().to_string(),
-                    safety.to_string(),
-                    hex::encode(Sha256::digest(token.as_str().as_bytes())),
-                    now_text(now)
-                ],
-            )?;
-            let id = self.conn.last_insert_rowid();
+            let id = self.insert_pairing(&info, Some(token_hash(token.as_str())))?;
             self.insert_epoch_key(id, first_key)?;
             let action = match role {
                 Role::Physician => "pair_new",
@@ -135,13 +134,18 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64> {
         self.ensure_alias_free(alias)?;
+        let info = PairingInfo {
+            id: 0,
+            alias: alias.to_owned(),
+            role: Role::Physician,
+            protocol: Protocol::V1,
+            peer_name: String::new(),
+            start_epoch: None,
+            safety_number: None,
+            created_at: now_text(now),
+        };
         self.in_transaction(|| {
-            self.conn.execute(
-                "INSERT INTO pairings (alias, role, protocol, peer_name, created_at)
-                 VALUES (?1, 'physician', 'v1', '', ?2)",
-                params![alias, now_text(now)],
-            )?;
-            let id = self.conn.last_insert_rowid();
+            let id = self.insert_pairing(&info, None)?;
             self.set_sealed(
                 "pairings",
                 "legacy_secret",
@@ -161,67 +165,72 @@ impl Store {
         })
     }
 
+    /// Plain rows of every pairing matching `filter` (an SQL condition on
+    /// `pairings`), each checked against its sealed record.
+    pub(super) fn checked_pairings(
+        &self,
+        filter: &str,
+        param: Option<&dyn rusqlite::ToSql>,
+    ) -> Result<Vec<PairingInfo>> {
+        let sql = format!(
+            "SELECT {} FROM pairings WHERE {filter} ORDER BY alias",
+            PlainPairing::COLUMNS
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows: Vec<PlainPairing> = match param {
+            Some(p) => stmt.query_map([p], PlainPairing::from_row)?,
+            None => stmt.query_map([], PlainPairing::from_row)?,
+        }
+        .collect::<std::result::Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            self.open_record(&row)?;
+            out.push(row.info());
+        }
+        Ok(out)
+    }
+
     /// All pairings, by alias.
     ///
     /// # Errors
-    /// Database errors, or [`StoreError::Corrupt`].
+    /// [`StoreError::Modified`] when a row does not match its sealed record;
+    /// database errors.
     pub fn pairings(&self) -> Result<Vec<PairingInfo>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, alias, role, protocol, peer_name, start_epoch, safety_number, created_at
-             FROM pairings ORDER BY alias",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, alias, role, protocol, peer_name, start, safety, created_at) = row?;
-            out.push(PairingInfo {
-                id,
-                alias,
-                role: match role.as_str() {
-                    "patient" => Role::Patient,
-                    _ => Role::Physician,
-                },
-                protocol: if protocol == "v1" {
-                    Protocol::V1
-                } else {
-                    Protocol::V2
-                },
-                peer_name,
-                start_epoch: start.and_then(|s| s.parse().ok()),
-                safety_number: safety,
-                created_at,
-            });
-        }
-        Ok(out)
+        self.checked_pairings("1", None)
     }
 
     /// The pairing named `alias`.
     ///
     /// # Errors
-    /// [`StoreError::UnknownPairing`], or database errors.
+    /// [`StoreError::UnknownPairing`], [`StoreError::Modified`], or database
+    /// errors.
     pub fn pairing(&self, alias: &str) -> Result<PairingInfo> {
-        self.pairings()?
+        self.checked_pairings("alias = ?1", Some(&alias))?
             .into_iter()
-            .find(|p| p.alias == alias)
+            .next()
             .ok_or_else(|| StoreError::UnknownPairing(alias.to_owned()))
     }
 
     pub(super) fn pairing_by_id(&self, id: Option<i64>) -> Result<Option<PairingInfo>> {
         Ok(match id {
-            Some(id) => self.pairings()?.into_iter().find(|p| p.id == id),
+            Some(id) => self
+                .checked_pairings("id = ?1", Some(&id))?
+                .into_iter()
+                .next(),
             None => None,
         })
+    }
+
+    /// The pairing whose deep-link token this is, if it is still unused.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::Modified`].
+    pub fn pairing_by_token(&self, token: &str) -> Result<Option<PairingInfo>> {
+        let hash = token_hash(token);
+        Ok(self
+            .checked_pairings("token_hash = ?1 AND role = 'physician'", Some(&hash))?
+            .into_iter()
+            .next())
     }
 
     /// Removes a pairing and destroys every key of it, then truncates the WAL
@@ -237,35 +246,6 @@ impl Store {
             self.audit(now, "pair_remove", alias, "ok", &[])
         })?;
         self.checkpoint()
-    }
-
-    /// The live epoch keys of a v2 pairing.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] when a key fails authentication or the chain
-    /// is broken; database errors.
-    pub fn chain(&self, pairing: &PairingInfo) -> Result<EpochChain> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT epoch, key FROM epoch_keys WHERE pairing_id = ?1")?;
-        let rows = stmt.query_map([pairing.id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
-        let mut keys = Vec::new();
-        for row in rows {
-            let (epoch, blob) = row?;
-            let epoch: Epoch = epoch
-                .parse()
-                .map_err(|_| StoreError::Corrupt("bad epoch name"))?;
-            let plain = self.unseal(&Self::epoch_key_aad(pairing.id, epoch), &blob)?;
-            let bytes: &[u8; 32] = plain
-                .as_slice()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("epoch key of wrong length"))?;
-            keys.push(EpochKey::from_bytes(epoch, bytes));
-        }
-        EpochChain::from_keys(keys)
-            .map_err(|_| StoreError::Corrupt("epoch keys are not consecutive"))
     }
 
     /// The v1 material of a legacy pairing.
@@ -294,81 +274,5 @@ impl Store {
         let patient = String::from_utf8(patient.to_vec())
             .map_err(|_| StoreError::Corrupt("patient id not UTF-8"))?;
         Ok(LegacyPairing::new(SecretString::from(secret), patient))
-    }
-
-    /// Ratchets every v2 pairing to the epoch of `now` and destroys keys past
-    /// their window, in one transaction; then truncates the WAL if anything
-    /// was destroyed.
-    ///
-    /// # Errors
-    /// Database errors, or [`StoreError::Corrupt`].
-    pub fn rotate(&self, now: DateTime<Utc>) -> Result<Vec<Rotation>> {
-        let mut report = Vec::new();
-        let pairings = self.pairings()?;
-        self.in_transaction(|| {
-            for pairing in pairings.iter().filter(|p| p.protocol == Protocol::V2) {
-                let mut chain = self.chain(pairing)?;
-                let advance = chain.advance(now);
-                if advance == Advance::default() {
-                    continue;
-                }
-                for key in chain.keys() {
-                    if advance.derived.contains(&key.epoch()) {
-                        self.insert_epoch_key(pairing.id, key)?;
-                    }
-                }
-                for epoch in &advance.derived {
-                    let epoch = epoch.to_string();
-                    self.audit(now, "epoch_advance", &pairing.alias, "ok", &[("epoch", epoch)])?;
-                }
-                for epoch in &advance.destroyed {
-                    self.conn.execute(
-                        "DELETE FROM epoch_keys WHERE pairing_id = ?1 AND epoch = ?2",
-                        params![pairing.id, epoch.to_string()],
-                    )?;
-                    self.conn.execute(
-                        "INSERT OR REPLACE INTO shredded (pairing_id, epoch, destroyed_at) VALUES (?1, ?2, ?3)",
-                        params![pairing.id, epoch.to_string(), now_text(epoch.destruction_time())],
-                    )?;
-                    // Sequence and replay state of a shredded month can go too:
-                    // nothing of that month can be opened any more.
-                    self.conn.execute(
-                        "DELETE FROM seen WHERE pairing_id = ?1 AND epoch = ?2",
-                        params![pairing.id, epoch.to_string()],
-                    )?;
-                    let epoch = epoch.to_string();
-                    self.audit(now, "key_shred", &pairing.alias, "ok", &[("epoch", epoch)])?;
-                }
-                report.push(Rotation {
-                    alias: pairing.alias.clone(),
-                    advance,
-                });
-            }
-            Ok(())
-        })?;
-        if report.iter().any(|r| !r.advance.destroyed.is_empty()) {
-            self.checkpoint()?;
-        }
-        Ok(report)
-    }
-
-    /// When the key of `epoch` of this pairing was destroyed, if it was.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn shredded_at(
-        &self,
-        pairing: &PairingInfo,
-        epoch: Epoch,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let text: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT destroyed_at FROM shredded WHERE pairing_id = ?1 AND epoch = ?2",
-                params![pairing.id, epoch.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(text.as_deref().and_then(parse_time))
     }
 }

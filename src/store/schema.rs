@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Result, StoreError};
 
-pub(super) const SCHEMA_VERSION: u32 = 4;
+pub(super) const SCHEMA_VERSION: u32 = 5;
 
 const MIGRATIONS: &[&str] = &[
     // Version 1.
@@ -115,6 +115,47 @@ const MIGRATIONS: &[&str] = &[
         digests TEXT NOT NULL,            -- JSON list of share digests, by index
         created_at TEXT NOT NULL,
         retired_at TEXT);",
+    // Version 5: authenticated rows, the history of received messages under
+    // a retention policy, shred keys a keyless shredder can destroy, and the
+    // temporary files commands own. The rows of `seen`, `send_sequence`,
+    // `chat_bindings`, `inbox` and `inbox_chunks` need the master key to be
+    // moved; `data::upgrade` does it at the next unlock and drops them.
+    "ALTER TABLE pairings ADD COLUMN record BLOB;   -- sealed PairingRecord
+     CREATE TABLE chat_links (
+        pairing_id INTEGER PRIMARY KEY REFERENCES pairings(id) ON DELETE CASCADE,
+        transport TEXT NOT NULL,          -- 'telegram' | 'whatsapp'
+        chat TEXT NOT NULL,               -- the messenger's id of the chat or user
+        UNIQUE (transport, chat));
+     CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pairing_id INTEGER NOT NULL REFERENCES pairings(id) ON DELETE CASCADE,
+        received_at TEXT NOT NULL,
+        epoch TEXT,                       -- month of the key that opened it; NULL for v1
+        scope TEXT NOT NULL,              -- 'epoch': sealed under a key from that month's key; 'master'
+        expires_at TEXT,                  -- NULL: kept for ever
+        digest BLOB NOT NULL,             -- keyed hash of the ciphertext: the same message again
+        body BLOB NOT NULL);              -- sealed HistoryBody
+     CREATE INDEX history_by_digest ON history (pairing_id, digest);
+     CREATE TABLE history_chunks (
+        history_id INTEGER NOT NULL REFERENCES history(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        data BLOB NOT NULL,               -- sealed like the row's body
+        PRIMARY KEY (history_id, idx));
+     CREATE TABLE shred_keys (
+        pairing_id INTEGER NOT NULL REFERENCES pairings(id) ON DELETE CASCADE,
+        epoch TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        key BLOB NOT NULL,                -- in clear: it only adds a layer the shredder can remove
+        PRIMARY KEY (pairing_id, epoch));
+     ALTER TABLE shredded ADD COLUMN due_at TEXT;
+     ALTER TABLE shredded ADD COLUMN by_shredder INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE shredded ADD COLUMN audited INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE outbox ADD COLUMN mac BLOB;
+     ALTER TABLE meta ADD COLUMN mac BLOB;
+     CREATE TABLE temporaries (
+        path TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        created_at TEXT NOT NULL);",
 ];
 
 pub(super) fn open_connection(path: &Path) -> Result<Connection> {

@@ -14,6 +14,8 @@ use zeroize::Zeroizing;
 
 use crate::protocol::codes::RecoveryCode;
 
+use hmac::{Hmac, Mac};
+
 use super::audit::sealing_key_aad;
 use super::{PASSPHRASE_ITERATIONS, Result, Store, StoreError, random_bytes};
 
@@ -25,6 +27,61 @@ const NONCE_LEN: usize = 12;
 
 /// The store's master key. Zeroized on drop; never printed.
 pub(super) struct MasterKey(pub(super) SecretBox<[u8; 32]>);
+
+impl MasterKey {
+    pub(super) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(SecretBox::new(Box::new(bytes)))
+    }
+}
+
+/// Keys derived from the master key for the store's own use: one
+/// authenticates rows by MAC, one makes the keyed digests that recognise a
+/// message received before. A new master key recomputes what they made.
+pub(super) struct StoreKeys {
+    row_mac: SecretBox<[u8; 32]>,
+    digest: SecretBox<[u8; 32]>,
+}
+
+impl std::fmt::Debug for StoreKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKeys([REDACTED])")
+    }
+}
+
+const ROW_MAC_LABEL: &str = "medcrypt/store/v2/row-mac";
+const DIGEST_LABEL: &str = "medcrypt/store/v2/history-digest";
+
+impl StoreKeys {
+    pub(super) fn derive(master: &MasterKey) -> Self {
+        let derive = |label: &str| {
+            let mut key = SecretBox::new(Box::new([0u8; 32]));
+            let hk = Hkdf::<Sha256>::new(None, master.0.expose_secret());
+            if hk
+                .expand(label.as_bytes(), key.expose_secret_mut())
+                .is_err()
+            {
+                *key.expose_secret_mut() = [0u8; 32];
+            }
+            key
+        };
+        Self {
+            row_mac: derive(ROW_MAC_LABEL),
+            digest: derive(DIGEST_LABEL),
+        }
+    }
+}
+
+fn hmac_parts(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return [0u8; 32];
+    };
+    for part in parts {
+        // Length-prefixed, so that parts cannot run into one another.
+        mac.update(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,7 +163,7 @@ pub(super) fn unwrap_master(
         wrapped,
     )?;
     let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
-    Some(MasterKey(SecretBox::new(Box::new(bytes))))
+    Some(MasterKey::from_bytes(bytes))
 }
 
 impl Store {
@@ -153,6 +210,31 @@ impl Store {
         Ok(())
     }
 
+    /// A MAC over `parts` under the store's row key: binds plain columns
+    /// that decide who or whether to the master key.
+    pub(super) fn row_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        hmac_parts(self.keys.row_mac.expose_secret(), parts)
+    }
+
+    /// Whether `mac` is the row MAC of `parts` (constant time).
+    pub(super) fn row_mac_ok(&self, parts: &[&[u8]], mac: Option<&[u8]>) -> bool {
+        let Some(mac) = mac else { return false };
+        let expected = self.row_mac(parts);
+        mac.len() == 32
+            && expected
+                .iter()
+                .zip(mac)
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
+    }
+
+    /// The keyed digest that recognises the same message or file again
+    /// (not a plain hash: the store must not confirm a guessed ciphertext
+    /// to someone without its key), from the SHA-256 of what identifies it.
+    pub(super) fn digest_of(&self, identity_sha256: &[u8; 32]) -> [u8; 32] {
+        hmac_parts(self.keys.digest.expose_secret(), &[identity_sha256])
+    }
+
     pub(super) fn seal(&self, aad: &str, plaintext: &[u8]) -> Vec<u8> {
         aead_seal(self.master.0.expose_secret(), aad, plaintext)
     }
@@ -192,52 +274,76 @@ impl Store {
         passphrase: &SecretString,
         now: DateTime<Utc>,
     ) -> Result<RecoveryCode> {
-        let new_master = MasterKey(SecretBox::new(Box::new(random_bytes())));
+        let new_master = MasterKey::from_bytes(random_bytes());
         let recovery = RecoveryCode::from_bytes(random_bytes());
         let old = Zeroizing::new(*self.master.0.expose_secret());
-        // Every secret column: its table, column, and the SQL that yields
-        // each row's id and the AAD it was sealed with.
-        let columns: [(&str, &str, &str); 7] = [
+        // Every secret column sealed under the master key: its table, its
+        // column, the SQL that yields each row's AAD, and which rows (history
+        // sealed under month keys is left as it is).
+        let columns: [(&str, &str, &str, &str); 8] = [
             (
                 "epoch_keys",
                 "key",
                 "'medcrypt/store/v1/epoch-key:' || pairing_id || ':' || epoch",
+                "1",
             ),
             (
                 "pairings",
                 "legacy_secret",
                 "'medcrypt/store/v1/legacy-secret:' || id",
+                "1",
             ),
             (
                 "pairings",
                 "legacy_patient_id",
                 "'medcrypt/store/v1/legacy-patient-id:' || id",
+                "1",
             ),
-            ("inbox", "body", "'medcrypt/store/v1/inbox:' || id"),
             (
-                "inbox_chunks",
-                "data",
-                "'medcrypt/store/v1/inbox-chunk:' || inbox_id || ':' || idx",
+                "pairings",
+                "record",
+                "'medcrypt/store/v2/pairing:' || id",
+                "1",
             ),
-            ("outbox", "payload", "'medcrypt/store/v1/outbox:' || id"),
+            (
+                "history",
+                "body",
+                "'medcrypt/store/v2/history:' || id || ':' || pairing_id || ':' || received_at",
+                "scope = 'master'",
+            ),
+            (
+                "history_chunks",
+                "data",
+                "'medcrypt/store/v2/history-chunk:' || history_id || ':' || idx",
+                "history_id IN (SELECT id FROM history WHERE scope = 'master')",
+            ),
+            (
+                "outbox",
+                "payload",
+                "'medcrypt/store/v2/outbox:' || id || ':' || pairing_id || ':' || kind",
+                "1",
+            ),
             (
                 "audit_state",
                 "enc_key",
-                "'medcrypt/store/v1/audit-enc-key'",
+                "'medcrypt/store/v2/audit-enc-key'",
+                "1",
             ),
         ];
         self.in_transaction(|| {
-            for (table, column, aad_sql) in columns {
+            for (table, column, aad_sql, filter) in columns {
                 let rows: Vec<(i64, String, Vec<u8>)> = {
                     let mut stmt = self.conn.prepare(&format!(
-                        "SELECT rowid, {aad_sql}, {column} FROM {table} WHERE {column} IS NOT NULL AND length({column}) > 0"
+                        "SELECT rowid, {aad_sql}, {column} FROM {table} \
+                         WHERE {filter} AND {column} IS NOT NULL AND length({column}) > 0"
                     ))?;
                     let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                     mapped.collect::<std::result::Result<_, _>>()?
                 };
                 for (rowid, aad, blob) in rows {
-                    let plain = aead_open(&old, &aad, &blob)
-                        .ok_or(StoreError::Corrupt("an encrypted value fails authentication"))?;
+                    let plain = aead_open(&old, &aad, &blob).ok_or(StoreError::Corrupt(
+                        "an encrypted value fails authentication",
+                    ))?;
                     let sealed = aead_seal(new_master.0.expose_secret(), &aad, &plain);
                     self.conn.execute(
                         &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
@@ -246,22 +352,28 @@ impl Store {
                 }
             }
             // The audit sealing key, whose AAD names its day.
-            let (day, blob): (u32, Vec<u8>) =
-                self.conn
-                    .query_row("SELECT day, sealing_key FROM audit_state WHERE id = 1", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?;
+            let (day, blob): (u32, Vec<u8>) = self.conn.query_row(
+                "SELECT day, sealing_key FROM audit_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             let plain = aead_open(&old, &sealing_key_aad(day), &blob)
                 .ok_or(StoreError::Corrupt("the audit key fails authentication"))?;
             self.conn.execute(
                 "UPDATE audit_state SET sealing_key = ?1 WHERE id = 1",
-                [aead_seal(new_master.0.expose_secret(), &sealing_key_aad(day), &plain)],
+                [aead_seal(
+                    new_master.0.expose_secret(),
+                    &sealing_key_aad(day),
+                    &plain,
+                )],
             )?;
             self.retire_escrow_sets(now)?;
             Ok(())
         })?;
+        self.keys = StoreKeys::derive(&new_master);
         self.master = new_master;
         self.in_transaction(|| {
+            self.remake_derived()?;
             self.wrap_under_passphrase(passphrase)?;
             self.wrap_under_recovery(&recovery)?;
             self.audit(now, "master_key_rotated", "", "ok", &[])

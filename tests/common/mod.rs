@@ -207,3 +207,21 @@ pub fn master_key(store: &Path, passphrase: &str) -> [u8; 32] {
         .unwrap();
     master.try_into().unwrap()
 }
+
+/// Whether the store still yields `key` as one of the pairing's month keys
+/// to someone holding the file and its passphrase, read with MedCrypt's own
+/// code and the clock set back to November (so nothing is destroyed first).
+pub fn store_holds_key(store: &Path, alias: &str, key: &[u8; 32]) -> bool {
+    let now = medcrypt::parse_utc(NOV).unwrap();
+    let store = medcrypt::store::Store::open(
+        store,
+        &secrecy::SecretString::from(PASSPHRASE.to_owned()),
+        now,
+    )
+    .unwrap();
+    let pairing = store.pairing(alias).unwrap();
+    match store.chain(&pairing) {
+        Ok(chain) => chain.keys().iter().any(|k| k.expose_bytes() == key),
+        Err(_) => false,
+    }
+}

@@ -310,7 +310,11 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
     let store = session.store();
     let now = session.now();
     for item in store.outbox(Some(now))? {
-        let Some(chat) = store.chat_for_pairing(item.pairing_id)? else {
+        let chat = store
+            .chat_for_pairing(item.pairing_id)?
+            .filter(|link| link.transport == "telegram")
+            .and_then(|link| link.chat.parse::<i64>().ok());
+        let Some(chat) = chat else {
             store.outbox_set_state(
                 item.id,
                 "queued",
