@@ -8,6 +8,7 @@
 //! store and its passphrase. Every row's associated data names its id and
 //! its pairing, so a row moved to another pairing does not open.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
@@ -639,18 +640,30 @@ impl Store {
             rows.collect::<std::result::Result<_, _>>()?
         };
         let mut items = Vec::with_capacity(rows.len());
+        // Many rows share a pairing and a month: each is checked and each
+        // key derived once.
+        let mut pairings: HashMap<i64, PairingInfo> = HashMap::new();
+        let mut keys: HashMap<(i64, String, Option<String>), RowKey> = HashMap::new();
         for (id, pairing_id, received_at, epoch, scope, expires_at, blob) in rows {
-            let pairing = self.pairing_by_id(Some(pairing_id))?.ok_or_else(|| {
-                StoreError::Modified(format!("history item #{id} has no pairing"))
-            })?;
-            let key = self.row_key(pairing_id, &scope, epoch.as_deref())?;
+            if let std::collections::hash_map::Entry::Vacant(slot) = pairings.entry(pairing_id) {
+                slot.insert(self.pairing_by_id(Some(pairing_id))?.ok_or_else(|| {
+                    StoreError::Modified(format!("history item #{id} has no pairing"))
+                })?);
+            }
+            let pairing = pairings[&pairing_id].clone();
+            let slot = (pairing_id, scope.clone(), epoch.clone());
+            if !keys.contains_key(&slot) {
+                let key = self.row_key(pairing_id, &scope, epoch.as_deref())?;
+                keys.insert(slot.clone(), key);
+            }
+            let key = &keys[&slot];
             let modified = || {
                 StoreError::Modified(format!(
                     "history item #{id} does not belong to {:?}",
                     pairing.alias
                 ))
             };
-            let plain = aead_open(&key, &row_aad(id, pairing_id, &received_at), &blob)
+            let plain = aead_open(key, &row_aad(id, pairing_id, &received_at), &blob)
                 .ok_or_else(modified)?;
             let body: HistoryBody = serde_json::from_slice(&plain).map_err(|_| modified())?;
             let content = match (body.text, body.metadata) {
