@@ -102,7 +102,7 @@ fn realistic_run(dir: &Path) -> (PathBuf, String, PathBuf, String) {
         DAY4,
     );
     // A month later: keys advance and November's are destroyed.
-    ok(&doc, &["keys", "shred"], "", "2026-12-09T09:00:00Z");
+    ok(&doc, &["keys", "list"], "", "2026-12-09T09:00:00Z");
     (doc, doc_code, pat, pat_code)
 }
 

@@ -298,22 +298,34 @@ fn keys_die_on_time_without_the_passphrase() {
     let (doc, pat, code) = paired(dir.path());
     let wire = doc.encrypt("alice", "Biopsy: benign.", NOV);
     assert_eq!(pat.decrypt(&wire, NOV).code, 0);
-    // The scheduled shredder runs daily with no passphrase at all.
-    let shred = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
-        .arg("--store")
-        .arg(&pat.store)
-        .args(["keys", "shred"])
-        .env("MEDCRYPT_NOW", DEC_9)
-        .env_remove("MEDCRYPT_PASSPHRASE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&shred.stdout);
-    assert!(
-        shred.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&shred.stderr)
-    );
+    // The scheduled shredder runs daily with no passphrase at all; nobody
+    // unlocks the store in the meantime.
+    let shred = |now: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+            .arg("--store")
+            .arg(&pat.store)
+            .args(["keys", "shred"])
+            .env("MEDCRYPT_NOW", now)
+            .env_remove("MEDCRYPT_PASSPHRASE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let days = (21..=30)
+        .map(|d| format!("2026-11-{d}T10:00:00Z"))
+        .chain((1..=7).map(|d| format!("2026-12-0{d}T10:00:00Z")));
+    for day in days {
+        let stdout = shred(&day);
+        assert!(!stdout.contains("Destroyed"), "{day}: {stdout}");
+    }
+    let stdout = shred("2026-12-08T10:00:00Z");
     assert!(stdout.contains("2026-11"), "{stdout}");
     // Someone who later holds the file and the passphrase finds no key to
     // read November with: the store's own rows no longer hold it.
@@ -326,7 +338,7 @@ fn keys_die_on_time_without_the_passphrase() {
     // The actual destruction time is reported, and the message is expired.
     let keys = pat.ok(&["keys", "list"], "", "2027-03-01T10:00:00Z");
     assert!(
-        keys.contains("2026-11") && keys.contains("destroyed on 2026-12-09T10:00"),
+        keys.contains("2026-11") && keys.contains("destroyed on 2026-12-08T10:00"),
         "{keys}"
     );
     let run = pat.decrypt(&wire, "2027-03-01T10:00:00Z");

@@ -15,6 +15,10 @@ pub(crate) struct Cli {
     /// Read the store passphrase from this file (else MEDCRYPT_PASSPHRASE, else a prompt).
     #[arg(long, global = true, value_name = "FILE")]
     pub(super) passphrase_file: Option<PathBuf>,
+    /// Answer yes to MedCrypt's questions (a clock that jumped, removing a
+    /// pairing) instead of asking.
+    #[arg(long, short = 'y', global = true)]
+    pub(super) yes: bool,
     #[command(subcommand)]
     pub(super) command: Command,
 }

@@ -13,6 +13,24 @@ use zeroize::Zeroizing;
 
 use super::report::hinted;
 
+/// Asks a yes-or-no question on the terminal; `yes` (from `--yes`) answers
+/// it. Without a terminal, and without `--yes`, the answer is no.
+pub(super) fn confirm(question: &str, yes: bool) -> Result<bool> {
+    use std::io::IsTerminal;
+    if yes {
+        return Ok(true);
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Ok(false);
+    }
+    let mut stderr = std::io::stderr().lock();
+    write!(stderr, "{question} [y/N] ")?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
 /// Shortest passphrase accepted for a new store or a passphrase change.
 pub(super) const MIN_PASSPHRASE_CHARS: usize = 8;
 
@@ -29,12 +47,18 @@ pub(super) fn note(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// "Now": `MEDCRYPT_NOW` (RFC 3339) when set, running on from there, else
-/// the system clock.
+/// "Now": `MEDCRYPT_NOW` (RFC 3339) when set, running on from there (and
+/// said so on every command), else the system clock.
 pub(super) fn clock() -> Result<Clock> {
     match std::env::var("MEDCRYPT_NOW") {
         Ok(text) if !text.is_empty() => medcrypt::parse_utc(&text)
-            .map(Clock::starting_at)
+            .map(|at| {
+                note(format_args!(
+                    "note: MEDCRYPT_NOW is set: this command's clock reads {} (use it only on a copy of a store)",
+                    medcrypt::format_utc(at)
+                ));
+                Clock::starting_at(at)
+            })
             .ok_or_else(|| {
                 hinted(
                     format!("MEDCRYPT_NOW is not an RFC 3339 time: {text:?}"),
@@ -91,7 +115,9 @@ pub(super) fn passphrase(file: Option<&Path>) -> Result<SecretString> {
     if let Some(file) = file {
         return read_secret_file(file, "passphrase");
     }
-    if let Ok(text) = std::env::var("MEDCRYPT_PASSPHRASE") {
+    if let Ok(text) = std::env::var("MEDCRYPT_PASSPHRASE")
+        && !text.is_empty()
+    {
         return Ok(SecretString::from(text));
     }
     prompt("Store passphrase: ")
@@ -113,7 +139,7 @@ pub(super) fn check_passphrase_length(pass: &SecretString) -> Result<()> {
 pub(super) fn new_passphrase_from(file: Option<&Path>, env: &str) -> Result<SecretString> {
     let pass = if let Some(file) = file {
         read_secret_file(file, "new passphrase")?
-    } else if let Ok(text) = std::env::var(env) {
+    } else if let Some(text) = std::env::var(env).ok().filter(|t| !t.is_empty()) {
         SecretString::from(text)
     } else {
         let first = prompt("New passphrase: ")?;

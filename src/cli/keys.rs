@@ -185,12 +185,8 @@ fn unit_dir() -> Result<PathBuf> {
 
 /// `medcrypt keys schedule [--remove]`.
 pub(super) fn schedule(ctx: &Context, remove: bool) -> Result<()> {
+    ctx.require_store()?;
     let store = absolute(ctx.store_path())?;
-    if !store.is_file() {
-        return Err(
-            medcrypt::session::Error::from(medcrypt::store::StoreError::NotFound(store)).into(),
-        );
-    }
     let exe = std::env::current_exe().context("cannot find the medcrypt program")?;
     let name = unit_name(&store);
     let has_systemd = systemctl(&["show-environment"]);

@@ -23,7 +23,7 @@ mod store;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use medcrypt::session::{Clock, Session};
+use medcrypt::session::{Clock, ClockJump, Session};
 
 pub(crate) use args::Cli;
 use args::Command;
@@ -36,6 +36,8 @@ pub(super) struct Context {
     store_path: PathBuf,
     passphrase_file: Option<PathBuf>,
     clock: Clock,
+    /// `--yes`: confirm instead of asking.
+    yes: bool,
 }
 
 impl Context {
@@ -43,16 +45,22 @@ impl Context {
         &self.store_path
     }
 
+    /// Checks, before any passphrase is asked for, that the store path holds
+    /// a MedCrypt store.
+    fn require_store(&self) -> Result<()> {
+        use medcrypt::store::{StoreError, StoreFile, probe};
+        match probe(&self.store_path).map_err(medcrypt::session::Error::from)? {
+            StoreFile::Present => Ok(()),
+            StoreFile::Missing => Err(medcrypt::session::Error::from(StoreError::NotFound(
+                self.store_path.clone(),
+            ))
+            .into()),
+        }
+    }
+
     /// Unlocks the store with its passphrase.
     fn unlock(&self) -> Result<Session> {
-        if !self.store_path.is_file() {
-            return Err(
-                medcrypt::session::Error::from(medcrypt::store::StoreError::NotFound(
-                    self.store_path.clone(),
-                ))
-                .into(),
-            );
-        }
+        self.require_store()?;
         let pass = io::passphrase(self.passphrase_file.as_deref())?;
         Ok(Session::unlock(
             &self.store_path,
@@ -74,6 +82,11 @@ fn default_store_path() -> Result<PathBuf> {
 
 /// Runs the parsed command line.
 pub(crate) fn run(cli: Cli) -> Result<()> {
+    medcrypt::store::on_wait(|| {
+        io::note(format_args!(
+            "waiting for another MedCrypt command to finish with the store…"
+        ));
+    });
     let ctx = Context {
         store_path: match cli.store {
             Some(path) => path,
@@ -81,6 +94,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         },
         passphrase_file: cli.passphrase_file,
         clock: io::clock()?,
+        yes: cli.yes,
     };
     if !matches!(cli.command, Command::Agent { .. }) {
         // The agent stops gracefully on its own; every other command
@@ -116,17 +130,55 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                     medcrypt::codes::verification_code(&key).as_str()
                 ));
             }
+            check_clock(&ctx, &session)?;
             // Audit commands read a log that may be tampered with; they must
             // not fail on appending rotation entries to it. Rotation runs at
             // the next other command.
             let rotations = if matches!(command, Command::Audit { .. }) {
                 Vec::new()
             } else {
-                session.rotate()?
+                let rotations = session.rotate()?;
+                session.note_time()?;
+                rotations
             };
             keys::report_shredding(&rotations, session.now());
             dispatch(&ctx, &mut session, command)
         }
+    }
+}
+
+/// Before anything is destroyed: a clock that jumped since the store was
+/// last used is confirmed by its owner, or nothing happens.
+fn check_clock(ctx: &Context, session: &Session) -> Result<()> {
+    let Some(jump) = session.clock_jump()? else {
+        return Ok(());
+    };
+    let now = medcrypt::format_utc(session.now());
+    let (message, hint) = match jump {
+        ClockJump::Ahead { latest } => (
+            format!(
+                "the clock reads {now}, {} days after this store was last used ({})",
+                (session.now() - latest).num_days(),
+                medcrypt::format_utc(latest)
+            ),
+            "if that date is right (the store was not used for a while), run again with --yes; \
+             if it is wrong, fix the computer's clock first: keys of months that ended more than \
+             7 days before it would be destroyed for good",
+        ),
+        ClockJump::Behind { latest } => (
+            format!(
+                "the clock reads {now}, earlier than {}, when this store was last used",
+                medcrypt::format_utc(latest)
+            ),
+            "the computer's clock was probably set back: fix it and try again; if {now} is \
+             really right, run again with --yes",
+        ),
+    };
+    if io::confirm(&format!("{message}. Is the clock right?"), ctx.yes)? {
+        session.accept_clock()?;
+        Ok(())
+    } else {
+        Err(hinted(message, hint.replace("{now}", &now)))
     }
 }
 

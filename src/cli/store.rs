@@ -31,7 +31,9 @@ pub(super) fn init(
     let retention: Retention = retention
         .parse()
         .map_err(|e: medcrypt::store::InvalidRetention| usage(e.to_string(), "see --help"))?;
-    if ctx.store_path().exists() {
+    if medcrypt::store::probe(ctx.store_path()).map_err(medcrypt::session::Error::from)?
+        == medcrypt::store::StoreFile::Present
+    {
         return Err(medcrypt::session::Error::from(StoreError::AlreadyExists(
             ctx.store_path().to_owned(),
         ))

@@ -338,6 +338,34 @@ fn classify_store(e: &StoreError) -> (ErrorKind, Option<Cow<'static, str>>) {
             ErrorKind::Locked,
             "nothing was opened; use shares of this store's current split (each page names its set) from enough different custodians",
         ),
+        StoreError::NotAStore(_) => (
+            ErrorKind::Other,
+            "give the path of a MedCrypt store with --store (or MEDCRYPT_STORE), or create one at a new path with `medcrypt init`",
+        ),
+        StoreError::IsDirectory(_) => (
+            ErrorKind::Other,
+            "--store names the store file itself, e.g. --store ~/medcrypt/store.sqlite",
+        ),
+        StoreError::Locked => (
+            ErrorKind::Other,
+            "another MedCrypt command (or the agent in the middle of its work) holds the store: try again in a moment",
+        ),
+        StoreError::DiskFull => (
+            ErrorKind::Other,
+            "free some space on the disk of the store, then try again; nothing was half-written",
+        ),
+        StoreError::ReadOnly => (
+            ErrorKind::Other,
+            "MedCrypt records every use in the store's audit log, so it must write: make the store file and its directory writable by you",
+        ),
+        StoreError::CannotOpen => (
+            ErrorKind::Other,
+            "check that the store's directory exists and that you may read and write it",
+        ),
+        StoreError::Malformed => (
+            ErrorKind::Other,
+            "restore the store from a backup (`medcrypt backup` makes one); keep the damaged file for inspection",
+        ),
         StoreError::Sqlite(_) | StoreError::Io { .. } => (
             ErrorKind::Other,
             "check the disk and the store's permissions",

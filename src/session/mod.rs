@@ -83,6 +83,27 @@ impl std::fmt::Debug for Clock {
     }
 }
 
+/// A clock that moved since this store was last used further than time
+/// usually does: checked before anything is destroyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockJump {
+    /// More than [`CLOCK_AHEAD_LIMIT`] after the latest time the store saw:
+    /// right after a long absence, wrong if the date was mistyped.
+    Ahead {
+        /// The latest time the store saw.
+        latest: DateTime<Utc>,
+    },
+    /// Earlier than the latest time the store saw (beyond clock skew): the
+    /// clock was set back, or the store came from a computer ahead of it.
+    Behind {
+        /// The latest time the store saw.
+        latest: DateTime<Utc>,
+    },
+}
+
+/// How far ahead of the latest time seen the clock may move without asking.
+pub const CLOCK_AHEAD_LIMIT: chrono::TimeDelta = chrono::TimeDelta::days(3);
+
 /// What `init` shows once and never stores: the recovery code and the audit
 /// verification key.
 #[derive(Debug)]
@@ -165,6 +186,39 @@ impl Session {
     /// to be shown once, like the one made at init.
     pub fn take_new_verification_key(&mut self) -> Option<SealingKey> {
         self.store.take_new_verification_key()
+    }
+
+    /// Whether the clock jumped since the store was last used (checked
+    /// before [`Session::rotate`], which may destroy keys).
+    ///
+    /// # Errors
+    /// Database errors, a store modified outside MedCrypt.
+    pub fn clock_jump(&self) -> Result<Option<ClockJump>> {
+        let now = self.now();
+        Ok(match self.store.latest_seen()? {
+            Some(latest) if now > latest + CLOCK_AHEAD_LIMIT => Some(ClockJump::Ahead { latest }),
+            Some(latest) if now + crate::protocol::epoch::CLOCK_SKEW_ALLOWANCE < latest => {
+                Some(ClockJump::Behind { latest })
+            }
+            _ => None,
+        })
+    }
+
+    /// Takes the clock as right (after the owner confirmed a jump, or the
+    /// messenger's server time agreed with it).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn accept_clock(&self) -> Result<()> {
+        Ok(self.store.reset_time(self.now())?)
+    }
+
+    /// Records the current time as seen (a later jump is measured from it).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn note_time(&self) -> Result<()> {
+        Ok(self.store.note_time(self.now())?)
     }
 
     /// Ratchets every pairing into the current month and destroys keys past

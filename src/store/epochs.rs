@@ -342,13 +342,18 @@ impl Store {
     /// The scheduled shredder: destroys, without the passphrase, every month
     /// key past its destruction time (but the newest of each pairing) and
     /// the history sealed under it, and drops history whose retention is
-    /// over. The audit entries are written at the next unlock.
+    /// over. Its "now" is the clock, but never more than two days past the
+    /// latest time the store or the shredder trusted. The audit entries are
+    /// written at the next unlock.
     ///
     /// # Errors
     /// No store, database errors.
     pub fn shred_due(path: &Path, now: DateTime<Utc>) -> Result<Vec<Destruction>> {
         let mut conn = Self::connect(path)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // A clock far ahead must not destroy keys early: the shredder moves
+        // at most two days past the latest time it can trust.
+        let now = super::clock::shredder_time(&tx, now)?;
         let due: Vec<(i64, String, String, String)> = {
             let mut stmt = tx.prepare(
                 "SELECT s.pairing_id, s.epoch, s.due_at, p.alias FROM shred_keys s

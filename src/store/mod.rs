@@ -20,6 +20,7 @@
 
 mod agent_state;
 mod audit;
+mod clock;
 mod data;
 mod epochs;
 mod escrow;
@@ -56,7 +57,8 @@ use crate::protocol::audit::SealingKey;
 use crate::protocol::codes::RecoveryCode;
 use crate::protocol::epoch::{Epoch, format_utc};
 
-use schema::{migrate, open_connection};
+pub use schema::on_wait;
+use schema::{Found, migrate, open_connection};
 use sealing::{
     MasterKey, StoreKeys, aead_open, aead_seal, passphrase_kek, recovery_kek, unwrap_master,
 };
@@ -109,9 +111,31 @@ pub enum StoreError {
     /// Escrow shares that do not open this store.
     #[error("{0}")]
     Escrow(String),
-    /// SQLite failed.
+    /// The path is not a MedCrypt store (another program's database, or not
+    /// a database at all); it was left as it was.
+    #[error("{0} is not a MedCrypt store; it was left as it was")]
+    NotAStore(PathBuf),
+    /// The path is a directory.
+    #[error("{0} is a directory, not a MedCrypt store")]
+    IsDirectory(PathBuf),
+    /// Another command held the store for too long.
+    #[error("another MedCrypt command kept the store busy for {} seconds", schema::wait_limit().as_secs())]
+    Locked,
+    /// The disk is full.
+    #[error("the disk is full")]
+    DiskFull,
+    /// The store (or its directory) cannot be written.
+    #[error("the store cannot be written: the file or its directory is read-only")]
+    ReadOnly,
+    /// The store's file or directory cannot be opened.
+    #[error("the store cannot be opened: its directory is missing or not accessible")]
+    CannotOpen,
+    /// SQLite found the file damaged.
+    #[error("the store file is damaged (SQLite reports it malformed)")]
+    Malformed,
+    /// SQLite failed otherwise.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// The file system failed.
     #[error("{context}")]
     Io {
@@ -123,6 +147,56 @@ pub enum StoreError {
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Locked,
+            Some(ErrorCode::DiskFull) => Self::DiskFull,
+            Some(ErrorCode::ReadOnly) => Self::ReadOnly,
+            Some(ErrorCode::CannotOpen) => Self::CannotOpen,
+            Some(ErrorCode::DatabaseCorrupt) => Self::Malformed,
+            _ => Self::Sqlite(err),
+        }
+    }
+}
+
+/// What is at a store path, recognised without writing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFile {
+    /// Nothing, or an empty file: `init` may make a store there.
+    Missing,
+    /// A MedCrypt store.
+    Present,
+}
+
+/// Recognises what is at `path` before anything asks for a passphrase.
+///
+/// # Errors
+/// [`StoreError::NotAStore`] for any other file (left untouched),
+/// [`StoreError::IsDirectory`], I/O errors.
+pub fn probe(path: &Path) -> Result<StoreFile> {
+    match schema::inspect(path)? {
+        Found::Absent | Found::Empty => Ok(StoreFile::Missing),
+        Found::Store => Ok(StoreFile::Present),
+        Found::Foreign => Err(StoreError::NotAStore(path.to_owned())),
+    }
+}
+
+/// Reads up to `buf.len()` bytes; fewer only at the end of the input.
+fn read_up_to(input: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(got) => n += got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
@@ -174,13 +248,18 @@ impl Store {
         retention: Retention,
         now: DateTime<Utc>,
     ) -> Result<(Self, RecoveryCode, SealingKey)> {
-        if path.exists() {
-            return Err(StoreError::AlreadyExists(path.to_owned()));
+        match schema::inspect(path)? {
+            Found::Absent => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    create_private_dir(dir)?;
+                }
+                create_private_file(path)?;
+            }
+            // An empty file is as good as none: made private and used.
+            Found::Empty => make_private(path)?,
+            Found::Store => return Err(StoreError::AlreadyExists(path.to_owned())),
+            Found::Foreign => return Err(StoreError::NotAStore(path.to_owned())),
         }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir)?;
-        }
-        create_private_file(path)?;
         let result = Self::initialise(path, passphrase, name, retention, now);
         if result.is_err() {
             // Leave nothing half-made behind.
@@ -209,6 +288,7 @@ impl Store {
             store.set_meta("name", name)?;
             store.set_meta("created_at", &now_text(now))?;
             store.set_meta("retention", &retention.to_string())?;
+            store.note_time(now)?;
             store.wrap_under_passphrase(passphrase)?;
             store.wrap_under_recovery(&recovery)?;
             let verification = store.start_audit(now)?;
@@ -312,7 +392,9 @@ impl Store {
             .ok_or(StoreError::Corrupt("no passphrase entry"))?;
         let kek = passphrase_kek(passphrase, &salt, iterations);
         let Some(master) = unwrap_master(&kek, "passphrase", &wrapped) else {
-            record_unlock_failure(&conn, now, "passphrase")?;
+            // Noted for the audit log when the store can be written; the
+            // verdict is the same either way.
+            let _ = record_unlock_failure(&conn, now, "passphrase");
             return Err(StoreError::WrongPassphrase);
         };
         let store = Self::assemble(conn, master, path)?.after_unlock(now, "passphrase")?;
@@ -344,15 +426,17 @@ impl Store {
             .ok_or(StoreError::Corrupt("no recovery entry"))?;
         let kek = recovery_kek(code, &salt);
         let Some(master) = unwrap_master(&kek, "recovery", &wrapped) else {
-            record_unlock_failure(&conn, now, "recovery code")?;
+            let _ = record_unlock_failure(&conn, now, "recovery code");
             return Err(StoreError::WrongRecoveryCode);
         };
         Self::assemble(conn, master, path)?.after_unlock(now, "recovery")
     }
 
     fn connect(path: &Path) -> Result<Connection> {
-        if !path.is_file() {
-            return Err(StoreError::NotFound(path.to_owned()));
+        match schema::inspect(path)? {
+            Found::Absent | Found::Empty => return Err(StoreError::NotFound(path.to_owned())),
+            Found::Foreign => return Err(StoreError::NotAStore(path.to_owned())),
+            Found::Store => {}
         }
         let mut conn = open_connection(path)?;
         migrate(&mut conn)?;
@@ -514,6 +598,18 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(io_err(format!("cannot create directory {}", dir.display())))
+}
+
+fn make_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format!("cannot make {} private", path.display())))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn create_private_file(path: &Path) -> Result<()> {

@@ -1,5 +1,10 @@
 //! Sending sequence numbers, kept in each pairing's sealed record so that
 //! a number is never used twice.
+//!
+//! A number is `max(last + 1, seconds since the month began × 1024)`: it
+//! grows with the clock, so a store restored from a backup (or a VM
+//! snapshot) sends numbers above any it sent before the restore, and the
+//! other side does not reject its new messages as replays.
 
 use chrono::{DateTime, Utc};
 
@@ -24,11 +29,12 @@ impl Store {
     ) -> Result<u32> {
         self.in_transaction(|| {
             let next = self.update_record(pairing.id, |record| {
-                let next = record
+                let after_last = record
                     .last_sent(epoch, direction)
                     .unwrap_or(0)
                     .checked_add(1)
                     .ok_or(StoreError::Corrupt("sequence numbers exhausted"))?;
+                let next = after_last.max(time_floor(epoch, now));
                 record.set_sent(epoch, direction, next);
                 Ok(next)
             })?;
@@ -42,4 +48,17 @@ impl Store {
             Ok(next)
         })
     }
+}
+
+/// Sequence numbers per second of a month: a month has at most 2,678,400
+/// seconds, so `seconds × 1024` stays below 2^32.
+const PER_SECOND: u32 = 1024;
+
+/// The lowest sequence number a message of `epoch` sent at `now` may take.
+pub(super) fn time_floor(epoch: Epoch, now: DateTime<Utc>) -> u32 {
+    let seconds = (now - epoch.start()).num_seconds().max(0);
+    u32::try_from(seconds)
+        .ok()
+        .and_then(|s| s.checked_mul(PER_SECOND))
+        .unwrap_or(u32::MAX - 1)
 }

@@ -1,11 +1,139 @@
 //! The schema of the store and its migrations, in one place: each migration
 //! is a batch of SQL run once, in order, recorded in `user_version`.
+//!
+//! Before anything is written, a file is recognised as a MedCrypt store by
+//! its SQLite application id (or, for stores of the first release, by its
+//! tables): any other file is left byte for byte as it was.
 
 use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{Result, StoreError};
+
+/// The SQLite application id of a MedCrypt store: "MCRY".
+pub(super) const APPLICATION_ID: i32 = 0x4D43_5259;
+
+/// What a path holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Found {
+    /// Nothing there.
+    Absent,
+    /// An empty file: as good as absent (`init` may use it).
+    Empty,
+    /// A MedCrypt store.
+    Store,
+    /// Anything else: never written to.
+    Foreign,
+}
+
+/// Recognises what `path` holds without writing anything (not even a side
+/// file of SQLite).
+pub(super) fn inspect(path: &Path) -> Result<Found> {
+    let io = |e| StoreError::Io {
+        context: format!("cannot read {}", path.display()),
+        source: e,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Absent),
+        Err(e) => return Err(io(e)),
+    };
+    if meta.is_dir() {
+        return Err(StoreError::IsDirectory(path.to_owned()));
+    }
+    if meta.len() == 0 {
+        return Ok(Found::Empty);
+    }
+    let mut header = [0u8; 100];
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let got = super::read_up_to(&mut file, &mut header).map_err(io)?;
+    if got < header.len() || &header[..16] != b"SQLite format 3\0" {
+        return Ok(Found::Foreign);
+    }
+    let application_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if application_id == APPLICATION_ID {
+        return Ok(Found::Store);
+    }
+    if application_id != 0 {
+        return Ok(Found::Foreign);
+    }
+    // A store of the first release has no application id: look for its
+    // tables, reading the file as it is (immutable: no journal, no lock).
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let probe = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    );
+    let first_release = probe.ok().is_some_and(|conn| {
+        let version: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap_or(0);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'unlock', 'pairings', 'epoch_keys')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        (1..=4).contains(&version) && tables == 4
+    });
+    Ok(if first_release {
+        Found::Store
+    } else {
+        Found::Foreign
+    })
+}
+
+/// A path as a `file:` URI path (percent-encoding what URIs reserve).
+fn uri_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a front end shows while another command holds the store.
+static WAIT_NOTICE: OnceLock<fn()> = OnceLock::new();
+
+/// Sets what to show (once) when a command has to wait for another one
+/// that holds the store.
+pub fn on_wait(notice: fn()) {
+    let _ = WAIT_NOTICE.set(notice);
+}
+
+/// How long a command waits for another one before giving up:
+/// `MEDCRYPT_WAIT` seconds, else 30.
+pub(super) fn wait_limit() -> Duration {
+    static LIMIT: OnceLock<Duration> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("MEDCRYPT_WAIT")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map_or(Duration::from_secs(30), Duration::from_secs)
+    })
+}
+
+fn busy(count: i32) -> bool {
+    const STEP_MS: u64 = 50;
+    if count == 10
+        && let Some(notice) = WAIT_NOTICE.get()
+    {
+        notice();
+    }
+    std::thread::sleep(Duration::from_millis(STEP_MS));
+    u128::from(u32::try_from(count).unwrap_or(0)) * u128::from(STEP_MS) < wait_limit().as_millis()
+}
 
 pub(super) const SCHEMA_VERSION: u32 = 5;
 
@@ -158,14 +286,78 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL);",
 ];
 
+/// Opens a recognised (or new) store for reading and writing; a store
+/// that cannot be written (its file or directory) is opened read-only, so
+/// that what can be said without writing — a wrong passphrase — still is.
 pub(super) fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let writable = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(StoreError::from)
+    .and_then(|conn| {
+        conn.busy_handler(Some(busy))?;
+        if conn.application_id()? == 0 && conn.user_version()? == 0 {
+            // A new store: its id goes into the header before WAL mode.
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Ok(conn)
+    });
+    let conn = match writable {
+        Ok(conn) => conn,
+        Err(StoreError::ReadOnly) | Err(StoreError::CannotOpen) => read_only(path)?,
+        Err(err) => return Err(err),
+    };
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
+}
+
+/// A store that cannot be written: read as it is, or (when its directory
+/// cannot take SQLite's side files either) as an immutable file.
+fn read_only(path: &Path) -> Result<Connection> {
+    let readable = |conn: &Connection| {
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .is_ok()
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    if readable(&conn) {
+        conn.busy_handler(Some(busy))?;
+        return Ok(conn);
+    }
+    let conn = Connection::open_with_flags(
+        format!("file:{}?immutable=1", uri_path(path)),
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    if readable(&conn) {
+        Ok(conn)
+    } else {
+        Err(StoreError::CannotOpen)
+    }
+}
+
+trait Pragmas {
+    fn application_id(&self) -> rusqlite::Result<i32>;
+    fn user_version(&self) -> rusqlite::Result<u32>;
+}
+
+impl Pragmas for Connection {
+    fn application_id(&self) -> rusqlite::Result<i32> {
+        self.pragma_query_value(None, "application_id", |r| r.get(0))
+    }
+
+    fn user_version(&self) -> rusqlite::Result<u32> {
+        self.pragma_query_value(None, "user_version", |r| r.get(0))
+    }
 }
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -173,11 +365,15 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
     if version > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema(version));
     }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
     }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.commit()?;
     Ok(())
 }

@@ -34,8 +34,25 @@ impl Party {
         }
     }
 
-    /// Runs in `cwd` with `passphrase` at `now`, feeding `stdin`.
+    /// Runs in `cwd` with `passphrase` at `now`, feeding `stdin`. Tests
+    /// move the clock freely, so every question is answered yes; tests of the
+    /// questions themselves use [`Party::run_asking`].
     pub fn run_full(
+        &self,
+        cwd: Option<&Path>,
+        args: &[&str],
+        stdin: &str,
+        now: &str,
+        passphrase: &str,
+    ) -> Run {
+        let mut all = vec!["--yes"];
+        all.extend_from_slice(args);
+        self.run_asking(cwd, &all, stdin, now, passphrase)
+    }
+
+    /// Like [`Party::run_full`] without `--yes`: questions are asked, and
+    /// refused when stdin is not a terminal.
+    pub fn run_asking(
         &self,
         cwd: Option<&Path>,
         args: &[&str],

@@ -1,0 +1,302 @@
+//! The life cycle of a store as a new user meets it: a wrong `--store`
+//! path, another program's database, a store busy or read-only, a clock
+//! that jumps, backups, invites that expire, and a command line that helps.
+//! Each test drives the real binary.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{NOV, PASSPHRASE, Party, paired};
+use sha2::{Digest, Sha256};
+
+fn digest(path: &Path) -> Vec<u8> {
+    Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// ---------------------------------------------------------------- the store
+
+#[test]
+fn another_programs_database_is_left_byte_for_byte_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-app.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&other).unwrap();
+        conn.execute_batch("CREATE TABLE notes(body TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    let before = digest(&other);
+    let party = Party {
+        store: other.clone(),
+    };
+    for args in [
+        &["pair", "list"][..],
+        &["init"],
+        &["keys", "shred"],
+        &["decrypt"],
+    ] {
+        let run = party.run_at(args, "MEDCRYPT:v2:AAAA", NOV);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("is not a MedCrypt store"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(digest(&other), before, "{args:?} changed the file");
+        assert_eq!(files_in(dir.path()), ["other-app.sqlite"], "{args:?}");
+    }
+    // Not a database at all: the same answer, the same care.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "shopping list\n").unwrap();
+    let run = Party {
+        store: text.clone(),
+    }
+    .run_at(&["pair", "list"], "", NOV);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("is not a MedCrypt store"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&text).unwrap(), "shopping list\n");
+}
+
+#[test]
+fn an_empty_file_is_no_store_and_init_may_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("store.sqlite");
+    std::fs::File::create(&empty).unwrap();
+    let party = Party {
+        store: empty.clone(),
+    };
+    let run = party.run_at(&["pair", "list"], "", NOV);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no MedCrypt store at"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("medcrypt init"), "{}", run.stderr);
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+    party.ok(&["init"], "", NOV);
+    assert!(party.ok(&["pair", "list"], "", NOV).contains("No pairings"));
+}
+
+#[test]
+fn a_directory_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let party = Party {
+        store: dir.path().to_owned(),
+    };
+    let run = party.run_at(&["pair", "list"], "", NOV);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("is a directory"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+}
+
+#[test]
+fn a_busy_store_says_so_then_gives_up_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let party = Party::new(dir.path(), "doc");
+    party.ok(&["init"], "", NOV);
+    // Another command holds the store's write lock.
+    let conn = rusqlite::Connection::open(&party.store).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_medcrypt"));
+    let out = command
+        .arg("--store")
+        .arg(&party.store)
+        .args(["pair", "list"])
+        .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+        .env("MEDCRYPT_NOW", NOV)
+        .env("MEDCRYPT_WAIT", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("waiting for another MedCrypt command"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("kept the store busy"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    // Released, the same command works.
+    conn.execute_batch("COMMIT").unwrap();
+    drop(conn);
+    party.ok(&["pair", "list"], "", NOV);
+}
+
+/// Runs `args` on `party`'s store as the unprivileged user `nobody`, so
+/// that file permissions apply even when the tests run as root.
+fn run_as_nobody(party: &Party, args: &[&str], passphrase: &str) -> (i32, String) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_medcrypt"),
+            "--yes",
+            "--store",
+        ])
+        .arg(&party.store)
+        .args(args)
+        .env("MEDCRYPT_PASSPHRASE", passphrase)
+        .env("MEDCRYPT_NOW", NOV)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_store_is_named_and_a_wrong_passphrase_is_still_wrong() {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let has_setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let party = Party::new(dir.path(), "doc");
+    party.ok(&["init"], "", NOV);
+    let store_dir = party.store.parent().unwrap();
+    // Readable by everyone, writable by no one but root.
+    std::fs::set_permissions(store_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(&party.store, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let (code, stderr) = if is_root && has_setpriv {
+        run_as_nobody(&party, &["pair", "list"], PASSPHRASE)
+    } else {
+        let run = party.run_at(&["pair", "list"], "", NOV);
+        (run.code, run.stderr)
+    };
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+    assert!(stderr.contains("writable"), "{stderr}");
+    let (code, stderr) = if is_root && has_setpriv {
+        run_as_nobody(&party, &["pair", "list"], "not the passphrase")
+    } else {
+        let run = party.run_with(&["pair", "list"], "", NOV, "not the passphrase");
+        (run.code, run.stderr)
+    };
+    assert_eq!(code, 9, "{stderr}");
+    assert!(stderr.contains("wrong passphrase"), "{stderr}");
+    std::fs::set_permissions(store_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&party.store, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+// ---------------------------------------------------------------- the clock
+
+#[test]
+fn a_clock_far_ahead_destroys_nothing_without_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pat, _) = paired(dir.path());
+    let wire = doc.encrypt("alice", "Biopsy: benign.", NOV);
+    // The clock jumps to February (a wrong system date): refused, nothing
+    // destroyed, and the question names what would be lost.
+    let run = pat.run_asking(
+        None,
+        &["keys", "list"],
+        "",
+        "2027-02-10T10:00:00Z",
+        PASSPHRASE,
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("82 days after"), "{}", run.stderr);
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert!(run.stderr.contains("destroyed for good"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    // Back on the real clock, everything still works.
+    let run = pat.run_asking(None, &["decrypt"], &wire, NOV, PASSPHRASE);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().last(), Some("Biopsy: benign."));
+    // The keyless shredder, run with the same wrong clock, moves at most
+    // two days past the last time it could trust.
+    let out = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&pat.store)
+        .args(["keys", "shred"])
+        .env("MEDCRYPT_NOW", "2027-02-10T10:00:00Z")
+        .env_remove("MEDCRYPT_PASSPHRASE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("Destroyed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let reply = pat.encrypt("dr-silva", "Thank you", "2026-11-20T10:05:00Z");
+    assert_eq!(doc.decrypt(&reply, "2026-11-20T10:06:00Z").code, 0);
+}
+
+#[test]
+fn a_confirmed_jump_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_doc, pat, _) = paired(dir.path());
+    let feb = "2027-02-10T10:00:00Z";
+    let run = pat.run_asking(None, &["--yes", "keys", "list"], "", feb, PASSPHRASE);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("2027-02  current"), "{}", run.stdout);
+    // The next command at that time asks nothing.
+    let run = pat.run_asking(None, &["keys", "list"], "", feb, PASSPHRASE);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_clock_set_back_is_refused_unless_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_doc, pat, _) = paired(dir.path());
+    let run = pat.run_asking(
+        None,
+        &["keys", "list"],
+        "",
+        "2026-11-19T10:00:00Z",
+        PASSPHRASE,
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("earlier than"), "{}", run.stderr);
+    assert!(run.stderr.contains("set back"), "{}", run.stderr);
+    // A few minutes of drift between machines is not a jump.
+    let run = pat.run_asking(
+        None,
+        &["keys", "list"],
+        "",
+        "2026-11-20T09:55:00Z",
+        PASSPHRASE,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn medcrypt_now_is_announced_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let party = Party::new(dir.path(), "doc");
+    let run = party.run_at(&["init"], "", NOV);
+    assert!(
+        run.stderr.contains("MEDCRYPT_NOW is set") && run.stderr.contains("copy of a store"),
+        "{}",
+        run.stderr
+    );
+    let run = party.run_at(&["pair", "list"], "", NOV);
+    assert!(run.stderr.contains("MEDCRYPT_NOW is set"), "{}", run.stderr);
+}
