@@ -58,15 +58,17 @@ impl Context {
         }
     }
 
-    /// Unlocks the store with its passphrase.
-    fn unlock(&self) -> Result<Session> {
+    /// Unlocks the store with its passphrase; for the audit log's
+    /// commands, even a store modified outside MedCrypt.
+    fn unlock(&self, for_audit: bool) -> Result<Session> {
         self.require_store()?;
         let pass = io::passphrase(self.passphrase_file.as_deref())?;
-        Ok(Session::unlock(
-            &self.store_path,
-            &pass,
-            self.clock.clone(),
-        )?)
+        let open = if for_audit {
+            Session::unlock_for_audit
+        } else {
+            Session::unlock
+        };
+        Ok(open(&self.store_path, &pass, self.clock.clone())?)
     }
 }
 
@@ -122,25 +124,18 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             action: args::EscrowCommand::Combine(combine),
         } => escrow::combine(&ctx, combine),
         command => {
-            let mut session = ctx.unlock()?;
-            if let Some(key) = session.take_new_verification_key() {
-                io::note(format_args!(
-                    "note: this store's audit log starts now. Audit verification code (shown once; \
-                     give it to whoever audits this store):\n    {}",
-                    medcrypt::codes::verification_code(&key).as_str()
-                ));
+            let audit = matches!(command, Command::Audit { .. });
+            let mut session = ctx.unlock(audit)?;
+            // Audit commands read a log (and a store) that may be tampered
+            // with: they say what they find, then report the modification;
+            // they do not rotate (rotation runs at the next other command).
+            if audit {
+                dispatch(&ctx, &mut session, command)?;
+                return Ok(session.integrity()?);
             }
             check_clock(&ctx, &session)?;
-            // Audit commands read a log that may be tampered with; they must
-            // not fail on appending rotation entries to it. Rotation runs at
-            // the next other command.
-            let rotations = if matches!(command, Command::Audit { .. }) {
-                Vec::new()
-            } else {
-                let rotations = session.rotate()?;
-                session.note_time()?;
-                rotations
-            };
+            let rotations = session.rotate()?;
+            session.note_time()?;
             keys::report_shredding(&rotations, session.now());
             dispatch(&ctx, &mut session, command)
         }

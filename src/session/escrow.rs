@@ -184,6 +184,7 @@ impl Session {
             ));
         }
         let (store, secret) = Store::open_with_escrow(path, shares, clock.now())?;
+        store.integrity()?;
         let mut session = Session::from_store(store, clock);
         let now = session.now();
         let custodians: Vec<String> = shares.iter().map(|s| s.custodian.clone()).collect();

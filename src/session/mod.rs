@@ -147,18 +147,41 @@ impl Session {
     /// Unlocks the store at `path` with its passphrase.
     ///
     /// # Errors
-    /// No store, wrong passphrase, database errors.
+    /// No store, wrong passphrase, a store modified outside MedCrypt,
+    /// database errors.
     pub fn unlock(path: &Path, passphrase: &SecretString, clock: Clock) -> Result<Self> {
+        let session = Self::unlock_for_audit(path, passphrase, clock)?;
+        session.integrity()?;
+        Ok(session)
+    }
+
+    /// Unlocks the store at `path` with its passphrase even when it was
+    /// modified outside MedCrypt, for the audit log's commands, which say
+    /// what they find; [`Session::integrity`] tells whether it was.
+    ///
+    /// # Errors
+    /// No store, wrong passphrase, database errors.
+    pub fn unlock_for_audit(path: &Path, passphrase: &SecretString, clock: Clock) -> Result<Self> {
         let store = Store::open(path, passphrase, clock.now())?;
         Ok(Self { store, clock })
+    }
+
+    /// Whether the store was found modified outside MedCrypt at unlock.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Tampered`] naming what was found.
+    pub fn integrity(&self) -> Result<()> {
+        Ok(self.store.integrity()?)
     }
 
     /// Unlocks the store at `path` with its recovery code.
     ///
     /// # Errors
-    /// No store, wrong code, database errors.
+    /// No store, wrong code, a store modified outside MedCrypt, database
+    /// errors.
     pub fn recover(path: &Path, code: &RecoveryCode, clock: Clock) -> Result<Self> {
         let store = Store::open_with_recovery(path, code, clock.now())?;
+        store.integrity()?;
         Ok(Self { store, clock })
     }
 
@@ -180,12 +203,6 @@ impl Session {
     /// The clock.
     pub fn clock(&self) -> &Clock {
         &self.clock
-    }
-
-    /// A verification key made because this store predates its audit log:
-    /// to be shown once, like the one made at init.
-    pub fn take_new_verification_key(&mut self) -> Option<SealingKey> {
-        self.store.take_new_verification_key()
     }
 
     /// Whether the clock jumped since the store was last used (checked

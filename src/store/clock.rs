@@ -10,7 +10,7 @@ use super::{Result, Store, now_text, parse_time};
 /// Setting of the latest time a command that unlocked the store saw (MAC'd).
 const LATEST_KEY: &str = "clock.latest";
 /// The latest time the keyless shredder trusted (plain: it has no key).
-const SHREDDER_KEY: &str = "clock.shredder";
+pub(super) const SHREDDER_KEY: &str = "clock.shredder";
 /// How far past the last time it trusts the keyless shredder may go in one
 /// run: a clock set months ahead destroys nothing early by more than this.
 pub(super) const SHREDDER_STEP: TimeDelta = TimeDelta::days(2);
@@ -45,7 +45,7 @@ impl Store {
     }
 }
 
-fn plain_time(conn: &Connection, key: &str) -> Option<DateTime<Utc>> {
+pub(super) fn plain_time(conn: &Connection, key: &str) -> Option<DateTime<Utc>> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
         r.get::<_, String>(0)
     })

@@ -17,6 +17,7 @@ use crate::protocol::keys::{Direction, EpochKey};
 use crate::protocol::wire::ReplayId;
 
 use super::audit::{AUDIT_ENC_KEY_AAD, LEGACY_AUDIT_ENC_KEY_AAD};
+use super::manifest::PLAIN_SETTINGS;
 use super::record::{ChatLink, PairingRecord, PlainPairing};
 use super::{Result, Store, StoreError, parse_time};
 
@@ -47,7 +48,9 @@ impl Store {
             })
             .optional()?;
         match blob {
-            None => table_exists(self, "seen"),
+            // Every store since schema 2 has an audit log: its state was
+            // deleted ([`Store::check_no_legacy_rows`] says so).
+            None => Ok(false),
             Some(blob) => {
                 if self.unseal(AUDIT_ENC_KEY_AAD, &blob).is_ok() {
                     Ok(false)
@@ -58,6 +61,37 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// In a store of the current form: the audit state is there, no table
+    /// of schema 4 came back and every pairing has its sealed record.
+    /// Whether the old form's data is moved is decided by sealed state
+    /// alone, so rows planted in the old form are never read.
+    pub(super) fn check_no_legacy_rows(&self) -> Result<()> {
+        let has_audit: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM audit_state WHERE id = 1)",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_audit {
+            return Err(StoreError::Modified("the audit log's state".into()));
+        }
+        for table in LEGACY_TABLES {
+            if table_exists(self, table)? {
+                return Err(StoreError::Modified(format!(
+                    "a table of an older store form ({table}) was added"
+                )));
+            }
+        }
+        let unsealed: i64 = self.conn.query_row(
+            "SELECT count(*) FROM pairings WHERE record IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        if unsealed > 0 {
+            return Err(StoreError::Modified("a pairing's sealed record".into()));
+        }
+        Ok(())
     }
 
     /// Drops the tables of schema 4 (empty in a new store).
@@ -80,7 +114,9 @@ impl Store {
                 rows.collect::<std::result::Result<_, _>>()?
             };
             for (key, value) in meta {
-                self.set_meta(&key, &value)?;
+                if !PLAIN_SETTINGS.contains(&key.as_str()) {
+                    self.set_meta(&key, &value)?;
+                }
             }
             self.upgrade_pairings()?;
             self.upgrade_epoch_keys()?;
@@ -105,7 +141,7 @@ impl Store {
             if self.setting("retention")?.is_none() {
                 self.set_meta("retention", "key-lifetime")?;
             }
-            Ok(())
+            self.seal_all_manifests()
         })?;
         self.checkpoint()
     }
@@ -284,16 +320,19 @@ impl Store {
         Ok(())
     }
 
-    /// After a new master key: the row MACs and history digests it keys are
-    /// made again.
+    /// After a new master key: the row MACs, manifests and history digests
+    /// it keys are made again (the rows were checked under the old key).
     pub(super) fn remake_derived(&self) -> Result<()> {
         let meta: Vec<(String, String)> = {
             let mut stmt = self.conn.prepare("SELECT key, value FROM meta")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<std::result::Result<_, _>>()?
         };
+        // Checked under the old key before this call ([`Store::check_rows`]).
         for (key, value) in meta {
-            self.set_meta(&key, &value)?;
+            if !PLAIN_SETTINGS.contains(&key.as_str()) {
+                self.set_meta(&key, &value)?;
+            }
         }
         let outbox: Vec<i64> = {
             let mut stmt = self.conn.prepare("SELECT id FROM outbox")?;
@@ -313,7 +352,7 @@ impl Store {
                 params![digest.to_vec(), id],
             )?;
         }
-        Ok(())
+        self.seal_all_manifests()
     }
 
     fn history_ids(&self) -> Result<Vec<i64>> {

@@ -20,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::protocol::epoch::Epoch;
 use crate::protocol::keys::{Advance, EpochChain, EpochKey};
 
+use super::manifest::Family;
 use super::sealing::{aead_open, aead_seal};
 use super::{PairingInfo, Protocol, Result, Store, StoreError, now_text, parse_time, random_bytes};
 
@@ -71,8 +72,10 @@ fn destroy_key(
         "DELETE FROM shred_keys WHERE pairing_id = ?1 AND epoch = ?2",
         params![pairing_id, e],
     )?;
+    let mine = "pairing_id = ?1 AND epoch = ?2 AND scope = 'epoch'";
+    super::manifest::leave_tombstones(conn, mine, params![pairing_id, e])?;
     conn.execute(
-        "DELETE FROM history WHERE pairing_id = ?1 AND epoch = ?2 AND scope = 'epoch'",
+        &format!("DELETE FROM history WHERE {mine}"),
         params![pairing_id, e],
     )?;
     conn.execute(
@@ -92,8 +95,10 @@ fn destroy_key(
 
 /// History kept under the master key whose retention period is over.
 fn expire_history(conn: &Connection, now: DateTime<Utc>) -> Result<usize> {
+    let over = "scope = 'master' AND expires_at IS NOT NULL AND expires_at <= ?1";
+    super::manifest::leave_tombstones(conn, over, [now_text(now)])?;
     Ok(conn.execute(
-        "DELETE FROM history WHERE scope = 'master' AND expires_at IS NOT NULL AND expires_at <= ?1",
+        &format!("DELETE FROM history WHERE {over}"),
         [now_text(now)],
     )?)
 }
@@ -230,7 +235,9 @@ impl Store {
                     advance,
                 });
             }
-            expire_history(&self.conn, now)
+            let expired = expire_history(&self.conn, now)?;
+            self.touched(Family::History)?;
+            Ok(expired)
         })?;
         if expired > 0 || report.iter().any(|r| !r.advance.destroyed.is_empty()) {
             self.checkpoint()?;
@@ -300,6 +307,39 @@ impl Store {
         Ok(self.destruction(pairing, epoch)?.map(|d| d.destroyed_at))
     }
 
+    /// Checks that every destruction on record happened: its month was past
+    /// its destruction time (by this clock or the shredder's) and its key
+    /// is gone. A planted record would otherwise reopen the replay state
+    /// and sending counters of a live month.
+    ///
+    /// # Errors
+    /// [`StoreError::Modified`]; database errors.
+    pub(super) fn check_destructions(&self, now: DateTime<Utc>) -> Result<()> {
+        let shredder = super::clock::plain_time(&self.conn, super::clock::SHREDDER_KEY);
+        let at = shredder.map_or(now, |s| s.max(now));
+        let rows: Vec<(i64, String, bool)> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT s.pairing_id, s.epoch,
+                        EXISTS(SELECT 1 FROM epoch_keys k
+                               WHERE k.pairing_id = s.pairing_id AND k.epoch = s.epoch)
+                 FROM shredded s",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        for (_, epoch, key_still_there) in rows {
+            let due = epoch
+                .parse::<Epoch>()
+                .is_ok_and(|e| e.destruction_time() <= at);
+            if !due || key_still_there {
+                return Err(StoreError::Modified(format!(
+                    "a record of the {epoch} key's destruction (the key was not destroyed)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the audit entries of destructions the keyless shredder did
     /// since the last unlock.
     pub(super) fn audit_shredder_work(&self, now: DateTime<Utc>) -> Result<()> {
@@ -354,29 +394,31 @@ impl Store {
         // A clock far ahead must not destroy keys early: the shredder moves
         // at most two days past the latest time it can trust.
         let now = super::clock::shredder_time(&tx, now)?;
-        let due: Vec<(i64, String, String, String)> = {
+        // Every month key but the newest of its pairing; when each is due
+        // comes from its month (a plain column could be edited to delay it).
+        let candidates: Vec<(i64, String, String)> = {
             let mut stmt = tx.prepare(
-                "SELECT s.pairing_id, s.epoch, s.due_at, p.alias FROM shred_keys s
+                "SELECT s.pairing_id, s.epoch, p.alias FROM shred_keys s
                  JOIN pairings p ON p.id = s.pairing_id
-                 WHERE s.due_at <= ?1
-                   AND s.epoch < (SELECT max(epoch) FROM epoch_keys k WHERE k.pairing_id = s.pairing_id)
+                 WHERE s.epoch < (SELECT max(epoch) FROM epoch_keys k WHERE k.pairing_id = s.pairing_id)
                  ORDER BY p.alias, s.epoch",
             )?;
-            let rows = stmt.query_map([now_text(now)], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<std::result::Result<_, _>>()?
         };
         let mut done = Vec::new();
-        for (pairing_id, epoch, due_at, alias) in due {
+        for (pairing_id, epoch, alias) in candidates {
             let Ok(epoch) = epoch.parse::<Epoch>() else {
                 continue;
             };
+            if epoch.destruction_time() > now {
+                continue;
+            }
             destroy_key(&tx, pairing_id, epoch, now, true)?;
             done.push(Destruction {
                 alias,
                 epoch,
-                due_at: parse_time(&due_at).unwrap_or_else(|| epoch.destruction_time()),
+                due_at: epoch.destruction_time(),
                 destroyed_at: now,
                 by_shredder: true,
             });

@@ -25,6 +25,7 @@ use crate::protocol::keys::derive_key;
 use crate::protocol::wire::ReplayId;
 
 use super::data::identity_sha256;
+use super::manifest::Family;
 use super::sealing::{aead_open, aead_seal};
 use super::{PairingInfo, Result, Store, StoreError, io_err, now_text, parse_time};
 
@@ -434,6 +435,7 @@ impl Store {
             ],
         )?;
         let id = self.conn.last_insert_rowid();
+        self.touched(Family::History)?;
         let key = self.row_key(pairing.id, scope, epoch.as_deref())?;
         let json = Zeroizing::new(
             serde_json::to_vec(body).map_err(|_| StoreError::Corrupt("history encoding"))?,
@@ -751,6 +753,7 @@ impl Store {
                 {
                     self.conn
                         .execute("DELETE FROM history WHERE id = ?1", [id])?;
+                    self.touched(Family::History)?;
                     continue;
                 }
                 if new_scope != scope {
@@ -762,6 +765,7 @@ impl Store {
                     "UPDATE history SET scope = ?1, expires_at = ?2 WHERE id = ?3",
                     params![new_scope, expires.map(now_text), id],
                 )?;
+                self.touched(Family::History)?;
             }
             Ok(())
         })?;

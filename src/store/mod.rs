@@ -25,6 +25,7 @@ mod data;
 mod epochs;
 mod escrow;
 mod history;
+mod manifest;
 mod outbox;
 mod pairings;
 mod record;
@@ -226,8 +227,11 @@ pub struct Store {
     depth: Cell<u32>,
     /// An audit sealing key was destroyed: truncate the WAL after commit.
     wal_checkpoint_due: Cell<bool>,
-    /// A verification key made when an older store got its audit log.
-    new_verification_key: Option<SealingKey>,
+    /// Row families changed in the open transaction.
+    dirty: manifest::Dirty,
+    /// What was found modified outside MedCrypt at unlock, if anything:
+    /// every command but the audit log's refuses to act on such a store.
+    modified: Option<String>,
 }
 
 fn io_err(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -293,6 +297,7 @@ impl Store {
             store.wrap_under_recovery(&recovery)?;
             let verification = store.start_audit(now)?;
             store.audit(now, "init", "", "ok", &[])?;
+            store.seal_all_manifests()?;
             Ok(verification)
         })?;
         Ok((store, recovery, verification))
@@ -312,31 +317,59 @@ impl Store {
             actor: actor_name(name.as_deref().unwrap_or_default()),
             depth: Cell::new(0),
             wal_checkpoint_due: Cell::new(false),
-            new_verification_key: None,
+            dirty: manifest::Dirty::default(),
+            modified: None,
         })
     }
 
     /// Once the master key is known: moves an older store's rows into the
     /// current form, and takes the owner's name from its checked setting.
+    ///
+    /// Then checks what no single row can vouch for: that no row of a
+    /// family was added or removed, that no leftover of the old form came
+    /// back, that every destruction on record happened. A store that fails
+    /// is marked modified ([`Store::integrity`]).
     pub(super) fn prepare(&mut self, now: DateTime<Utc>) -> Result<()> {
         if self.needs_data_upgrade()? {
             self.upgrade_data(now)?;
         }
-        self.actor = actor_name(self.setting("name")?.as_deref().unwrap_or_default());
+        self.modified = match self.check_current_form(now) {
+            Ok(()) => None,
+            Err(StoreError::Modified(what)) => Some(what),
+            Err(err) => return Err(err),
+        };
+        let name = self.setting("name").ok().flatten();
+        self.actor = actor_name(name.as_deref().unwrap_or_default());
         Ok(())
     }
 
+    fn check_current_form(&self, now: DateTime<Utc>) -> Result<()> {
+        self.check_no_legacy_rows()?;
+        self.check_rows(now)?;
+        self.check_destructions(now)
+    }
+
+    /// Whether the store was found modified outside MedCrypt when it was
+    /// unlocked. Only the audit log's own commands may go on; they say
+    /// what they find.
+    ///
+    /// # Errors
+    /// [`StoreError::Modified`].
+    pub fn integrity(&self) -> Result<()> {
+        match &self.modified {
+            None => Ok(()),
+            Some(what) => Err(StoreError::Modified(what.clone())),
+        }
+    }
+
     /// After unlocking: move an older store's rows into the current form,
-    /// start the audit log of a store made before it existed, then move
-    /// waiting unlock failures and the shredder's work into it.
+    /// check it, then move waiting unlock failures and the shredder's work
+    /// into the audit log (not on a modified store: its rows are not
+    /// trusted to say what happened).
     fn after_unlock(mut self, now: DateTime<Utc>, how: &str) -> Result<Self> {
         self.prepare(now)?;
-        let has_audit: bool =
-            self.conn
-                .query_row("SELECT EXISTS(SELECT 1 FROM audit_state)", [], |r| r.get(0))?;
-        if !has_audit {
-            let key = self.in_transaction(|| self.start_audit(now))?;
-            self.new_verification_key = Some(key);
+        if self.modified.is_some() {
+            return Ok(self);
         }
         let flushed = self.in_transaction(|| {
             let failures: Vec<(i64, String, String)> = {
@@ -368,12 +401,6 @@ impl Store {
             Ok(()) | Err(StoreError::Corrupt(_)) => Ok(self),
             Err(err) => Err(err),
         }
-    }
-
-    /// A verification key made because this store predates its audit log.
-    /// Show it once, like the one made at init.
-    pub fn take_new_verification_key(&mut self) -> Option<SealingKey> {
-        self.new_verification_key.take()
     }
 
     /// Opens and unlocks the store with the passphrase.
@@ -478,7 +505,13 @@ impl Store {
         };
         self.conn.execute_batch(&begin)?;
         self.depth.set(depth + 1);
-        let result = f();
+        let mut result = f();
+        if depth == 0 && result.is_ok() {
+            // Still inside the transaction: the manifests of what changed.
+            if let Err(err) = self.seal_dirty() {
+                result = Err(err);
+            }
+        }
         self.depth.set(depth);
         match result {
             Ok(value) => {
@@ -495,6 +528,7 @@ impl Store {
                 let _ = self.conn.execute_batch(&rollback);
                 if depth == 0 {
                     self.wal_checkpoint_due.set(false);
+                    self.dirty.clear();
                 }
                 Err(err)
             }
@@ -509,7 +543,7 @@ impl Store {
             "INSERT OR REPLACE INTO meta (key, value, mac) VALUES (?1, ?2, ?3)",
             params![key, value, mac.to_vec()],
         )?;
-        Ok(())
+        self.touched(manifest::Family::Settings)
     }
 
     /// A setting (`name`, `telegram_bot`, `whatsapp_number`, `retention`, …),
@@ -545,6 +579,7 @@ impl Store {
             if value.is_empty() {
                 self.conn
                     .execute("DELETE FROM meta WHERE key = ?1", [key])?;
+                self.touched(manifest::Family::Settings)?;
             } else {
                 self.set_meta(key, value)?;
             }

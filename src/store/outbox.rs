@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 use zeroize::Zeroizing;
 
+use super::manifest::Family;
 use super::{PairingInfo, Result, Store, StoreError, now_text, parse_time};
 
 /// What an outbox item is sent as.
@@ -68,6 +69,7 @@ impl Store {
                 params![pairing.id, now_text(now), kind.name()],
             )?;
             let id = self.conn.last_insert_rowid();
+            self.touched(Family::Outbox)?;
             self.set_sealed(
                 "outbox",
                 "payload",
@@ -153,30 +155,55 @@ impl Store {
             .map_err(|_| StoreError::Modified(format!("outbox item #{id}")))
     }
 
-    /// Recomputes the row MAC of an outbox item after a change.
-    pub(super) fn refresh_outbox_mac(&self, id: i64) -> Result<()> {
-        let item = self.conn.query_row(
-            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at
+    /// An outbox row with its stored MAC.
+    fn outbox_row(&self, id: i64) -> Result<(OutboxItem, Option<Vec<u8>>)> {
+        Ok(self.conn.query_row(
+            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at, mac
              FROM outbox WHERE id = ?1",
             [id],
             |r| {
-                Ok(OutboxItem {
-                    id: r.get(0)?,
-                    pairing_id: r.get(1)?,
-                    alias: String::new(),
-                    created_at: r.get(2)?,
-                    kind: if r.get::<_, String>(3)? == "document" {
-                        OutboxKind::Document
-                    } else {
-                        OutboxKind::Text
+                Ok((
+                    OutboxItem {
+                        id: r.get(0)?,
+                        pairing_id: r.get(1)?,
+                        alias: String::new(),
+                        created_at: r.get(2)?,
+                        kind: if r.get::<_, String>(3)? == "document" {
+                            OutboxKind::Document
+                        } else {
+                            OutboxKind::Text
+                        },
+                        state: r.get(4)?,
+                        attempts: r.get(5)?,
+                        next_attempt_at: r.get(6)?,
+                        last_error: None,
                     },
-                    state: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
-                    last_error: None,
-                })
+                    r.get(7)?,
+                ))
             },
-        )?;
+        )?)
+    }
+
+    /// Checks an outbox row's MAC before it is changed (and MAC'd again):
+    /// a forged state must not be laundered by a retry.
+    fn check_outbox_row(&self, id: i64) -> Result<()> {
+        let Some((item, mac)) = self.outbox_row(id).map(Some).or_else(|e| match e {
+            StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            e => Err(e),
+        })?
+        else {
+            return Ok(());
+        };
+        if self.row_mac_ok(&outbox_mac_parts(&item).each(), mac.as_deref()) {
+            Ok(())
+        } else {
+            Err(StoreError::Modified(format!("outbox item #{id}")))
+        }
+    }
+
+    /// Recomputes the row MAC of an outbox item after a change.
+    pub(super) fn refresh_outbox_mac(&self, id: i64) -> Result<()> {
+        let (item, _) = self.outbox_row(id)?;
         let mac = self.row_mac(&outbox_mac_parts(&item).each());
         self.conn.execute(
             "UPDATE outbox SET mac = ?1 WHERE id = ?2",
@@ -199,6 +226,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.in_transaction(|| {
+            self.check_outbox_row(id)?;
             let attempts_delta = i64::from(state == "sending");
             self.conn.execute(
                 "UPDATE outbox SET state = ?1, attempts = attempts + ?2,
@@ -251,6 +279,7 @@ impl Store {
     /// Database errors; [`StoreError::Corrupt`] when there is no such item.
     pub fn outbox_retry(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         self.in_transaction(|| {
+            self.check_outbox_row(id)?;
             let changed = self.conn.execute(
                 "UPDATE outbox SET state = 'queued', next_attempt_at = ?1, last_error = NULL
                  WHERE id = ?2 AND state IN ('uncertain', 'failed')",

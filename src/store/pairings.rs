@@ -10,6 +10,7 @@ use crate::protocol::epoch::Epoch;
 use crate::protocol::keys::{EpochKey, PairingToken, Role, SafetyNumber};
 use crate::protocol::legacy::LegacyPairing;
 
+use super::manifest::Family;
 use super::record::{PairingRecord, PlainPairing};
 use super::{Result, Store, StoreError, now_text};
 
@@ -79,6 +80,7 @@ impl Store {
         )?;
         let id = self.conn.last_insert_rowid();
         self.save_record(id, &PairingRecord::from_info(info, token_hash))?;
+        self.touched(Family::Pairings)?;
         Ok(id)
     }
 
@@ -243,6 +245,10 @@ impl Store {
         self.in_transaction(|| {
             self.conn
                 .execute("DELETE FROM pairings WHERE id = ?1", [pairing.id])?;
+            // Its history and outbox items went with it.
+            for family in [Family::Pairings, Family::History, Family::Outbox] {
+                self.touched(family)?;
+            }
             self.audit(now, "pair_remove", alias, "ok", &[])
         })?;
         self.checkpoint()

@@ -283,7 +283,16 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE temporaries (
         path TEXT PRIMARY KEY,
         pid INTEGER NOT NULL,
-        created_at TEXT NOT NULL);",
+        created_at TEXT NOT NULL);
+     CREATE TABLE manifests (
+        family TEXT PRIMARY KEY,          -- 'settings' | 'pairings' | 'outbox' | 'history'
+        mac BLOB NOT NULL);               -- row MAC over the family's list of rows
+     CREATE TABLE history_gone (          -- tombstones of history the keyless shredder removed
+        id INTEGER PRIMARY KEY,
+        pairing_id INTEGER NOT NULL,
+        epoch TEXT,
+        scope TEXT NOT NULL,
+        expires_at TEXT);",
 ];
 
 /// Opens a recognised (or new) store for reading and writing; a store

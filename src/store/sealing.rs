@@ -331,6 +331,8 @@ impl Store {
             ),
         ];
         self.in_transaction(|| {
+            // Everything the new key will vouch for must hold under the old.
+            self.check_rows(now)?;
             for (table, column, aad_sql, filter) in columns {
                 let rows: Vec<(i64, String, Vec<u8>)> = {
                     let mut stmt = self.conn.prepare(&format!(
