@@ -134,23 +134,29 @@ fn default_names_are_neutral_and_never_overwrite() {
         b"the patient's own notes",
     )
     .unwrap();
-    let again = open(&[]);
-    assert_eq!(again.code, 1);
-    assert!(
-        again.stderr.contains("already exists") && again.stderr.contains("--force"),
-        "{}",
-        again.stderr
-    );
+    // A name the sender chose never replaces a file, even with --force:
+    // the copy gets a name of its own.
+    for (extra, copy) in [
+        (&[][..], "HIV-test-result (2).pdf"),
+        (&["--force"][..], "HIV-test-result (3).pdf"),
+    ] {
+        let again = open(extra);
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert!(again.stdout.contains(copy), "{}", again.stdout);
+        assert_eq!(std::fs::read(inbox.join(copy)).unwrap(), b"negative");
+        assert_eq!(
+            std::fs::read(inbox.join("HIV-test-result.pdf")).unwrap(),
+            b"the patient's own notes"
+        );
+    }
     assert_eq!(
-        std::fs::read(inbox.join("HIV-test-result.pdf")).unwrap(),
-        b"the patient's own notes"
+        leftovers(&inbox),
+        vec![
+            "HIV-test-result (2).pdf",
+            "HIV-test-result (3).pdf",
+            "HIV-test-result.pdf"
+        ]
     );
-    assert_eq!(open(&["--force"]).code, 0);
-    assert_eq!(
-        std::fs::read(inbox.join("HIV-test-result.pdf")).unwrap(),
-        b"negative"
-    );
-    assert_eq!(leftovers(&inbox), vec!["HIV-test-result.pdf"]);
 }
 
 #[test]
@@ -266,6 +272,9 @@ fn split_parts_in_any_order_missing_and_foreign_parts() {
     assert_eq!(parts.len(), 3);
     for part in &parts {
         assert!(std::fs::metadata(part).unwrap().len() <= 1_000_000);
+        // Part header as wire-spec 10.5 gives it: "MEDCRYPT", 'P', version 02.
+        let head = std::fs::read(part).unwrap();
+        assert_eq!(&head[..10], b"MEDCRYPTP\x02", "{}", part.display());
     }
     let out = dir.path().join("ct.zip");
     let shuffled = [&parts[2], &parts[0], &parts[1]].map(|p| p.to_str().unwrap());

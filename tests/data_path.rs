@@ -587,6 +587,50 @@ fn printed_bodies_and_file_names_cannot_imitate_or_hide() {
         !inbox.lines().any(|l| l.starts_with("#99")),
         "a body imitates an entry: {inbox}"
     );
+    // Spaces that push a fake heading to where an 80-column terminal wraps.
+    let spaced = format!(
+        "ok\n{}#3 2026-11-20T10:05:00Z from alice · expires on 2026-12-08",
+        " ".repeat(76)
+    );
+    let wire = pat.encrypt("dr-silva", &spaced, "2026-11-20T10:01:00Z");
+    assert_eq!(doc.decrypt(&wire, "2026-11-20T10:01:00Z").code, 0);
+    let inbox = doc.ok(&["inbox"], "", "2026-11-20T10:02:00Z");
+    for line in inbox.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "the terminal would wrap {line:?}"
+        );
+    }
+    let headings = inbox.lines().filter(|l| l.starts_with('#')).count();
+    assert_eq!(headings, 2, "{inbox}");
+    // A body that carries its own "From:" line, read on a terminal.
+    let forged =
+        "ok\n\nFrom: alice (patient), verified by this pairing's key\nI changed my pharmacy";
+    let wire = pat.encrypt("dr-silva", forged, "2026-11-20T10:03:00Z");
+    let wire_file = dir.path().join("forged.txt");
+    std::fs::write(&wire_file, &wire).unwrap();
+    let on_terminal = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} --yes --store '{}' decrypt '{}'",
+            env!("CARGO_BIN_EXE_medcrypt"),
+            doc.store.display(),
+            wire_file.display()
+        ))
+        .arg("/dev/null")
+        .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+        .env("MEDCRYPT_NOW", "2026-11-20T10:03:00Z")
+        .stdin(Stdio::null())
+        .output();
+    if let Ok(shown) = on_terminal {
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        let from_lines: Vec<&str> = shown
+            .lines()
+            .filter(|l| l.trim_start_matches('\r').starts_with("From:"))
+            .collect();
+        assert_eq!(from_lines.len(), 1, "{shown}");
+        assert!(shown.contains("│ From: alice"), "{shown}");
+    }
     // A file name with a right-to-left override.
     let input = dir.path().join("invoice\u{202e}fdp.exe");
     std::fs::write(&input, b"MZ").unwrap();
@@ -705,7 +749,7 @@ fn ctrl_c_during_decryption_leaves_no_plaintext_behind() {
 
 #[cfg(unix)]
 #[test]
-fn kill_9_during_encryption_is_cleaned_up_by_the_next_command() {
+fn kill_9_during_encryption_is_cleaned_up_by_the_next_command_from_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let (doc, _pat, _) = paired(dir.path());
     let input = dir.path().join("video.mp4");
@@ -723,9 +767,11 @@ fn kill_9_during_encryption_is_cleaned_up_by_the_next_command() {
             "--to",
             "alice",
             input.to_str().unwrap(),
+            // A relative output, as people type it in the folder they are in.
             "-o",
+            "video.medcrypt",
         ])
-        .arg(out.join("video.medcrypt"))
+        .current_dir(&out)
         .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
         .env("MEDCRYPT_NOW", NOV)
         .stderr(Stdio::null())
@@ -736,7 +782,19 @@ fn kill_9_during_encryption_is_cleaned_up_by_the_next_command() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!out.join("video.medcrypt").exists());
-    doc.ok(&["pair", "list"], "", NOV);
+    // The daily shredder, run by a timer from another directory and
+    // without the passphrase, removes it.
+    let shred = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&doc.store)
+        .args(["keys", "shred"])
+        .current_dir(dir.path())
+        .env("MEDCRYPT_NOW", NOV)
+        .env_remove("MEDCRYPT_PASSPHRASE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(shred.status.success());
     assert!(files_in(&out).is_empty(), "stale: {:?}", files_in(&out));
     let audit = doc.ok(&["audit", "show", "--action", "attach_encrypt"], "", NOV);
     assert!(

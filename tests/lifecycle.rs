@@ -300,3 +300,62 @@ fn medcrypt_now_is_announced_by_every_command() {
     let run = party.run_at(&["pair", "list"], "", NOV);
     assert!(run.stderr.contains("MEDCRYPT_NOW is set"), "{}", run.stderr);
 }
+
+// ---------------------------------------------------------------- pairing
+
+#[test]
+fn a_swapped_qr_cannot_paint_the_patients_screen() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let pat = Party::new(dir.path(), "patient");
+    pat.ok(&["init"], "", NOV);
+    // The reviewer's QR: a WhatsApp "number" that moves the cursor up and
+    // rewrites the safety number line.
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+    let png = dir.path().join("evil.png");
+    let uri = format!(
+        "medcrypt://pair/v2?s={secret}&e=2026-11&n=Dr%20Ana&wa=%2B1%20555%200100%1B7%1B%5B2A%0D%1B%5B2K%20%2002789%1B8"
+    );
+    std::fs::write(&png, medcrypt::qr::render_png(&uri).unwrap()).unwrap();
+    let run = pat.run_at(
+        &["pair", "accept", "--qr-image", png.to_str().unwrap()],
+        "",
+        NOV,
+    );
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(!run.stdout.contains('\u{1b}') && !run.stderr.contains('\u{1b}'));
+    assert!(run.stderr.contains("WhatsApp number"), "{}", run.stderr);
+    assert!(pat.ok(&["pair", "list"], "", NOV).contains("No pairings"));
+
+    // And the physician cannot put such a number into a QR in the first place.
+    let doc = Party::new(dir.path(), "doc");
+    doc.ok(&["init"], "", NOV);
+    let run = doc.run_at(
+        &[
+            "config",
+            "set",
+            "whatsapp-number",
+            "+1 555 0100\u{1b}7\u{1b}[2A",
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!run.stderr.contains('\u{1b}'));
+    assert!(run.stderr.contains("country code"), "{}", run.stderr);
+    for (key, value) in [
+        ("telegram-bot", "silva\u{1b}]8;;http://x\u{1b}\\"),
+        ("name", "Dr Ana\u{202e}"),
+    ] {
+        let run = doc.run_at(&["config", "set", key, value], "", NOV);
+        assert_eq!(run.code, 2, "{key}: {}", run.stderr);
+    }
+    doc.ok(
+        &["config", "set", "whatsapp-number", "+34 600 123 456"],
+        "",
+        NOV,
+    );
+    let run = doc.run_at(&["pair", "new", "--patient", "a\u{200b}lice"], "", NOV);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("\\u{200b}"), "{}", run.stderr);
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use medcrypt::session::{SendContent, Session};
-use medcrypt::session::{indented, printable_line};
+use medcrypt::session::{framed, printable_line};
 use medcrypt::store::HistoryContent;
 use secrecy::ExposeSecret;
 
@@ -128,7 +128,8 @@ pub(super) fn inbox(
             ))?;
             match &item.content {
                 HistoryContent::Text(text) => {
-                    out(format_args!("{}\n", indented(text, "    ")))?;
+                    let width = io::terminal_width().unwrap_or(80);
+                    out(format_args!("{}\n", framed(text, width)))?;
                 }
                 HistoryContent::File {
                     metadata,

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use medcrypt::audit::Checkpoint;
 use medcrypt::codes::parse_verification_code;
-use medcrypt::session::{AuditFilter, Error as SessionError, Session, write_atomically};
+use medcrypt::session::{AuditFilter, Error as SessionError, Session};
 
 use super::args::AuditCommand;
 use super::io::{note, out, parse_since};
@@ -116,7 +116,7 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
                 .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
             let text = session.audit_export_jsonl(&destination)?;
             match output {
-                Some(path) => Ok(write_atomically(&path, text.as_bytes(), true)?),
+                Some(path) => Ok(session.write_file(&path, text.as_bytes())?),
                 None => {
                     let mut stdout = std::io::stdout().lock();
                     stdout.write_all(text.as_bytes())?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use medcrypt::codes::parse_verification_code;
 use medcrypt::qr;
-use medcrypt::session::{CombineAction, Session, read_share, share_page, write_atomically};
+use medcrypt::session::{CombineAction, Session, read_share, share_page};
 use medcrypt::shares::ShareText;
 
 use super::Context;
@@ -49,11 +49,10 @@ pub(super) fn split(ctx: &Context, session: &Session, args: SplitArgs) -> Result
             .collect();
         let base = dir.join(format!("share-{}-{}", share.index, slug.trim_matches('-')));
         let page = share_page(share, &practice, &store_path, now);
-        write_atomically(&base.with_extension("txt"), page.as_bytes(), true)?;
-        write_atomically(
+        session.write_file(&base.with_extension("txt"), page.as_bytes())?;
+        session.write_file(
             &base.with_extension("png"),
             &qr::render_png(&share.to_text())?,
-            true,
         )?;
         out(format_args!(
             "{}: {} (.txt and .png)",

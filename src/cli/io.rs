@@ -42,6 +42,19 @@ pub(super) fn out(line: std::fmt::Arguments<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The width of the terminal standard output is, or `None` when it is not
+/// a terminal.
+pub(super) fn terminal_width() -> Option<usize> {
+    let term = console::Term::stdout();
+    if !term.is_term() {
+        return None;
+    }
+    Some(
+        term.size_checked()
+            .map_or(80, |(_, cols)| usize::from(cols)),
+    )
+}
+
 /// Writes one line to standard error (notes and warnings).
 pub(super) fn note(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use anyhow::Result;
 use medcrypt::Role;
-use medcrypt::session::{Session, printable, printable_line};
+use medcrypt::session::{Session, framed, printable, printable_line};
 
-use super::io::{note, out, read_input, text_or_stdin};
+use super::io::{self, note, out, read_input, text_or_stdin};
 
 /// `medcrypt encrypt`.
 pub(super) fn encrypt(
@@ -43,7 +43,12 @@ pub(super) fn decrypt(session: &Session, from: Option<&str>, file: Option<&Path>
             "note: already read on {at}; shown again from the history"
         ));
     }
-    out(format_args!("{}", printable(&decrypted.text)))
+    // On a terminal, the body sits behind a margin so that nothing in it
+    // can pass for the `From:` line; piped, it is the text itself.
+    match io::terminal_width() {
+        Some(width) => out(format_args!("{}", framed(&decrypted.text, width))),
+        None => out(format_args!("{}", printable(&decrypted.text))),
+    }
 }
 
 /// "From: dr-silva — Dr. Ana Silva (physician), verified": who the key

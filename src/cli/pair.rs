@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use medcrypt::qr;
-use medcrypt::session::{Error as SessionError, InviteSource, Session, write_atomically};
+use medcrypt::session::{Error as SessionError, InviteSource, Session, printable_line};
 use medcrypt::store::Protocol;
 use zeroize::Zeroizing;
 
@@ -43,10 +43,10 @@ pub(super) fn run(session: &Session, action: PairCommand) -> Result<()> {
 fn new(session: &Session, alias: &str, png: Option<&Path>, svg: Option<&Path>) -> Result<()> {
     let pairing = session.pair_new(alias, |invite| {
         if let Some(path) = png {
-            write_atomically(path, &qr::render_png(&invite.uri)?, true)?;
+            session.write_file(path, &qr::render_png(&invite.uri)?)?;
         }
         if let Some(path) = svg {
-            write_atomically(path, qr::render_svg(&invite.uri)?.as_bytes(), true)?;
+            session.write_file(path, qr::render_svg(&invite.uri)?.as_bytes())?;
         }
         Ok::<(), SessionError>(())
     });
@@ -110,13 +110,19 @@ fn accept(
         "Paired with {:?}.\n\nSafety number (the physician's screen must show the same):\n    {}",
         accepted.alias, accepted.safety
     ))?;
+    // Checked when the QR was read; escaped again because it reaches a
+    // terminal from someone else's code.
     if let Some(link) = &accepted.telegram_link {
         out(format_args!(
-            "\nOpen this link to connect your Telegram chat:\n    {link}"
+            "\nOpen this link to connect your Telegram chat:\n    {}",
+            printable_line(link)
         ))?;
     }
     if let Some(number) = &accepted.whatsapp_number {
-        out(format_args!("\nWhatsApp number of the practice: {number}"))?;
+        out(format_args!(
+            "\nWhatsApp number of the practice: {}",
+            printable_line(number)
+        ))?;
     }
     Ok(())
 }
@@ -139,7 +145,7 @@ fn list(session: &Session) -> Result<()> {
         };
         out(format_args!(
             "{:20} {:10} {:9} {:20} {}",
-            p.alias,
+            printable_line(&p.alias),
             if p.protocol == Protocol::V1 {
                 "-"
             } else {

@@ -351,9 +351,9 @@ impl PairingInvite {
                             .map_err(|_| CodeError::NotPairing("bad start month"))?,
                     );
                 }
-                "n" => name = Some(percent_decode(value)?),
-                "tg" => bot = Some(percent_decode(value)?),
-                "wa" => wa = Some(percent_decode(value)?),
+                "n" => name = Some(checked(value, is_display_name, "bad physician name")?),
+                "tg" => bot = Some(checked(value, is_telegram_bot, "bad Telegram bot name")?),
+                "wa" => wa = Some(checked(value, is_phone_number, "bad WhatsApp number")?),
                 _ => {} // Unknown fields are ignored: later versions may add some.
             }
         }
@@ -367,9 +367,73 @@ impl PairingInvite {
     }
 }
 
+/// A percent-decoded field that must pass `valid` (empty is "absent").
+fn checked(value: &str, valid: fn(&str) -> bool, what: &'static str) -> Result<String, CodeError> {
+    let decoded = percent_decode(value)?;
+    if decoded.is_empty() || valid(&decoded) {
+        Ok(decoded)
+    } else {
+        Err(CodeError::NotPairing(what))
+    }
+}
+
+/// A Telegram bot's username: 5 to 32 letters, digits or underscores.
+pub fn is_telegram_bot(name: &str) -> bool {
+    (5..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A phone number as people write it: an optional leading `+`, then
+/// digits, spaces, dashes and parentheses, with 5 to 15 digits.
+pub fn is_phone_number(number: &str) -> bool {
+    let rest = number.strip_prefix('+').unwrap_or(number);
+    let digits = rest.bytes().filter(u8::is_ascii_digit).count();
+    number.len() <= 32
+        && (5..=15).contains(&digits)
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'(' | b')'))
+}
+
+/// A name to show another person: at most 100 characters, none of them a
+/// control or invisible formatting character (which could drive a
+/// terminal, or show one thing and be another).
+pub fn is_display_name(name: &str) -> bool {
+    name.chars().count() <= 100
+        && !name
+            .chars()
+            .any(|c| c.is_control() || crate::protocol::attachment::is_invisible_format(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_of_the_qr_that_reach_a_screen_are_checked() {
+        let secret = PairingSecret::generate();
+        let base = format!(
+            "{QR_URI_PREFIX}s={}&e=2026-11",
+            URL_SAFE_NO_PAD.encode(secret.expose_bytes())
+        );
+        for bad in [
+            "&wa=%2B1%20555%200100%1B7%1B%5B2A",
+            "&tg=silva%1B%5D8%3B%3Bhttp",
+            "&tg=ab",
+            "&n=Dr%20Ana%E2%80%AE",
+            "&n=Dr%0AAna",
+        ] {
+            assert!(
+                PairingInvite::from_uri(&format!("{base}{bad}")).is_err(),
+                "{bad}"
+            );
+        }
+        let good = PairingInvite::from_uri(&format!(
+            "{base}&n=Dra.%20N%C3%BA%C3%B1ez&tg=silva_clinic_bot&wa=%2B34%20(600)%20123-456"
+        ))
+        .unwrap();
+        assert_eq!(good.physician_name, "Dra. Núñez");
+        assert_eq!(good.whatsapp_number.as_deref(), Some("+34 (600) 123-456"));
+    }
 
     #[test]
     fn pairing_code_round_trips_and_is_grouped() {

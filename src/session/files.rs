@@ -81,7 +81,14 @@ pub fn remove_live_temporaries() {
 
 /// A name for a new temporary in `dir`: recognisable as MedCrypt's (and
 /// this process's), random, hidden.
+/// A new temporary name in `dir`, absolute: the store notes it, and the
+/// command that cleans up after a crash may run from another directory.
 fn temporary_path(dir: &Path) -> PathBuf {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_owned())
+    });
     dir.join(format!(
         "{TEMPORARY_PREFIX}{}-{}",
         std::process::id(),
@@ -234,42 +241,28 @@ impl Drop for TempFile<'_> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so `path` is either complete or absent. `private` files
-/// (they hold secrets) get mode 0600.
-///
-/// # Errors
-/// The file cannot be written.
-pub fn write_atomically(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    if path.file_name().is_none() {
-        return Err(Error::usage(
-            format!("{} is not a file name", path.display()),
-            "give a file path",
-        ));
-    }
-    let tmp = temporary_path(dir_of(path));
-    live().push(tmp.clone());
-    let result = (|| -> std::io::Result<()> {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+impl Session {
+    /// Writes `bytes` to `path` (mode 0600: what MedCrypt writes holds
+    /// secrets or health data) through a temporary file in the same
+    /// directory, noted in the store, and a rename: `path` is either
+    /// complete or absent, and a temporary left by a crash is removed by
+    /// the next command.
+    ///
+    /// # Errors
+    /// The file cannot be written; database errors.
+    pub fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        if path.file_name().is_none() {
+            return Err(Error::usage(
+                format!("{} is not a file name", path.display()),
+                "give a file path",
+            ));
         }
-        #[cfg(not(unix))]
-        let _ = private;
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    live().retain(|p| p != &tmp);
-    if let Err(err) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(format!("cannot write {}", path.display()))(err));
+        let mut temp = TempFile::beside(self, path)?;
+        temp.file()?
+            .write_all(bytes)
+            .map_err(Error::io(format!("cannot write {}", path.display())))?;
+        temp.persist(path, true)
     }
-    Ok(())
 }
 
 /// A path in `dir` for `name` that does not exist yet: "name", "name (2)", …
@@ -598,11 +591,13 @@ impl Session {
             sha256,
             file_id,
         } = crate::protocol::attachment::decrypt(input, &key, writer, &mut progress)?;
-        let dest = match destination {
-            Destination::File(path) => path.to_path_buf(),
-            Destination::Dir(dir) => dir.join(sanitize_file_name(&metadata.name)),
+        // A name the sender chose never replaces a file: "name (2)" instead.
+        // Only a path the user gave may be replaced, and only with --force.
+        let (dest, overwrite) = match destination {
+            Destination::File(path) => (path.to_path_buf(), force),
+            Destination::Dir(dir) => (free_path(dir, &sanitize_file_name(&metadata.name)), false),
         };
-        temp.persist(&dest, force)?;
+        temp.persist(&dest, overwrite)?;
         // Recorded (and audited) once the output exists; if that fails, the
         // output goes.
         let saved_as = dest.display().to_string();

@@ -12,7 +12,7 @@ use crate::store::{HistoryContent, HistoryItem, OutboxItem, OutboxKind, PairingI
 use zeroize::Zeroizing;
 
 use super::escrow::dir_has_entries;
-use super::{Error, Result, Session, TempFile, free_path, write_atomically};
+use super::{Error, Result, Session, TempFile, free_path};
 
 /// Telegram bots may upload documents up to 50 MB.
 const UPLOAD_LIMIT: u64 = 50 * 1000 * 1000;
@@ -171,7 +171,7 @@ impl Session {
         let path = free_path(dir, &sanitize_file_name(&metadata.name));
         let mut bytes = Zeroizing::new(Vec::new());
         self.store.history_file_content(item.id, &mut *bytes)?;
-        write_atomically(&path, &bytes, true)?;
+        self.write_file(&path, &bytes)?;
         self.store.audit(
             self.now(),
             "inbox_export",
@@ -240,7 +240,7 @@ impl Session {
                     let path = free_path(dir, &sanitize_file_name(&metadata.name));
                     let mut bytes = Zeroizing::new(Vec::new());
                     self.store.history_file_content(item.id, &mut *bytes)?;
-                    write_atomically(&path, &bytes, true)?;
+                    self.write_file(&path, &bytes)?;
                     let name = path
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
@@ -261,7 +261,7 @@ impl Session {
                 item.id, item.received_at, item.alias
             ));
         }
-        write_atomically(&dir.join("messages.txt"), messages.as_bytes(), true)?;
+        self.write_file(&dir.join("messages.txt"), messages.as_bytes())?;
         Ok(count)
     }
 }

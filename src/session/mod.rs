@@ -30,13 +30,12 @@ pub use error::{Error, ErrorKind, Result};
 pub use escrow::{CombineAction, CombineOutcome, SplitOutcome, read_share, share_page};
 pub use files::{
     DecryptedFile, Destination, Progress, TempFile, free_path, remove_live_temporaries,
-    write_atomically,
 };
 pub use keys::{KeyState, LiveKey, PairingKeys, shred_due};
 pub use mailbox::{Queued, SendContent};
 pub use messages::{DecryptedText, EncryptedText, Opened};
 pub use pairing::{AcceptedPairing, InviteSource, NewPairing, check_alias};
-pub use text::{indented, printable, printable_line};
+pub use text::{MARGIN, framed, printable, printable_line};
 
 use crate::protocol::audit::SealingKey;
 use crate::protocol::codes::RecoveryCode;
@@ -133,6 +132,7 @@ impl Session {
         retention: Retention,
         clock: Clock,
     ) -> Result<(Self, Credentials)> {
+        check_setting("name", name)?;
         let (store, recovery, verification) =
             Store::create(path, passphrase, name, retention, clock.now())?;
         Ok((
@@ -263,11 +263,14 @@ impl Session {
         Ok(self.store.setting(key)?)
     }
 
-    /// Changes a setting; an empty value removes it.
+    /// Changes a setting; an empty value removes it. The practice's name,
+    /// bot and number go into QR codes and onto patients' screens, so each
+    /// must look like what it is.
     ///
     /// # Errors
-    /// Database errors.
+    /// A value that is not a valid name, bot or number; database errors.
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        check_setting(key, value)?;
         Ok(self.store.set_setting(key, value, self.now())?)
     }
 
@@ -277,5 +280,37 @@ impl Session {
     /// Database errors.
     pub fn display_name(&self) -> Result<Option<String>> {
         Ok(self.setting("name")?.filter(|n| !n.is_empty()))
+    }
+}
+
+/// Checks a value for the setting `key` (empty removes it).
+fn check_setting(key: &str, value: &str) -> Result<()> {
+    use crate::protocol::codes::{is_display_name, is_phone_number, is_telegram_bot};
+    let (valid, hint): (fn(&str) -> bool, &str) = match key {
+        "name" => (
+            is_display_name,
+            "a name of at most 100 characters, without control or invisible characters, e.g. \"Dr. Ana Silva\"",
+        ),
+        "telegram_bot" => (
+            is_telegram_bot,
+            "the bot's username as @BotFather gave it: 5 to 32 letters, digits or underscores, e.g. silva_clinic_bot",
+        ),
+        "whatsapp_number" => (
+            is_phone_number,
+            "the practice's number with country code, e.g. +34 600 123 456",
+        ),
+        _ => return Ok(()),
+    };
+    if value.is_empty() || valid(value) {
+        Ok(())
+    } else {
+        Err(Error::usage(
+            format!(
+                "{} is not a valid {}",
+                text::printable_line(value),
+                key.replace('_', " ")
+            ),
+            hint,
+        ))
     }
 }

@@ -63,10 +63,13 @@ pub struct AcceptedPairing {
 /// # Errors
 /// An empty alias or one with control characters.
 pub fn check_alias(alias: &str) -> Result<()> {
-    if alias.trim().is_empty() || alias.chars().any(char::is_control) {
+    let invisible = alias
+        .chars()
+        .any(|c| c.is_control() || crate::protocol::attachment::is_invisible_format(c));
+    if alias.trim().is_empty() || invisible || alias.chars().count() > 64 {
         return Err(Error::refused(
-            format!("{alias:?} cannot be an alias"),
-            "use a short name without control characters, e.g. the patient's initials",
+            format!("\"{}\" cannot be an alias", super::printable_line(alias)),
+            "use a short name (at most 64 characters) without control or invisible characters, e.g. the patient's initials",
         ));
     }
     Ok(())

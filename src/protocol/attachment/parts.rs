@@ -23,7 +23,7 @@ impl PartHeader {
         let mut out = [0u8; PART_HEADER_LEN];
         out[..8].copy_from_slice(MAGIC);
         out[8] = KIND_PART;
-        out[9] = VERSION;
+        out[9] = PART_VERSION;
         out[10..26].copy_from_slice(&self.file_id);
         out[26..28].copy_from_slice(&self.index.to_be_bytes());
         out[28..30].copy_from_slice(&self.count.to_be_bytes());
@@ -35,7 +35,7 @@ impl PartHeader {
         if bytes.len() < PART_HEADER_LEN
             || &bytes[..8] != MAGIC
             || bytes[8] != KIND_PART
-            || bytes[9] != VERSION
+            || bytes[9] != PART_VERSION
         {
             return None;
         }
