@@ -54,6 +54,7 @@ fn physician(path: &std::path::Path) -> (Store, Vec<String>) {
                 &secret.first_epoch_key(epoch),
                 &secret.pairing_token(),
                 &secret.safety_number(epoch),
+                None,
                 now(),
             )
             .unwrap();

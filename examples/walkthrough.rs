@@ -135,6 +135,7 @@ fn main() -> Result<(), Error> {
         physician_name: "Dr. Ana Silva".into(),
         telegram_bot: physician.setting("telegram_bot")?,
         whatsapp_number: None,
+        expires: Some(now() + chrono::Duration::hours(24)),
     };
     let png_path = dir.join("pairing.png");
     std::fs::write(&png_path, qr::render_png(&invite.to_uri())?)?;
@@ -145,6 +146,7 @@ fn main() -> Result<(), Error> {
         &invite.secret.first_epoch_key(start),
         &invite.secret.pairing_token(),
         &invite.secret.safety_number(start),
+        invite.expires,
         now(),
     )?;
     println!(
@@ -167,6 +169,7 @@ fn main() -> Result<(), Error> {
         &scanned.secret.first_epoch_key(scanned.start),
         &scanned.secret.pairing_token(),
         &scanned.secret.safety_number(scanned.start),
+        scanned.expires,
         now(),
     )?;
     println!(

@@ -359,3 +359,258 @@ fn a_swapped_qr_cannot_paint_the_patients_screen() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("\\u{200b}"), "{}", run.stderr);
 }
+
+#[test]
+fn a_backup_made_while_in_use_restores_and_its_next_message_is_no_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pat, _) = common::paired(dir.path());
+    let first = doc.encrypt("alice", "before the backup", "2026-11-20T10:01:00Z");
+    assert_eq!(pat.decrypt(&first, "2026-11-20T10:01:30Z").code, 0);
+
+    // Another command (the agent, `inbox --follow`) is reading the store
+    // meanwhile.
+    let busy = rusqlite::Connection::open(&doc.store).unwrap();
+    busy.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+        .unwrap();
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let copy = backups.join("doc.sqlite");
+    let copy_arg = copy.to_str().unwrap();
+    let made = doc.ok(&["backup", copy_arg], "", "2026-11-20T10:02:00Z");
+    busy.execute_batch("ROLLBACK").unwrap();
+    drop(busy);
+    assert!(made.contains("Backup written"), "{made}");
+    assert!(made.contains("restore"), "{made}");
+    assert_eq!(
+        files_in(&backups),
+        ["doc.sqlite"],
+        "temporaries left behind"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // An existing file is not replaced without --force.
+    let again = doc.run_at(&["backup", copy_arg], "", "2026-11-20T10:02:30Z");
+    assert_ne!(again.code, 0);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    doc.ok(&["backup", "--force", copy_arg], "", "2026-11-20T10:02:40Z");
+
+    // Life goes on after the backup: two more messages are read.
+    for (i, at) in ["2026-11-20T10:05:00Z", "2026-11-20T10:06:00Z"]
+        .iter()
+        .enumerate()
+    {
+        let wire = doc.encrypt("alice", &format!("after the backup {i}"), at);
+        assert_eq!(pat.decrypt(&wire, at).code, 0);
+    }
+
+    // The physician's disk dies; the backup is restored.
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = doc.store.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(&p);
+    }
+    std::fs::copy(&copy, &doc.store).unwrap();
+    let listed = doc.ok(&["pair", "list"], "", "2026-11-20T11:00:00Z");
+    assert!(listed.contains("alice"), "{listed}");
+    let shown = doc.ok(
+        &["audit", "show", "--action", "backup"],
+        "",
+        "2026-11-20T11:00:00Z",
+    );
+    assert!(shown.contains("backup"), "{shown}");
+
+    // Its next message is new to the patient, not a replay of #1..#3.
+    let after = doc.encrypt("alice", "after the restore", "2026-11-20T11:00:00Z");
+    let read = pat.decrypt(&after, "2026-11-20T11:00:30Z");
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    assert!(read.stdout.contains("after the restore"), "{}", read.stdout);
+}
+
+// ------------------------------------------------------- pairing life cycle
+
+#[test]
+fn an_invitation_expires_and_one_qr_makes_one_pairing() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    let pat = Party::new(dir.path(), "patient");
+    let late = Party::new(dir.path(), "second-patient");
+    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    pat.ok(&["init"], "", NOV);
+    late.ok(&["init"], "", NOV);
+    let png = dir.path().join("alice.png");
+    let png_arg = png.to_str().unwrap();
+    let shown = doc.ok(
+        &["pair", "new", "--patient", "alice", "--qr-png", png_arg],
+        "",
+        NOV,
+    );
+    assert!(shown.contains("expires on 2026-11-21 10:00 UTC"), "{shown}");
+    assert!(shown.contains("delete it after the visit"), "{shown}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&png).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the QR file is readable by others");
+    }
+    let code = common::line_after(&shown, "Typed code");
+
+    // The patient accepts within the day, and is warned about the image.
+    let accepted = pat.run_at(
+        &["pair", "accept", "--qr-image", png_arg],
+        "",
+        "2026-11-20T18:00:00Z",
+    );
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    assert!(
+        accepted.stderr.contains("can read this conversation"),
+        "{}",
+        accepted.stderr
+    );
+    assert!(png.exists(), "deleted without being asked");
+    // The same QR a second time, under another alias: refused.
+    let twice = pat.run_at(
+        &[
+            "pair",
+            "accept",
+            "--qr-image",
+            png_arg,
+            "--physician",
+            "again",
+        ],
+        "",
+        "2026-11-20T18:05:00Z",
+    );
+    assert_eq!(twice.code, 1, "{}", twice.stderr);
+    assert!(
+        twice.stderr.contains("already accepted"),
+        "{}",
+        twice.stderr
+    );
+    let list = pat.ok(&["pair", "list"], "", "2026-11-20T18:06:00Z");
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(!list.contains("again"), "{list}");
+
+    // Someone else with the PNG, three weeks later: refused, by QR and code.
+    for args in [
+        vec!["pair", "accept", "--qr-image", png_arg],
+        vec!["pair", "accept", "--code", &code, "--physician", "dr"],
+    ] {
+        let run = late.run_at(&args, "", "2026-12-10T09:00:00Z");
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("expired on 2026-11-21T10:00:00Z"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    }
+    let nothing = late.ok(&["pair", "list"], "", "2026-12-10T09:00:00Z");
+    assert!(nothing.contains("No pairings"), "{nothing}");
+
+    // --valid 3d: still accepted after two days; the code carries it too.
+    let long = doc.ok(
+        &["pair", "new", "--patient", "bob", "--valid", "3d"],
+        "",
+        NOV,
+    );
+    let long_code = common::line_after(&long, "Typed code");
+    let run = late.run_at(
+        &["pair", "accept", "--code", &long_code, "--physician", "dr"],
+        "",
+        "2026-11-22T09:00:00Z",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for bad in ["0d", "31d", "3w", "x"] {
+        let run = doc.run_at(&["pair", "new", "--patient", "c", "--valid", bad], "", NOV);
+        assert_eq!(run.code, 2, "--valid {bad}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_typed_code_is_asked_for_without_being_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    let pat = Party::new(dir.path(), "patient");
+    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    pat.ok(&["init"], "", NOV);
+    let shown = doc.ok(&["pair", "new", "--patient", "alice"], "", NOV);
+    let code = common::line_after(&shown, "Typed code");
+    // `--code` without a value reads it from standard input.
+    let run = pat.run_at(
+        &["pair", "accept", "--code", "--physician", "dr-silva"],
+        &format!("{code}\n"),
+        NOV,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("Paired with \"dr-silva\""),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn pair_list_shows_each_pairings_state_and_the_other_sides_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pat, _) = common::paired(dir.path());
+    doc.ok(&["pair", "new", "--patient", "bob"], "", NOV);
+    let wire = doc.encrypt("alice", "hello", "2026-11-20T11:30:00Z");
+    assert_eq!(pat.decrypt(&wire, "2026-11-20T11:31:00Z").code, 0);
+
+    let list = doc.ok(&["pair", "list"], "", "2026-11-20T12:00:00Z");
+    let header = list.lines().next().unwrap();
+    assert!(
+        header.contains("IS A") && header.contains("LAST MESSAGE"),
+        "{list}"
+    );
+    let alice = list.lines().find(|l| l.starts_with("alice")).unwrap();
+    assert!(alice.contains("patient"), "{alice}");
+    assert!(alice.contains("2026-11-20 10:00 UTC"), "{alice}");
+    assert!(alice.contains("2026-11-20 11:30 UTC"), "{alice}");
+    let bob = list.lines().find(|l| l.starts_with("bob")).unwrap();
+    assert!(bob.contains("invited until 11-21 10:00"), "{bob}");
+    // Every row has the same columns where the times are.
+    let column = |line: &str| line.find("2026-11-20 10:00 UTC");
+    assert_eq!(column(alice), column(bob), "{list}");
+    let later = doc.ok(&["pair", "list"], "", "2026-11-22T12:00:00Z");
+    let bob = later.lines().find(|l| l.starts_with("bob")).unwrap();
+    assert!(bob.contains("invitation expired"), "{bob}");
+
+    let theirs = pat.ok(&["pair", "list"], "", "2026-11-20T12:00:00Z");
+    let row = theirs.lines().find(|l| l.starts_with("dr-silva")).unwrap();
+    assert!(row.contains("physician"), "{row}");
+    assert!(row.contains("2026-11-20 11:31 UTC"), "{row}");
+}
+
+#[test]
+fn pair_remove_asks_first_and_a_taken_alias_points_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, _pat, _) = common::paired(dir.path());
+    let taken = doc.run_at(&["pair", "new", "--patient", "alice"], "", NOV);
+    assert_eq!(taken.code, 1);
+    assert!(taken.stderr.contains("pair remove"), "{}", taken.stderr);
+
+    // Without a terminal and without --yes: nothing is removed.
+    let asked = doc.run_asking(None, &["pair", "remove", "alice"], "", NOV, PASSPHRASE);
+    assert_ne!(asked.code, 0);
+    assert!(asked.stderr.contains("was not removed"), "{}", asked.stderr);
+    assert!(asked.stderr.contains("--yes"), "{}", asked.stderr);
+    assert!(doc.ok(&["pair", "list"], "", NOV).contains("alice"));
+    // A typo is named, not asked about.
+    let typo = doc.run_asking(None, &["pair", "remove", "alcie"], "", NOV, PASSPHRASE);
+    assert!(typo.stderr.contains("no pairing named"), "{}", typo.stderr);
+    // Confirmed: removed.
+    let done = doc.run_asking(
+        None,
+        &["--yes", "pair", "remove", "alice"],
+        "",
+        NOV,
+        PASSPHRASE,
+    );
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert!(!doc.ok(&["pair", "list"], "", NOV).contains("alice"));
+}

@@ -570,3 +570,34 @@ fn the_agents_history_dies_with_its_key_and_cannot_be_moved() {
     let raw = std::fs::read(&doc.store).unwrap();
     assert!(!raw.windows(3).any(|w| w == b"9.8"));
 }
+
+#[test]
+fn an_expired_invitation_binds_no_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    let pat = Party::new(dir.path(), "patient");
+    let before = "2026-11-18T10:00:00Z";
+    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", before);
+    pat.ok(&["init"], "", before);
+    doc.ok(&["config", "set", "telegram-bot", "clinic_bot"], "", before);
+    let (_, accepted) = common::pair_through_png(dir.path(), &doc, &pat, "dr-silva", before);
+    let link = common::line_after(&accepted, "Open this link");
+    let token = link
+        .strip_prefix("https://t.me/clinic_bot?start=")
+        .unwrap()
+        .to_owned();
+    // Two days later (the agent's clock is NOV) the link is too old.
+    let agent = Agent::start(&doc, &fake, &[]);
+    fake.user_sends_text(PATIENT_CHAT, &format!("/start {token}"));
+    wait_until("refusal", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.contains("expired on 2026-11-19 10:00 UTC"))
+    });
+    agent.stop();
+    let list = doc.ok(&["pair", "list"], "", NOV);
+    assert!(list.contains("invitation expired"), "{list}");
+    let audit = doc.ok(&["audit", "show", "--action", "chat_bind"], "", NOV);
+    assert!(audit.contains("rejected"), "{audit}");
+}

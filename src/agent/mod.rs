@@ -366,6 +366,28 @@ impl<'a> Agent<'a> {
         }
         let pairing = self.store.pairing_by_token(token)?;
         let bound_elsewhere = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())?;
+        let expired = match &pairing {
+            Some(p) => self
+                .store
+                .pairing_state(p.id)?
+                .invite_expires
+                .filter(|expires| now > *expires),
+            None => None,
+        };
+        if let Some(expires) = expired {
+            self.handled(
+                update_id,
+                now,
+                "chat_bind",
+                "",
+                "rejected",
+                &[("reason", "invitation expired".to_owned())],
+            )?;
+            return Ok(Action::reply(format!(
+                "Sorry, this invitation expired on {}. Please ask the practice for a new pairing.",
+                expires.format("%Y-%m-%d %H:%M UTC")
+            )));
+        }
         match (pairing, bound_elsewhere) {
             (Some(pairing), None) => {
                 self.store.transaction(|| {

@@ -53,6 +53,21 @@ pub(super) enum Command {
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
     },
+    /// Copy the store to FILE while it is in use (the agent may keep running).
+    ///
+    /// The copy is encrypted like the store and opens with the same
+    /// passphrase and recovery code. It keeps every month key it holds until
+    /// the copy itself is destroyed: store it as carefully as the computer,
+    /// and delete old copies. To restore, stop MedCrypt and copy FILE over
+    /// the store.
+    Backup {
+        /// The copy to write (mode 0600).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show or change settings (name, telegram-bot, whatsapp-number).
     Config {
         #[command(subcommand)]
@@ -201,12 +216,14 @@ pub(super) enum AttachCommand {
 #[derive(Subcommand)]
 pub(super) enum AuditCommand {
     /// Show the entries.
+    #[command(after_long_help = audit_actions_help())]
     Show {
         /// Only entries from this date (YYYY-MM-DD) or instant (RFC 3339) on.
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
-        /// Only entries of this action (e.g. decrypt_failed).
-        #[arg(long, value_name = "ACTION")]
+        /// Only entries of this action (e.g. decrypt_failed; the list is
+        /// below in --help).
+        #[arg(long, value_name = "ACTION", value_parser = audit_action)]
         action: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
@@ -272,27 +289,31 @@ pub(super) enum PairCommand {
         /// Also write the QR code as an SVG image.
         #[arg(long, value_name = "FILE")]
         qr_svg: Option<PathBuf>,
+        /// How long the patient has to accept it: minutes, hours or days
+        /// (90m, 24h, 3d; at most 30d).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = validity)]
+        valid: chrono::Duration,
     },
     /// (Patient) Accept a pairing from a photo or screenshot of the QR code, or the typed code.
+    #[command(group(clap::ArgGroup::new("invite").required(true).args(["qr_image", "code"])))]
     Accept {
         /// A PNG or JPEG image of the QR code.
-        #[arg(
-            long,
-            value_name = "FILE",
-            conflicts_with = "code",
-            required_unless_present = "code"
-        )]
+        #[arg(long, value_name = "FILE")]
         qr_image: Option<PathBuf>,
-        /// The typed code shown under the QR code.
-        #[arg(long, value_name = "CODE")]
+        /// The typed code shown under the QR code; without a value (or `-`)
+        /// it is asked for without echo, or read from standard input.
+        #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "-")]
         code: Option<String>,
         /// Your name for this physician [default: the name in the QR code; required with --code].
         #[arg(long, value_name = "ALIAS")]
         physician: Option<String>,
+        /// Delete the QR image once the pairing is made (asked on a terminal).
+        #[arg(long, requires = "qr_image")]
+        delete_image: bool,
     },
     /// List pairings.
     List,
-    /// Remove a pairing and destroy all of its keys.
+    /// Remove a pairing and destroy all of its keys (asks first; --yes does not).
     Remove {
         /// The pairing to remove.
         alias: String,
@@ -403,4 +424,46 @@ pub(super) struct TelegramArgs {
     /// Stop after this many seconds (for demonstrations and tests).
     #[arg(long, hide = true)]
     pub(super) run_for: Option<u64>,
+}
+
+/// Checks `--action` against the actions MedCrypt writes.
+fn audit_action(value: &str) -> Result<String, String> {
+    if medcrypt::audit::is_action(value) {
+        Ok(value.to_owned())
+    } else {
+        let names: Vec<&str> = medcrypt::audit::ACTIONS.iter().map(|(n, _)| *n).collect();
+        Err(format!(
+            "no audit entry has the action {value:?}; actions are: {}",
+            names.join(", ")
+        ))
+    }
+}
+
+/// The audit actions and their meanings, for `audit show --help`.
+fn audit_actions_help() -> String {
+    let mut help = String::from("Actions:\n");
+    for (name, meaning) in medcrypt::audit::ACTIONS {
+        help.push_str(&format!("  {name:22} {meaning}\n"));
+    }
+    help
+}
+
+/// `--valid`: `90m`, `24h`, `3d`.
+fn validity(value: &str) -> Result<chrono::Duration, String> {
+    let bad =
+        || format!("{value:?} is not a duration: use minutes, hours or days, e.g. 90m, 24h, 3d");
+    let (number, unit) = value.split_at(value.len().saturating_sub(1));
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    let duration = match unit {
+        "m" => chrono::Duration::minutes(number),
+        "h" => chrono::Duration::hours(number),
+        "d" => chrono::Duration::days(number),
+        _ => return Err(bad()),
+    };
+    if duration <= chrono::Duration::zero() || duration > medcrypt::session::MAX_INVITE_VALIDITY {
+        return Err(format!(
+            "{value} is out of range: an invitation is valid for 1m to 30d"
+        ));
+    }
+    Ok(duration)
 }

@@ -122,6 +122,24 @@ pub(super) fn prompt(label: &str) -> Result<SecretString> {
     }
 }
 
+/// A code or share given as `-` (or as a flag without a value): asked on
+/// the terminal without echo, else read from standard input; given as a
+/// value, taken as is.
+pub(super) fn secret_input(value: &str, label: &str) -> Result<Zeroizing<String>> {
+    use std::io::IsTerminal;
+    if value != "-" {
+        return Ok(Zeroizing::new(value.to_owned()));
+    }
+    if std::io::stdin().is_terminal() {
+        return match rpassword::prompt_password(label) {
+            Ok(text) => Ok(Zeroizing::new(text)),
+            Err(e) => Err(anyhow!("cannot read from the terminal: {e}")),
+        };
+    }
+    let text = read_input(None)?;
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
 /// The store passphrase: from `--passphrase-file`, `MEDCRYPT_PASSPHRASE`,
 /// or asked on the terminal.
 pub(super) fn passphrase(file: Option<&Path>) -> Result<SecretString> {

@@ -187,7 +187,8 @@ fn dispatch(ctx: &Context, session: &mut Session, command: Command) -> Result<()
                 },
         } => store::change_passphrase(session, new_passphrase_file.as_deref()),
         Command::Config { action } => store::config(session, action),
-        Command::Pair { action } => pair::run(session, action),
+        Command::Backup { file, force } => store::backup(session, &file, force),
+        Command::Pair { action } => pair::run(session, action, ctx.yes),
         Command::Encrypt {
             to,
             legacy_v1,

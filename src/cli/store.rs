@@ -105,6 +105,20 @@ pub(super) fn recover(ctx: &Context, code: &str, new_file: Option<&Path>) -> Res
     ))
 }
 
+/// `medcrypt backup`.
+pub(super) fn backup(session: &Session, file: &Path, force: bool) -> Result<()> {
+    session.backup(file, force)?;
+    out(format_args!(
+        "Backup written to {}.\n\
+         It opens with this store's passphrase and recovery code, and it keeps this month's and \
+         last month's keys until the copy itself is destroyed: keep it as safe as this computer, \
+         and delete old backups.\n\
+         To restore: stop MedCrypt (and the agent), then copy it over {}.",
+        file.display(),
+        session.store().path().display()
+    ))
+}
+
 /// `medcrypt passphrase change`.
 pub(super) fn change_passphrase(session: &Session, new_file: Option<&Path>) -> Result<()> {
     let new = io::new_passphrase(new_file)?;

@@ -6,6 +6,7 @@
 //! 4-byte checksum, SHA-256 over a label and the payload, so a mistyped
 //! character is rejected rather than taken for another secret.
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -21,8 +22,11 @@ const CHECKSUM_LEN: usize = 4;
 const PAIRING_CODE_LABEL: &str = "medcrypt/v2/pairing-code";
 /// Checksum label of the recovery code.
 const RECOVERY_CODE_LABEL: &str = "medcrypt/store/v1/recovery-code";
-/// Version byte at the start of a typed pairing code.
-const PAIRING_CODE_VERSION: u8 = 2;
+/// Version byte at the start of a typed pairing code (03 carries the
+/// invitation's expiry; 02, without one, is still read).
+const PAIRING_CODE_VERSION: u8 = 3;
+/// The first release's typed pairing code, without an expiry.
+const PAIRING_CODE_VERSION_2: u8 = 2;
 /// Scheme and path of the QR payload.
 pub const QR_URI_PREFIX: &str = "medcrypt://pair/v2?";
 
@@ -142,39 +146,100 @@ fn group_by_four(symbols: &str) -> String {
         .join("-")
 }
 
-/// The typed fallback pairing code: version, start epoch and secret, with a
-/// checksum, as 64 Crockford characters in 16 groups of four.
+/// The typed fallback pairing code: version, start epoch, the invitation's
+/// expiry and the secret, with a checksum, as 72 Crockford characters in 18
+/// groups of four.
 ///
 /// ```text
-/// +---------+------------+-----------+----------+
-/// | version | start epoch| secret    | checksum |
-/// | 1 (02)  | 3          | 32        | 4        |   = 40 bytes = 64 chars
-/// +---------+------------+-----------+----------+
+/// +---------+------------+-----------------+--------+----------+
+/// | version | start epoch| expires         | secret | checksum |
+/// | 1 (03)  | 3          | 4 (Unix minutes)| 32     | 5        |   = 45 bytes = 72 chars
+/// +---------+------------+-----------------+--------+----------+
 /// ```
-pub fn pairing_code(secret: &PairingSecret, start: Epoch) -> String {
-    let mut payload = Zeroizing::new(Vec::with_capacity(36));
+///
+/// Version 02 (the first release: no expiry field, a 4-byte checksum, 64
+/// characters) is still read.
+pub fn pairing_code(secret: &PairingSecret, start: Epoch, expires: DateTime<Utc>) -> String {
+    let seconds = u64::try_from(expires.timestamp()).unwrap_or(0);
+    let minutes = u32::try_from(seconds.div_ceil(60)).unwrap_or(u32::MAX);
+    let mut payload = Zeroizing::new(Vec::with_capacity(40));
     payload.push(PAIRING_CODE_VERSION);
     payload.extend_from_slice(&start.to_bytes());
+    payload.extend_from_slice(&minutes.to_be_bytes());
     payload.extend_from_slice(secret.expose_bytes());
-    encode_checked(PAIRING_CODE_LABEL, &payload, CHECKSUM_LEN)
+    encode_checked(PAIRING_CODE_LABEL, &payload, PAIRING_CODE_CHECKSUM_LEN)
 }
 
-/// Parses [`pairing_code`].
+/// Checksum bytes of a version 03 typed pairing code.
+const PAIRING_CODE_CHECKSUM_LEN: usize = 5;
+
+/// A typed pairing code, read.
+#[derive(Debug)]
+pub struct TypedInvite {
+    /// The pairing secret.
+    pub secret: PairingSecret,
+    /// The pairing's first epoch.
+    pub start: Epoch,
+    /// When the invitation stops being accepted (none in a version 02 code).
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// Parses [`pairing_code`] (versions 03 and 02) into its secret and start
+/// epoch; [`read_pairing_code`] gives the expiry too.
 ///
 /// # Errors
 /// [`CodeError`] for a wrong character, length, checksum or version.
 pub fn parse_pairing_code(code: &str) -> Result<(PairingSecret, Epoch), CodeError> {
-    let payload = decode_checked(PAIRING_CODE_LABEL, code, 36, CHECKSUM_LEN)?;
-    if payload[0] != PAIRING_CODE_VERSION {
+    let typed = read_pairing_code(code)?;
+    Ok((typed.secret, typed.start))
+}
+
+/// Parses [`pairing_code`] (versions 03 and 02).
+///
+/// # Errors
+/// [`CodeError`] for a wrong character, length, checksum or version.
+pub fn read_pairing_code(code: &str) -> Result<TypedInvite, CodeError> {
+    let symbols = code
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .count();
+    let (payload, expiry_len) = if symbols == 64 {
+        (
+            decode_checked(PAIRING_CODE_LABEL, code, 36, CHECKSUM_LEN)?,
+            0,
+        )
+    } else {
+        let payload = decode_checked(PAIRING_CODE_LABEL, code, 40, PAIRING_CODE_CHECKSUM_LEN)?;
+        (payload, 4)
+    };
+    let version = if expiry_len == 0 {
+        PAIRING_CODE_VERSION_2
+    } else {
+        PAIRING_CODE_VERSION
+    };
+    if payload[0] != version {
         return Err(CodeError::NotPairing("unknown code version"));
     }
     let epoch = Epoch::from_bytes([payload[1], payload[2], payload[3]])
         .map_err(|_| CodeError::NotPairing("invalid month"))?;
+    let expires = if expiry_len == 0 {
+        None
+    } else {
+        let minutes = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+        Some(
+            DateTime::from_timestamp(i64::from(minutes) * 60, 0)
+                .ok_or(CodeError::NotPairing("invalid expiry"))?,
+        )
+    };
     let mut secret = [0u8; 32];
-    secret.copy_from_slice(&payload[4..36]);
+    secret.copy_from_slice(&payload[4 + expiry_len..36 + expiry_len]);
     let pairing = PairingSecret::from_bytes(&secret);
     secret.zeroize();
-    Ok((pairing, epoch))
+    Ok(TypedInvite {
+        secret: pairing,
+        start: epoch,
+        expires,
+    })
 }
 
 /// A recovery code: 16 random bytes and a checksum, 32 characters in eight
@@ -266,6 +331,9 @@ pub struct PairingInvite {
     pub telegram_bot: Option<String>,
     /// The WhatsApp number, when the physician runs the WhatsApp agent.
     pub whatsapp_number: Option<String>,
+    /// When the invitation stops being accepted (none in a QR code of the
+    /// first release).
+    pub expires: Option<DateTime<Utc>>,
 }
 
 fn percent_encode(text: &str) -> String {
@@ -299,8 +367,9 @@ fn percent_decode(text: &str) -> Result<String, CodeError> {
 }
 
 impl PairingInvite {
-    /// The QR payload: `medcrypt://pair/v2?s=<secret>&e=<YYYY-MM>&n=<name>[&tg=<bot>][&wa=<number>]`,
-    /// the secret in base64url, the rest percent-encoded.
+    /// The QR payload: `medcrypt://pair/v2?s=<secret>&e=<YYYY-MM>&n=<name>[&x=<expiry>][&tg=<bot>][&wa=<number>]`,
+    /// the secret in base64url, the expiry in Unix seconds, the rest
+    /// percent-encoded.
     pub fn to_uri(&self) -> Zeroizing<String> {
         let mut uri = format!(
             "{QR_URI_PREFIX}s={}&e={}&n={}",
@@ -308,6 +377,9 @@ impl PairingInvite {
             self.start,
             percent_encode(&self.physician_name)
         );
+        if let Some(expires) = self.expires {
+            uri.push_str(&format!("&x={}", expires.timestamp()));
+        }
         if let Some(bot) = &self.telegram_bot {
             uri.push_str(&format!("&tg={}", percent_encode(bot)));
         }
@@ -327,6 +399,7 @@ impl PairingInvite {
             .strip_prefix(QR_URI_PREFIX)
             .ok_or(CodeError::NotPairing("no medcrypt://pair/v2 prefix"))?;
         let (mut secret, mut start, mut name, mut bot, mut wa) = (None, None, None, None, None);
+        let mut expires = None;
         for field in query.split('&') {
             let (key, value) = field
                 .split_once('=')
@@ -352,6 +425,16 @@ impl PairingInvite {
                     );
                 }
                 "n" => name = Some(checked(value, is_display_name, "bad physician name")?),
+                "x" => {
+                    expires = Some(
+                        value
+                            .parse::<i64>()
+                            .ok()
+                            .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|t| DateTime::from_timestamp(t, 0))
+                            .ok_or(CodeError::NotPairing("bad expiry"))?,
+                    );
+                }
                 "tg" => bot = Some(checked(value, is_telegram_bot, "bad Telegram bot name")?),
                 "wa" => wa = Some(checked(value, is_phone_number, "bad WhatsApp number")?),
                 _ => {} // Unknown fields are ignored: later versions may add some.
@@ -363,6 +446,7 @@ impl PairingInvite {
             physician_name: name.unwrap_or_default(),
             telegram_bot: bot.filter(|b| !b.is_empty()),
             whatsapp_number: wa.filter(|w| !w.is_empty()),
+            expires,
         })
     }
 }
@@ -439,18 +523,35 @@ mod tests {
     fn pairing_code_round_trips_and_is_grouped() {
         let secret = PairingSecret::generate();
         let start: Epoch = "2026-11".parse().unwrap();
-        let code = pairing_code(&secret, start);
-        assert_eq!(code.len(), 64 + 15);
+        let expires = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let code = pairing_code(&secret, start, expires);
+        assert_eq!(code.len(), 72 + 17);
         assert!(code.split('-').all(|g| g.len() == 4));
         let (back, epoch) = parse_pairing_code(&code.to_lowercase()).unwrap();
         assert_eq!(back.expose_bytes(), secret.expose_bytes());
         assert_eq!(epoch, start);
+        let typed = read_pairing_code(&code).unwrap();
+        // Rounded up to the minute.
+        assert_eq!(typed.expires, DateTime::from_timestamp(1_795_000_020, 0));
+    }
+
+    #[test]
+    fn a_first_release_code_is_still_read_without_an_expiry() {
+        let secret = PairingSecret::from_bytes(&[9; 32]);
+        let mut payload = vec![PAIRING_CODE_VERSION_2];
+        payload.extend_from_slice(&"2026-11".parse::<Epoch>().unwrap().to_bytes());
+        payload.extend_from_slice(secret.expose_bytes());
+        let code = encode_checked(PAIRING_CODE_LABEL, &payload, CHECKSUM_LEN);
+        let typed = read_pairing_code(&code).unwrap();
+        assert_eq!(typed.secret.expose_bytes(), &[9; 32]);
+        assert_eq!(typed.expires, None);
     }
 
     #[test]
     fn any_single_mistyped_character_is_rejected() {
         let secret = PairingSecret::from_bytes(&[0x42; 32]);
-        let code = pairing_code(&secret, "2026-11".parse().unwrap());
+        let expires = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let code = pairing_code(&secret, "2026-11".parse().unwrap(), expires);
         for (i, original) in code.char_indices().filter(|(_, c)| *c != '-') {
             for &replacement in CROCKFORD {
                 let replacement = char::from(replacement);
@@ -507,6 +608,7 @@ mod tests {
             physician_name: "Dr. Ana Müller & Partner".into(),
             telegram_bot: Some("clinic_bot".into()),
             whatsapp_number: None,
+            expires: DateTime::from_timestamp(1_795_000_000, 0),
         };
         let uri = invite.to_uri();
         assert!(uri.starts_with(QR_URI_PREFIX));
@@ -515,6 +617,7 @@ mod tests {
         assert_eq!(back.physician_name, invite.physician_name);
         assert_eq!(back.telegram_bot.as_deref(), Some("clinic_bot"));
         assert_eq!(back.start, invite.start);
+        assert_eq!(back.expires, invite.expires);
         assert!(PairingInvite::from_uri("https://example.org").is_err());
     }
 }

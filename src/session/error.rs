@@ -320,7 +320,15 @@ fn classify_store(e: &StoreError) -> (ErrorKind, Option<Cow<'static, str>>) {
             ErrorKind::UnknownPairing,
             "`medcrypt pair list` shows the pairings of this store",
         ),
-        StoreError::DuplicateAlias(_) => (ErrorKind::Other, "choose another alias"),
+        StoreError::DuplicateAlias(_) => (
+            ErrorKind::Other,
+            "choose another alias (`medcrypt pair list` shows the taken ones), or remove the old \
+             pairing first with `medcrypt pair remove ALIAS` (its keys are destroyed)",
+        ),
+        StoreError::DuplicatePairing(_) => (
+            ErrorKind::Other,
+            "one invitation makes one pairing; nothing was changed. For a new pairing, ask for a new QR code",
+        ),
         StoreError::Replayed { .. } => (
             ErrorKind::Replayed,
             "this message was already decrypted once; a message sent again must be encrypted anew",

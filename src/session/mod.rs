@@ -34,7 +34,10 @@ pub use files::{
 pub use keys::{KeyState, LiveKey, PairingKeys, shred_due};
 pub use mailbox::{Queued, SendContent};
 pub use messages::{DecryptedText, EncryptedText, Opened};
-pub use pairing::{AcceptedPairing, InviteSource, NewPairing, check_alias};
+pub use pairing::{
+    AcceptedPairing, DEFAULT_INVITE_VALIDITY, InviteSource, MAX_INVITE_VALIDITY, NewPairing,
+    check_alias,
+};
 pub use text::{MARGIN, framed, printable, printable_line};
 
 use crate::protocol::audit::SealingKey;
@@ -245,6 +248,40 @@ impl Session {
     /// Database errors.
     pub fn rotate(&self) -> Result<Vec<Rotation>> {
         Ok(self.store.rotate(self.now())?)
+    }
+
+    /// Writes a consistent copy of the store to `dest` (mode 0600, through a
+    /// private temporary beside it and a rename), while other commands and
+    /// the agent keep using the store. Without `overwrite`, an existing
+    /// `dest` is refused.
+    ///
+    /// # Errors
+    /// `dest` exists or is the store itself, the directory cannot be
+    /// written, database errors.
+    pub fn backup(&self, dest: &Path, overwrite: bool) -> Result<()> {
+        if dest.file_name().is_none() || dest.is_dir() {
+            return Err(Error::usage(
+                format!("{} is a directory, not a file name", dest.display()),
+                "give the backup's file name, e.g. backup-2026-11-24.sqlite",
+            ));
+        }
+        if let (Ok(a), Ok(b)) = (dest.canonicalize(), self.store.path().canonicalize())
+            && a == b
+        {
+            return Err(Error::usage(
+                format!("{} is the store itself", dest.display()),
+                "give another file name for the backup",
+            ));
+        }
+        if !overwrite && dest.exists() {
+            return Err(Error::refused(
+                format!("{} already exists", dest.display()),
+                "nothing was written; add --force to replace it, or choose another name",
+            ));
+        }
+        let temp = TempFile::beside(self, dest)?;
+        self.store.backup_into(temp.path(), self.now())?;
+        temp.persist(dest, overwrite)
     }
 
     /// Re-wraps the master key under a new passphrase.

@@ -5,11 +5,13 @@
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::protocol::codes::{PairingInvite, pairing_code, parse_pairing_code};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::protocol::codes::{PairingInvite, pairing_code, read_pairing_code};
 use crate::protocol::epoch::Epoch;
 use crate::protocol::keys::{PairingSecret, Role, SafetyNumber};
 use crate::qr;
-use crate::store::PairingInfo;
+use crate::store::{PairingInfo, PairingState};
 
 use super::{Error, Result, Session};
 
@@ -23,7 +25,15 @@ pub struct NewPairing {
     pub code: Zeroizing<String>,
     /// The number both screens show.
     pub safety: SafetyNumber,
+    /// When the invitation stops being accepted.
+    pub expires: DateTime<Utc>,
 }
+
+/// How long an invitation is valid unless `pair new --valid` says otherwise.
+pub const DEFAULT_INVITE_VALIDITY: Duration = Duration::hours(24);
+/// The longest an invitation may be valid: a QR code is a secret, and one
+/// left in a drawer should not pair anyone months later.
+pub const MAX_INVITE_VALIDITY: Duration = Duration::days(30);
 
 impl std::fmt::Debug for NewPairing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,6 +61,8 @@ pub struct AcceptedPairing {
     pub alias: String,
     /// The number both screens show.
     pub safety: SafetyNumber,
+    /// When the invitation expires (none for a code of the first release).
+    pub expires: Option<DateTime<Utc>>,
     /// The Telegram deep link that binds the patient's chat, if the
     /// physician runs a bot.
     pub telegram_link: Option<String>,
@@ -86,23 +98,40 @@ impl Session {
     pub fn pair_new(
         &self,
         alias: &str,
+        valid: Duration,
         deliver: impl FnOnce(&NewPairing) -> Result<()>,
     ) -> Result<NewPairing> {
         check_alias(alias)?;
+        if valid <= Duration::zero() || valid > MAX_INVITE_VALIDITY {
+            return Err(Error::usage(
+                "an invitation is valid for between one minute and 30 days",
+                "e.g. --valid 24h or --valid 3d",
+            ));
+        }
         let now = self.now();
         let start = Epoch::containing(now);
+        // Whole minutes, as the typed code carries it.
+        let minutes = u64::try_from((now + valid).timestamp())
+            .unwrap_or(0)
+            .div_ceil(60);
+        let expires = i64::try_from(minutes * 60)
+            .ok()
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .unwrap_or(now + valid);
         let invite = PairingInvite {
             secret: PairingSecret::generate(),
             start,
             physician_name: self.setting("name")?.unwrap_or_default(),
             telegram_bot: self.setting("telegram_bot")?,
             whatsapp_number: self.setting("whatsapp_number")?,
+            expires: Some(expires),
         };
         let pairing = NewPairing {
             alias: alias.to_owned(),
             uri: invite.to_uri(),
-            code: Zeroizing::new(pairing_code(&invite.secret, start)),
+            code: Zeroizing::new(pairing_code(&invite.secret, start, expires)),
             safety: invite.secret.safety_number(start),
+            expires,
         };
         // Fail before anything is stored if the QR code cannot be made.
         qr::render_terminal(&pairing.uri)?;
@@ -113,6 +142,7 @@ impl Session {
             &invite.secret.first_epoch_key(start),
             &invite.secret.pairing_token(),
             &pairing.safety,
+            Some(expires),
             now,
         )?;
         if let Err(err) = deliver(&pairing) {
@@ -140,16 +170,25 @@ impl Session {
             }
             InviteSource::Uri(text) => PairingInvite::from_uri(text)?,
             InviteSource::Code(code) => {
-                let (secret, start) = parse_pairing_code(code)?;
+                let typed = read_pairing_code(code)?;
                 PairingInvite {
-                    secret,
-                    start,
+                    secret: typed.secret,
+                    start: typed.start,
                     physician_name: String::new(),
                     telegram_bot: None,
                     whatsapp_number: None,
+                    expires: typed.expires,
                 }
             }
         };
+        if let Some(expires) = invite.expires
+            && self.now() > expires
+        {
+            return Err(Error::refused(
+                format!("this invitation expired on {}", crate::format_utc(expires)),
+                "nothing was stored; ask the physician for a new QR code (`medcrypt pair new`)",
+            ));
+        }
         let alias = match alias
             .or_else(|| Some(invite.physician_name.clone()).filter(|n| !n.is_empty()))
         {
@@ -171,6 +210,7 @@ impl Session {
             &invite.secret.first_epoch_key(invite.start),
             &token,
             &safety,
+            invite.expires,
             self.now(),
         )?;
         let telegram_link = invite
@@ -178,9 +218,11 @@ impl Session {
             .as_ref()
             .map(|bot| format!("https://t.me/{bot}?start={token}"));
         let whatsapp_number = invite.whatsapp_number.clone();
+        let expires = invite.expires;
         drop(invite);
         Ok(AcceptedPairing {
             alias,
+            expires,
             safety,
             telegram_link,
             whatsapp_number,
@@ -215,6 +257,21 @@ impl Session {
     /// Database errors.
     pub fn pairings(&self) -> Result<Vec<PairingInfo>> {
         Ok(self.store.pairings()?)
+    }
+
+    /// Every pairing with its invitation, chat and last message.
+    ///
+    /// # Errors
+    /// A store modified outside MedCrypt, database errors.
+    pub fn pairings_with_state(&self) -> Result<Vec<(PairingInfo, PairingState)>> {
+        self.store
+            .pairings()?
+            .into_iter()
+            .map(|p| {
+                let state = self.store.pairing_state(p.id)?;
+                Ok((p, state))
+            })
+            .collect()
     }
 
     /// Removes a pairing and destroys all of its keys.

@@ -99,6 +99,10 @@ impl Store {
         outcome: &str,
         details: &[(&str, String)],
     ) -> Result<()> {
+        debug_assert!(
+            crate::protocol::audit::is_action(action),
+            "audit action {action:?} is not in protocol::audit::ACTIONS"
+        );
         self.in_transaction(|| {
             let mut sealer = self.load_sealer()?;
             let beyond_head: bool = self.conn.query_row(

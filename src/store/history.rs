@@ -340,6 +340,7 @@ impl Store {
                         return Ok(false);
                     }
                     record.mark_seen(replay);
+                    record.last_message = Some(now_text(now));
                     Ok(true)
                 })?;
                 if !fresh {

@@ -20,6 +20,7 @@
 
 mod agent_state;
 mod audit;
+mod backup;
 mod clock;
 mod data;
 mod epochs;
@@ -41,7 +42,7 @@ pub use history::{
 };
 pub use outbox::{OutboxItem, OutboxKind};
 pub use pairings::{PairingInfo, Protocol};
-pub use record::ChatLink;
+pub use record::{ChatLink, PairingState};
 pub use temporaries::TEMPORARY_PREFIX;
 
 use std::cell::Cell;
@@ -92,6 +93,9 @@ pub enum StoreError {
     /// `pair new`/`accept` with an alias already in use.
     #[error("a pairing named {0:?} already exists")]
     DuplicateAlias(String),
+    /// `pair accept` of an invitation this store already holds.
+    #[error("this invitation was already accepted here, as the pairing {0:?}")]
+    DuplicatePairing(String),
     /// A message already received.
     #[error("replayed: message #{sequence} of {epoch} ({direction}) was already received")]
     Replayed {

@@ -2,7 +2,7 @@
 //! against its record), removing, and the v1 material of legacy pairings.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -98,9 +98,22 @@ impl Store {
         first_key: &EpochKey,
         token: &PairingToken,
         safety: &SafetyNumber,
+        invite_expires: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
         self.ensure_alias_free(alias)?;
+        let hash = token_hash(token.as_str());
+        let taken: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT alias FROM pairings WHERE token_hash = ?1",
+                [&hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(existing) = taken {
+            return Err(StoreError::DuplicatePairing(existing));
+        }
         let info = PairingInfo {
             id: 0,
             alias: alias.to_owned(),
@@ -112,7 +125,13 @@ impl Store {
             created_at: now_text(now),
         };
         self.in_transaction(|| {
-            let id = self.insert_pairing(&info, Some(token_hash(token.as_str())))?;
+            let id = self.insert_pairing(&info, Some(hash.clone()))?;
+            if let Some(expires) = invite_expires {
+                self.update_record(id, |record| {
+                    record.invite_expires = Some(now_text(expires));
+                    Ok(())
+                })?;
+            }
             self.insert_epoch_key(id, first_key)?;
             let action = match role {
                 Role::Physician => "pair_new",

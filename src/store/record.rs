@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,17 @@ pub struct ChatLink {
     pub chat: String,
     /// When it was bound (RFC 3339).
     pub bound_at: String,
+}
+
+/// A pairing's life so far, for `pair list`.
+#[derive(Debug, Clone)]
+pub struct PairingState {
+    /// When its invitation expires or expired.
+    pub invite_expires: Option<DateTime<Utc>>,
+    /// The chat bound to it.
+    pub chat: Option<ChatLink>,
+    /// When the last message was sent or received.
+    pub last_message: Option<DateTime<Utc>>,
 }
 
 /// What is sealed for each pairing.
@@ -51,6 +64,13 @@ pub(super) struct PairingRecord {
     /// disjoint, inclusive ranges.
     #[serde(default)]
     pub(super) seen: BTreeMap<String, Vec<(u32, u32)>>,
+    /// When the invitation stops binding a chat (physician) or was due to
+    /// expire (patient), RFC 3339; none for pairings of the first release.
+    #[serde(default)]
+    pub(super) invite_expires: Option<String>,
+    /// When the last message was sent or received (RFC 3339).
+    #[serde(default)]
+    pub(super) last_message: Option<String>,
 }
 
 fn slot(epoch: Epoch, direction: Direction) -> String {
@@ -259,6 +279,25 @@ impl Store {
             let out = change(&mut record)?;
             self.save_record(id, &record)?;
             Ok(out)
+        })
+    }
+
+    /// What `pair list` shows of pairing `id` beyond its row: invitation,
+    /// chat and last message, from its checked record.
+    ///
+    /// # Errors
+    /// [`StoreError::Modified`]; database errors.
+    pub fn pairing_state(&self, id: i64) -> Result<PairingState> {
+        let record = self.record(id)?;
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Ok(PairingState {
+            invite_expires: parse(&record.invite_expires),
+            chat: self.checked_chat(id)?,
+            last_message: parse(&record.last_message),
         })
     }
 

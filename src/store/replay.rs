@@ -36,6 +36,7 @@ impl Store {
                     .ok_or(StoreError::Corrupt("sequence numbers exhausted"))?;
                 let next = after_last.max(time_floor(epoch, now));
                 record.set_sent(epoch, direction, next);
+                record.last_message = Some(super::now_text(now));
                 Ok(next)
             })?;
             self.audit(

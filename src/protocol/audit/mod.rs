@@ -19,6 +19,10 @@
 //! `K(start day)` is the *verification key*, shown once at init as the audit
 //! verification code; with it an auditor re-derives every later key.
 
+mod actions;
+
+pub use actions::{ACTIONS, is_action};
+
 use std::collections::BTreeMap;
 use std::fmt;
 
