@@ -30,6 +30,7 @@ pub use protocol::epoch::{
     CLOCK_SKEW_ALLOWANCE, Epoch, GRACE_PERIOD, InvalidEpoch, WindowViolation, check_window,
     format_utc, parse_utc,
 };
+pub use protocol::excerpt::{Excerpt, Found, Removed, find_messages, invisible_name, is_invisible};
 pub use protocol::keys::{
     Advance, BrokenChain, Direction, EPOCH_RATCHET_LABEL, EpochChain, EpochKey,
     FILE_SENDER_KEY_LABEL, FILE_WRAP_KEY_LABEL, FIRST_EPOCH_KEY_LABEL, KEY_HINT_LABEL,

@@ -832,13 +832,14 @@ fn a_cut_off_small_file_reads_as_truncated_and_a_second_decrypt_as_already_recei
             "decrypt",
             cut.to_str().unwrap(),
             "-o",
-            "/dev/null",
+            dir.path().join("never.txt").to_str().unwrap(),
         ],
         "",
         NOV,
     );
     assert_eq!(run.code, 7, "{}", run.stderr);
     assert!(run.stderr.contains("truncated"), "{}", run.stderr);
+    assert!(!dir.path().join("never.txt").exists());
     let out = dir.path().join("first.txt");
     pat.ok(
         &[

@@ -601,3 +601,56 @@ fn an_expired_invitation_binds_no_chat() {
     let audit = doc.ok(&["audit", "show", "--action", "chat_bind"], "", NOV);
     assert!(audit.contains("rejected"), "{audit}");
 }
+
+/// Runs the agent for a moment at `now` and returns (exit code, stderr).
+fn agent_at(doc: &Party, fake: &FakeTelegram, now: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&doc.store)
+        .args(["agent", "telegram", "--poll-timeout", "1", "--run-for", "2"])
+        .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+        .env("MEDCRYPT_NOW", now)
+        .env("TELOXIDE_TOKEN", TOKEN)
+        .env("TELOXIDE_API_URL", fake.url())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_agent_back_from_a_holiday_checks_its_clock_against_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    doc.ok(&["init"], "", NOV);
+    doc.ok(&["pair", "new", "--patient", "alice"], "", NOV);
+    let later = "2026-12-20T09:00:00Z";
+
+    // The server disagrees (the computer's date is wrong): no start, no
+    // key destroyed.
+    fake.set_faults(Faults {
+        server_date: Some(common::utc(NOV)),
+        ..Faults::default()
+    });
+    let (code, stderr) = agent_at(&doc, &fake, later);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the messenger's server says"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert_eq!(fake.requests("getUpdates"), 0);
+    let keys = doc.ok(&["keys", "list"], "", NOV);
+    assert!(keys.contains("2026-11"), "{keys}");
+
+    // Three weeks' holiday, and the server agrees: the agent goes on.
+    fake.set_faults(Faults {
+        server_date: Some(common::utc(later) + chrono::Duration::seconds(30)),
+        ..Faults::default()
+    });
+    let (code, stderr) = agent_at(&doc, &fake, later);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("server time"), "{stderr}");
+    assert!(fake.requests("getUpdates") > 0);
+}

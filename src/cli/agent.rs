@@ -14,13 +14,16 @@ use super::io::{self, out};
 use super::report::hinted;
 
 /// `medcrypt agent …`.
-pub(super) fn run(session: &Session, transport: AgentCommand) -> Result<()> {
+pub(super) fn run(ctx: &super::Context, session: &Session, transport: AgentCommand) -> Result<()> {
     match transport {
         AgentCommand::Telegram(args) => {
             let token = match args.token_file {
-                Some(path) => io::read_secret_file(&path, "token")?
-                    .expose_secret()
-                    .to_owned(),
+                Some(path) => {
+                    io::warn_if_readable_by_others(&path, "token");
+                    io::read_secret_file(&path, "token")?
+                        .expose_secret()
+                        .to_owned()
+                }
                 None => std::env::var("TELOXIDE_TOKEN").map_err(|_| {
                     hinted(
                         "no bot token",
@@ -39,6 +42,26 @@ pub(super) fn run(session: &Session, transport: AgentCommand) -> Result<()> {
                 tick: std::time::Duration::from_secs(args.tick_seconds.max(1)),
                 run_for: args.run_for.map(std::time::Duration::from_secs),
             };
+            let probe = || Ok(medcrypt::agent::telegram::server_time(&options)?);
+            if let Err(err) = super::check_clock(ctx, session, Some(&probe)) {
+                // Unattended: the physician hears of it in their notice chat.
+                if let Ok(Some(chat)) = medcrypt::agent::owner_chat(session.store()) {
+                    let text = format!(
+                        "⚠ Your MedCrypt agent did not start: {err:#}. Fix the computer's clock, then start it again."
+                    );
+                    if medcrypt::agent::telegram::notify_owner_now(&options, chat, &text).is_ok() {
+                        session.store().audit(
+                            session.now(),
+                            "owner_notice",
+                            "",
+                            "ok",
+                            &[("reason", "clock disagrees with the server".to_owned())],
+                        )?;
+                    }
+                }
+                return Err(err);
+            }
+            super::start_using(session)?;
             Ok(medcrypt::agent::telegram::run(session, &options)?)
         }
     }

@@ -5,19 +5,76 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What `--version` prints: the release, the commit, the formats spoken.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MEDCRYPT_GIT_COMMIT"),
+    ")\nwire: v2 messages (legacy v1 read and written for imported pairings); \
+     attachments: format 3 (format 2 read), part header 02; \
+     pairing: QR medcrypt://pair/v2, typed code 03 (02 read)"
+);
+
+/// The release and commit alone (the manual page's header).
+pub(super) const SHORT_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MEDCRYPT_GIT_COMMIT"),
+    ")"
+);
+
+/// After the top-level help: exit codes, environment, where the rest is.
+const EPILOGUE: &str = "\
+Exit codes:
+  0 success                       6 reflected: a message this side sent
+  1 other error                   7 damaged, not MedCrypt, or a newer version
+  2 usage error                   8 unknown pairing (another pairing or store)
+  3 authentication failed         9 wrong passphrase, recovery code or shares
+  4 expired or not yet valid     10 tampering (audit log or store file)
+  5 replayed
+
+Environment:
+  MEDCRYPT_STORE           the store file (like --store)
+  MEDCRYPT_PASSPHRASE      the store passphrase (empty counts as unset)
+  MEDCRYPT_NEW_PASSPHRASE  a new passphrase (init, passphrase change, recover)
+  MEDCRYPT_NOW             a fixed clock (RFC 3339), for tests and demos on a copy of a store
+  MEDCRYPT_WAIT            seconds to wait for a store another command holds (default 30)
+  TELOXIDE_TOKEN           the Telegram bot token (like agent telegram --token-file)
+  TELOXIDE_API_URL         a self-hosted Telegram Bot API server
+
+Audit actions: `medcrypt audit show --help`. Every error ends with a `hint:` line.";
+
 /// End-to-end encryption for physician–patient messages over any messenger.
 #[derive(Parser)]
-#[command(name = "medcrypt", version, about, long_about = None)]
+#[command(
+    name = "medcrypt",
+    version = VERSION,
+    about,
+    long_about = None,
+    after_help = EPILOGUE
+)]
 pub(crate) struct Cli {
     /// The store file [default: MEDCRYPT_STORE, else the platform data directory].
-    #[arg(long, global = true, value_name = "PATH", env = "MEDCRYPT_STORE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "MEDCRYPT_STORE",
+        hide_env = true,
+        help_heading = "Global options"
+    )]
     pub(super) store: Option<PathBuf>,
     /// Read the store passphrase from this file (else MEDCRYPT_PASSPHRASE, else a prompt).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub(super) passphrase_file: Option<PathBuf>,
     /// Answer yes to MedCrypt's questions (a clock that jumped, removing a
     /// pairing) instead of asking.
-    #[arg(long, short = 'y', global = true)]
+    #[arg(long, short = 'y', global = true, help_heading = "Global options")]
     pub(super) yes: bool,
     #[command(subcommand)]
     pub(super) command: Command,
@@ -46,9 +103,11 @@ pub(super) enum Command {
     },
     /// Open the store with the recovery code and set a new passphrase.
     Recover {
-        /// The recovery code shown at init (`-` reads it from standard input).
-        #[arg(long, value_name = "CODE")]
-        recovery_code: String,
+        /// The recovery code shown at init; without a value (or `-`, or
+        /// without the flag) it is asked for without echo, or read from
+        /// standard input.
+        #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "-")]
+        recovery_code: Option<String>,
         /// Read the new passphrase from this file (else MEDCRYPT_NEW_PASSPHRASE, else a prompt).
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
@@ -84,9 +143,18 @@ pub(super) enum Command {
         #[arg(long, value_name = "ALIAS")]
         to: String,
         /// Write the legacy v1 format for old clients (shows the patient id to the messenger).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "as_attachment")]
         legacy_v1: bool,
-        /// The text; standard input when absent or `-`.
+        /// Encrypt the text as an attachment (`note.txt`) instead of one
+        /// line: for notes longer than one chat message. Prints the file written.
+        #[arg(long)]
+        as_attachment: bool,
+        /// With --as-attachment: the encrypted file [default: a neutral name
+        /// in the current directory].
+        #[arg(short, long, value_name = "OUT", requires = "as_attachment")]
+        output: Option<PathBuf>,
+        /// The text; standard input when absent or `-` (a text starting with
+        /// `-` goes after `--`: `encrypt --to alice -- "-5 mg"`).
         text: Option<String>,
     },
     /// Decrypt a message copied from the chat; prints the text.
@@ -153,6 +221,14 @@ pub(super) enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `medcrypt man > medcrypt.1`.
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -186,14 +262,18 @@ pub(super) enum AttachCommand {
         /// A pairing to send to (repeat for several recipients).
         #[arg(long = "to", value_name = "ALIAS", required = true)]
         to: Vec<String>,
-        /// The file to encrypt.
+        /// The file to encrypt; `-` reads standard input (nothing is
+        /// written in plaintext), named by --name.
         file: PathBuf,
+        /// The name the recipient sees for standard input [default: note.txt].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
         /// The encrypted file [default: a neutral name in the current directory].
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
         /// Split into numbered parts of at most this size (e.g. 19M for a
         /// Telegram bot's 20 MB download limit).
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", value_parser = checked(super::attach::parse_size))]
         part_size: Option<String>,
     },
     /// Decrypt an attachment (or all parts of one, in any order).
@@ -219,7 +299,7 @@ pub(super) enum AuditCommand {
     #[command(after_long_help = audit_actions_help())]
     Show {
         /// Only entries from this date (YYYY-MM-DD) or instant (RFC 3339) on.
-        #[arg(long, value_name = "DATE")]
+        #[arg(long, value_name = "DATE", value_parser = checked(super::io::parse_since))]
         since: Option<String>,
         /// Only entries of this action (e.g. decrypt_failed; the list is
         /// below in --help).
@@ -232,8 +312,9 @@ pub(super) enum AuditCommand {
     /// Check that no entry was altered, removed, reordered or inserted.
     Verify {
         /// The audit verification code shown at init: checks every entry
-        /// (without it, only today's seals can be checked).
-        #[arg(long, value_name = "CODE")]
+        /// (without it, only today's seals can be checked). Without a value
+        /// (or `-`) it is asked for without echo, or read from standard input.
+        #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "-")]
         code: Option<String>,
         /// A checkpoint printed by `audit checkpoint`: proves the log still
         /// reaches it, unchanged.
@@ -372,8 +453,10 @@ pub(super) struct SplitArgs {
     /// Where to write the share files [default: escrow-shares-DATE].
     #[arg(long, value_name = "DIR")]
     pub(super) out_dir: Option<PathBuf>,
-    /// The audit verification code from init, so custodians can verify the log too.
-    #[arg(long, value_name = "CODE")]
+    /// The audit verification code from init, so custodians can verify the
+    /// log too. Without a value (or `-`) it is asked for without echo, or
+    /// read from standard input.
+    #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "-")]
     pub(super) audit_code: Option<String>,
 }
 
@@ -466,4 +549,19 @@ fn validity(value: &str) -> Result<chrono::Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// A value checked by `parse` when the command line is read (before any
+/// passphrase is asked for), kept as text for the command to parse again.
+fn checked<T>(
+    parse: fn(&str) -> anyhow::Result<T>,
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static
+where
+    T: 'static,
+{
+    move |value: &str| {
+        parse(value)
+            .map(|_| value.to_owned())
+            .map_err(|e| e.to_string())
+    }
 }

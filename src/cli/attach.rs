@@ -20,18 +20,39 @@ pub(super) fn run(session: &Session, action: AttachCommand) -> Result<()> {
         AttachCommand::Encrypt {
             to,
             file,
+            name,
             output,
             part_size,
         } => {
             let part_size = part_size.as_deref().map(parse_size).transpose()?;
             let mut bar = Bar::new("encrypting");
-            let written = session.encrypt_file(
-                &to,
-                &file,
-                output.as_deref(),
-                part_size,
-                &mut |done, total| bar.update(done, total),
-            )?;
+            let written = if file.as_os_str() == "-" {
+                super::io::paste_prompt("Type or paste the content, then press Ctrl-D");
+                let mut bytes = zeroize::Zeroizing::new(Vec::new());
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+                session.encrypt_bytes(
+                    &to,
+                    name.as_deref().unwrap_or("note.txt"),
+                    &bytes,
+                    output.as_deref(),
+                    part_size,
+                    &mut |done, total| bar.update(done, total),
+                )?
+            } else {
+                if name.is_some() {
+                    return Err(usage(
+                        "--name is only for standard input (`-`)",
+                        "a file keeps its own name; rename it first to send it under another",
+                    ));
+                }
+                session.encrypt_file(
+                    &to,
+                    &file,
+                    output.as_deref(),
+                    part_size,
+                    &mut |done, total| bar.update(done, total),
+                )?
+            };
             bar.finish();
             let mut stdout = std::io::stdout().lock();
             for path in &written {
@@ -128,7 +149,7 @@ impl Bar {
 }
 
 /// Parses a size such as `19M`, `19MB`, `19MiB`, `500K`, `2G` or `1000000`.
-fn parse_size(text: &str) -> Result<u64> {
+pub(super) fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);

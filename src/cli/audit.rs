@@ -55,9 +55,13 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
             Ok(())
         }
         AuditCommand::Verify { code, checkpoint } => {
+            let code = code
+                .as_deref()
+                .map(|code| super::io::secret_input(code, "Audit verification code: "))
+                .transpose()?;
             let key = code
                 .as_deref()
-                .map(parse_verification_code)
+                .map(|code| parse_verification_code(code))
                 .transpose()
                 .map_err(SessionError::from)?;
             let checkpoint = checkpoint

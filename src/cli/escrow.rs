@@ -14,10 +14,14 @@ use super::io::{self, note, out};
 
 /// `medcrypt escrow split`.
 pub(super) fn split(ctx: &Context, session: &Session, args: SplitArgs) -> Result<()> {
-    let audit_key = args
+    let audit_code = args
         .audit_code
         .as_deref()
-        .map(parse_verification_code)
+        .map(|code| io::secret_input(code, "Audit verification code: "))
+        .transpose()?;
+    let audit_key = audit_code
+        .as_deref()
+        .map(|code| parse_verification_code(code))
         .transpose()
         .map_err(medcrypt::session::Error::from)?;
     if audit_key.is_none() {

@@ -34,6 +34,15 @@ pub(super) fn confirm(question: &str, yes: bool) -> Result<bool> {
 /// Shortest passphrase accepted for a new store or a passphrase change.
 pub(super) const MIN_PASSPHRASE_CHARS: usize = 8;
 
+/// Writes bytes to standard output (a closed pipe is not an error).
+pub(super) fn out_bytes(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// Writes one line to standard output.
 pub(super) fn out(line: std::fmt::Arguments<'_>) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -97,12 +106,42 @@ pub(super) fn parse_since(text: &str) -> Result<DateTime<Utc>> {
         })
 }
 
+/// Warns when a file holding a secret can be read by other users.
+pub(super) fn warn_if_readable_by_others(path: &Path, what: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            note(format_args!(
+                "warning: the {what} file {} can be read by other users of this computer; \
+                 make it private: chmod 600 {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+}
+
 /// A secret from a file, without its final line break.
 pub(super) fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .with_context(|| format!("cannot read the {what} file {}", path.display()))?,
-    );
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        let hint = if path.is_dir() {
+            format!(
+                "{} is a directory: give the file that holds the {what}",
+                path.display()
+            )
+        } else {
+            format!("check the file name; the file holds only the {what}, on one line")
+        };
+        hinted(
+            format!("cannot read the {what} file {}: {e}", path.display()),
+            hint,
+        )
+    })?);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| anyhow!("the {what} file {} is not UTF-8 text", path.display()))?;
     Ok(SecretString::from(
@@ -193,13 +232,43 @@ pub(super) fn new_passphrase(file: Option<&Path>) -> Result<SecretString> {
     new_passphrase_from(file, "MEDCRYPT_NEW_PASSPHRASE")
 }
 
+/// On a terminal, says how to end the input (`what`, then Ctrl-D) on
+/// standard error; piped input needs no prompt.
+pub(super) fn paste_prompt(what: &str) {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        note(format_args!("{what} (Ctrl-Z then Enter on Windows):"));
+    }
+}
+
+/// Standard input as text for `encrypt`: not UTF-8 is a usage error.
+pub(super) fn read_text_to_encrypt() -> Result<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("cannot read standard input")?;
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => Ok(Zeroizing::new(text)),
+        Err(_) => Err(super::report::usage(
+            "the text is not UTF-8",
+            "give text (UTF-8); to send any other file, use `medcrypt attach encrypt`",
+        )),
+    }
+}
+
 /// The text of a file, or of standard input when `path` is absent or `-`.
 pub(super) fn read_input(path: Option<&Path>) -> Result<Zeroizing<String>> {
     let mut bytes = Zeroizing::new(Vec::new());
     match path {
         Some(path) if path != Path::new("-") => {
-            *bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            *bytes = std::fs::read(path).map_err(|e| {
+                let hint = if path.is_dir() {
+                    "that is a directory: give the file that holds the message"
+                } else {
+                    "check the file name, or leave it out and paste the message instead"
+                };
+                hinted(format!("cannot read {}: {e}", path.display()), hint)
+            })?;
         }
         _ => {
             std::io::stdin()
@@ -222,7 +291,7 @@ pub(super) fn text_or_stdin(text: Option<String>) -> Result<Zeroizing<String>> {
     Ok(Zeroizing::new(match text {
         Some(text) if text != "-" => text,
         _ => {
-            let input = read_input(None)?;
+            let input = read_text_to_encrypt()?;
             input
                 .strip_suffix('\n')
                 .map(|t| t.strip_suffix('\r').unwrap_or(t))

@@ -84,6 +84,25 @@ fn default_store_path() -> Result<PathBuf> {
 
 /// Runs the parsed command line.
 pub(crate) fn run(cli: Cli) -> Result<()> {
+    // These need no store.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "medcrypt", &mut script);
+            return io::out_bytes(&script);
+        }
+        Command::Man => {
+            // The page's header holds one line: the release and commit.
+            let command = <Cli as clap::CommandFactory>::command()
+                .version(args::SHORT_VERSION)
+                .long_version(args::SHORT_VERSION);
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page)?;
+            return io::out_bytes(&page);
+        }
+        _ => {}
+    }
     medcrypt::store::on_wait(|| {
         io::note(format_args!(
             "waiting for another MedCrypt command to finish with the store…"
@@ -119,7 +138,11 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Recover {
             recovery_code,
             new_passphrase_file,
-        } => store::recover(&ctx, &recovery_code, new_passphrase_file.as_deref()),
+        } => store::recover(
+            &ctx,
+            recovery_code.as_deref().unwrap_or("-"),
+            new_passphrase_file.as_deref(),
+        ),
         Command::Escrow {
             action: args::EscrowCommand::Combine(combine),
         } => escrow::combine(&ctx, combine),
@@ -133,21 +156,75 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 dispatch(&ctx, &mut session, command)?;
                 return Ok(session.integrity()?);
             }
-            check_clock(&ctx, &session)?;
-            let rotations = session.rotate()?;
-            session.note_time()?;
-            keys::report_shredding(&rotations, session.now());
+            // The agent checks the clock itself, against its messenger's.
+            if !matches!(command, Command::Agent { .. }) {
+                check_clock(&ctx, &session, None)?;
+                start_using(&session)?;
+            }
             dispatch(&ctx, &mut session, command)
         }
     }
 }
 
+/// Once the clock is accepted: every pairing into this month, due keys
+/// destroyed, the time remembered.
+fn start_using(session: &Session) -> Result<()> {
+    let rotations = session.rotate()?;
+    session.note_time()?;
+    keys::report_shredding(&rotations, session.now());
+    Ok(())
+}
+
+/// How far the messenger's server time may be from ours and still confirm it.
+const SERVER_TIME_AGREES: chrono::Duration = chrono::Duration::minutes(10);
+
+/// What an unattended agent does instead of asking: the messenger's server
+/// time, or why it cannot be had.
+type ServerTime<'a> = &'a dyn Fn() -> Result<chrono::DateTime<chrono::Utc>>;
+
 /// Before anything is destroyed: a clock that jumped since the store was
-/// last used is confirmed by its owner, or nothing happens.
-fn check_clock(ctx: &Context, session: &Session) -> Result<()> {
+/// last used is confirmed by its owner (or, for an agent, by the
+/// messenger's server time), or nothing happens.
+fn check_clock(ctx: &Context, session: &Session, server: Option<ServerTime<'_>>) -> Result<()> {
     let Some(jump) = session.clock_jump()? else {
         return Ok(());
     };
+    if let Some(server) = server
+        && !ctx.yes
+    {
+        let now = session.now();
+        return match server() {
+            Ok(theirs) if (theirs - now).abs() <= SERVER_TIME_AGREES => {
+                io::note(format_args!(
+                    "note: the clock moved since this store was last used; the messenger's server \
+                     time ({}) agrees with it, so the agent goes on",
+                    medcrypt::format_utc(theirs)
+                ));
+                session.accept_clock()?;
+                Ok(())
+            }
+            Ok(theirs) => Err(hinted(
+                format!(
+                    "the clock reads {}, but the messenger's server says {}: the agent does not start, \
+                     so that no key is destroyed on a wrong date",
+                    medcrypt::format_utc(now),
+                    medcrypt::format_utc(theirs)
+                ),
+                "fix this computer's clock (timedatectl / NTP), then start the agent again",
+            )),
+            Err(err) => Err(hinted(
+                format!(
+                    "the clock reads {}, far from {}, when this store was last used, and the \
+                     messenger's server time cannot confirm it: {err}",
+                    medcrypt::format_utc(now),
+                    medcrypt::format_utc(match jump {
+                        ClockJump::Ahead { latest } | ClockJump::Behind { latest } => latest,
+                    })
+                ),
+                "check the network and the clock, then start again; or confirm the date with --yes",
+            )),
+        };
+    }
     let now = medcrypt::format_utc(session.now());
     let (message, hint) = match jump {
         ClockJump::Ahead { latest } => (
@@ -179,7 +256,10 @@ fn check_clock(ctx: &Context, session: &Session) -> Result<()> {
 
 fn dispatch(ctx: &Context, session: &mut Session, command: Command) -> Result<()> {
     match command {
-        Command::Init { .. } | Command::Recover { .. } => Ok(()),
+        Command::Init { .. }
+        | Command::Recover { .. }
+        | Command::Completions { .. }
+        | Command::Man => Ok(()),
         Command::Passphrase {
             action:
                 args::PassphraseCommand::Change {
@@ -191,14 +271,22 @@ fn dispatch(ctx: &Context, session: &mut Session, command: Command) -> Result<()
         Command::Pair { action } => pair::run(session, action, ctx.yes),
         Command::Encrypt {
             to,
+            as_attachment: true,
+            output,
+            text,
+            ..
+        } => message::encrypt_as_attachment(session, &to, output.as_deref(), text),
+        Command::Encrypt {
+            to,
             legacy_v1,
             text,
+            ..
         } => message::encrypt(session, &to, legacy_v1, text),
         Command::Decrypt { from, file } => {
             message::decrypt(session, from.as_deref(), file.as_deref())
         }
         Command::Keys { .. } => keys::list(session),
-        Command::Agent { transport } => agent::run(session, transport),
+        Command::Agent { transport } => agent::run(ctx, session, transport),
         Command::Send { to, file, text } => agent::send(session, &to, file.as_deref(), text),
         Command::Outbox { action } => agent::outbox(session, action),
         Command::Inbox {

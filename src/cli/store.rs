@@ -51,7 +51,7 @@ pub(super) fn init(
     out(format_args!(
         "Created the MedCrypt store {}.\n\n\
          Recovery code (shown only now; write it down and keep it away from this computer):\n\n    {}\n\n\
-         If the passphrase is ever lost, `medcrypt recover --recovery-code CODE` opens the store with it.\n\n\
+         If the passphrase is ever lost, `medcrypt recover` opens the store with it.\n\n\
          Audit verification code (shown only now; give it to whoever audits this store):\n\n    {}\n\n\
          With it, `medcrypt audit verify --code CODE` proves that no audit entry was altered or removed,\n\
          even by someone who later holds this computer and its passphrase.",
@@ -90,13 +90,8 @@ fn offer_shredder(ctx: &Context, yes: bool) -> Result<()> {
 
 /// `medcrypt recover`.
 pub(super) fn recover(ctx: &Context, code: &str, new_file: Option<&Path>) -> Result<()> {
-    let code = if code == "-" {
-        let text = io::read_input(None)?;
-        RecoveryCode::parse(text.trim())
-    } else {
-        RecoveryCode::parse(code)
-    }
-    .map_err(medcrypt::session::Error::from)?;
+    let code = io::secret_input(code, "Recovery code: ")?;
+    let code = RecoveryCode::parse(code.trim()).map_err(medcrypt::session::Error::from)?;
     let session = Session::recover(ctx.store_path(), &code, ctx.clock.clone())?;
     let new = io::new_passphrase(new_file)?;
     session.change_passphrase(&new)?;

@@ -12,6 +12,7 @@ pub mod attachment;
 pub mod audit;
 pub mod codes;
 pub(crate) mod epoch;
+pub(crate) mod excerpt;
 pub(crate) mod keys;
 pub(crate) mod legacy;
 pub mod shares;

@@ -177,7 +177,7 @@ impl Error {
             Self::Decrypt(e) => classify_decrypt(e),
             Self::Seal(SealError::TooLong { .. }) => (
                 ErrorKind::Other,
-                "shorten the text, or send it as an encrypted attachment",
+                "add --as-attachment to send it as an encrypted file instead (nothing is written in plaintext), or shorten it",
             ),
             Self::Seal(SealError::NoKeyForEpoch(_)) => return (ErrorKind::Other, None),
             Self::Attachment(e) => classify_attachment(e),
@@ -206,10 +206,28 @@ impl Error {
                 "the audit log was tampered with: keep this store as evidence and tell whoever audits it",
             ),
             Self::Refused { kind, hint, .. } => return (*kind, Some(hint.clone())),
-            Self::Io { .. } => (
-                ErrorKind::Other,
-                "check the path, the disk space and the permissions",
-            ),
+            Self::Io { source, context } => {
+                use std::io::ErrorKind as Io;
+                let writing =
+                    context.starts_with("cannot create") || context.starts_with("cannot write");
+                let hint = match source.kind() {
+                    Io::NotFound if writing => {
+                        "that directory does not exist: create it first (mkdir -p), or choose another path; nothing was written"
+                    }
+                    Io::NotFound => "no such file: check the name and the directory (`ls`)",
+                    Io::PermissionDenied => {
+                        "you lack permission there: check the owner and mode (`ls -l`), or choose another path"
+                    }
+                    Io::IsADirectory => "that is a directory: give a file",
+                    Io::NotADirectory => "a part of that path is a file, not a directory",
+                    Io::StorageFull | Io::QuotaExceeded => {
+                        "the disk is full: free some space and try again; nothing was written"
+                    }
+                    Io::ReadOnlyFilesystem => "that file system is read-only: choose another path",
+                    _ => "check the path, the disk space and the permissions",
+                };
+                (ErrorKind::Other, hint)
+            }
         };
         (kind, Some(Cow::Borrowed(hint)))
     }
@@ -310,7 +328,7 @@ fn classify_store(e: &StoreError) -> (ErrorKind, Option<Cow<'static, str>>) {
         ),
         StoreError::WrongPassphrase => (
             ErrorKind::Locked,
-            "nothing was changed; try again, or if the passphrase is lost use `medcrypt recover --recovery-code CODE`",
+            "nothing was changed; try again, or if the passphrase is lost use `medcrypt recover`",
         ),
         StoreError::WrongRecoveryCode => (
             ErrorKind::Locked,

@@ -405,8 +405,12 @@ impl Session {
         part_size: Option<u64>,
         progress: Progress<'_>,
     ) -> Result<Vec<PathBuf>> {
-        let now = self.now();
-        let recipients = self.recipients(to)?;
+        if input.is_dir() {
+            return Err(Error::usage(
+                format!("{} is a directory", input.display()),
+                "give a file (to send a folder, make an archive of it first, e.g. zip)",
+            ));
+        }
         let file =
             File::open(input).map_err(Error::io(format!("cannot read {}", input.display())))?;
         let size = file
@@ -417,15 +421,49 @@ impl Session {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "attachment".to_owned());
+        let reader = BufReader::with_capacity(READ_BUFFER, file);
+        self.encrypt_from(to, &name, size, reader, output, part_size, progress)
+    }
+
+    /// Encrypts `bytes` (a note typed or piped in, never written to disk in
+    /// plaintext) as the attachment `name`, like [`Session::encrypt_file`].
+    ///
+    /// # Errors
+    /// As [`Session::encrypt_file`].
+    pub fn encrypt_bytes(
+        &self,
+        to: &[String],
+        name: &str,
+        bytes: &[u8],
+        output: Option<&Path>,
+        part_size: Option<u64>,
+        progress: Progress<'_>,
+    ) -> Result<Vec<PathBuf>> {
+        let size = bytes.len() as u64;
+        self.encrypt_from(to, name, size, bytes, output, part_size, progress)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn encrypt_from(
+        &self,
+        to: &[String],
+        name: &str,
+        size: u64,
+        reader: impl Read + Send,
+        output: Option<&Path>,
+        part_size: Option<u64>,
+        progress: Progress<'_>,
+    ) -> Result<Vec<PathBuf>> {
+        let now = self.now();
+        let recipients = self.recipients(to)?;
         let metadata = Metadata {
-            mime: guess_mime(&name).to_owned(),
-            name,
+            mime: guess_mime(name).to_owned(),
+            name: name.to_owned(),
             size,
         };
         let sealing = Sealing::new(&metadata, &recipients)?;
         let total = sealing.total_len();
         let output = output.map_or_else(|| default_output_name(now), Path::to_path_buf);
-        let reader = BufReader::with_capacity(READ_BUFFER, file);
         let mut progress = |done: u64| progress(done.min(size), size);
         let io = |what: &str| Error::io(format!("cannot write {what}"));
 
@@ -570,6 +608,31 @@ impl Session {
         }
         let (pairing, key) = found.ok_or(last_error)?;
 
+        // The output is checked now, before a large file is decrypted.
+        match destination {
+            Destination::File(path) if path.is_dir() => {
+                return Err(Error::usage(
+                    format!("{} is a directory", path.display()),
+                    "give a file name with -o, or use --out-dir DIR to keep the original name",
+                ));
+            }
+            Destination::File(path) if !force && path.exists() => {
+                return Err(Error::refused(
+                    format!("{} already exists", path.display()),
+                    "nothing was written; add --force to replace it, or choose another name with -o",
+                ));
+            }
+            Destination::Dir(dir) if dir.exists() && !dir.is_dir() => {
+                return Err(Error::usage(
+                    format!("{} is a file, not a directory", dir.display()),
+                    "give a directory with --out-dir, or a file name with -o",
+                ));
+            }
+            Destination::Dir(dir) if !dir.exists() => {
+                super::escrow::create_private_dir(dir)?;
+            }
+            _ => {}
+        }
         let dir = match destination {
             Destination::File(path) => path
                 .parent()

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::escrow::dir_has_entries;
 use super::{Error, Result, Session, TempFile, free_path};
+use crate::protocol::keys::Role;
 
 /// Telegram bots may upload documents up to 50 MB.
 const UPLOAD_LIMIT: u64 = 50 * 1000 * 1000;
@@ -47,6 +48,14 @@ impl Session {
     pub fn send(&self, alias: &str, content: SendContent<'_>) -> Result<Queued> {
         let now = self.now();
         let pairing = self.store.pairing(alias)?;
+        if pairing.role == Role::Patient {
+            return Err(Error::refused(
+                format!(
+                    "{alias:?} is your physician: `send` queues messages for the physician's agent, and patients have none"
+                ),
+                "encrypt with `medcrypt encrypt --to ALIAS` (or `attach encrypt`) and paste or send the result in your chat",
+            ));
+        }
         let (kind, payload) = match (content, pairing.protocol) {
             (SendContent::File(_), Protocol::V1) => {
                 return Err(Error::refused(

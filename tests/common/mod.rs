@@ -242,3 +242,10 @@ pub fn store_holds_key(store: &Path, alias: &str, key: &[u8; 32]) -> bool {
         Err(_) => false,
     }
 }
+
+/// An RFC 3339 instant.
+pub fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}

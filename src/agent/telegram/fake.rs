@@ -46,6 +46,8 @@ pub struct Faults {
     pub delay: Duration,
     /// Deliver every update twice in one getUpdates answer.
     pub duplicate_updates: bool,
+    /// The HTTP `Date` of every answer (else the real time).
+    pub server_date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Default)]
@@ -91,6 +93,18 @@ impl std::fmt::Debug for FakeTelegram {
     }
 }
 
+/// Sets the `Date` of an answer to the configured server time.
+async fn stamp_date(State(shared): State<Arc<Shared>>, mut response: Response) -> Response {
+    let date = shared.lock().faults.server_date;
+    if let Some(date) = date
+        && let Ok(value) =
+            header::HeaderValue::from_str(&date.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
+}
+
 fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -126,6 +140,11 @@ impl FakeTelegram {
         let app = Router::new()
             .route("/file/{bot}/{*path}", get(download))
             .route("/{bot}/{method}", any(method))
+            .fallback(|| async { StatusCode::NOT_FOUND })
+            .layer(axum::middleware::map_response_with_state(
+                shared.clone(),
+                stamp_date,
+            ))
             .with_state(shared.clone());
         let thread = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()

@@ -94,6 +94,63 @@ fn bot(options: &Options) -> Result<Bot> {
     }
 }
 
+/// The Bot API server's clock: the HTTP `Date` of an answer from its base
+/// URL (no token is sent), for an agent whose own clock jumped since the
+/// store was last used.
+///
+/// # Errors
+/// The server cannot be reached, or its answer has no readable `Date`.
+pub fn server_time(options: &Options) -> Result<chrono::DateTime<chrono::Utc>> {
+    let base = options
+        .api_url
+        .clone()
+        .unwrap_or_else(|| "https://api.telegram.org".to_owned());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::Config(format!("cannot start the HTTP client: {e}")))?;
+    runtime.block_on(async {
+        let client = teloxide::net::default_reqwest_settings()
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| AgentError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let response = client
+            .get(format!("{}/", base.trim_end_matches('/')))
+            .send()
+            .await
+            .map_err(|e| AgentError::Telegram(e.without_url().to_string()))?;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .ok_or_else(|| {
+                AgentError::Telegram("its answer carries no readable Date".to_owned())
+            })?;
+        Ok(date.with_timezone(&chrono::Utc))
+    })
+}
+
+/// Sends `text` to the physician's own notice chat now, outside a running
+/// agent (an agent that refuses to start says why there).
+///
+/// # Errors
+/// Telegram cannot be reached or refuses.
+pub fn notify_owner_now(options: &Options, chat: i64, text: &str) -> Result<()> {
+    let bot = bot(options)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::Config(format!("cannot start the HTTP client: {e}")))?;
+    runtime.block_on(async {
+        bot.send_message(ChatId(chat), text)
+            .await
+            .map(|_| ())
+            .map_err(|e| AgentError::Telegram(e.to_string()))
+    })
+}
+
 /// Runs the agent until SIGINT/SIGTERM (or `run_for`). Prints the bot's
 /// username and, at first start, the owner's deep link.
 ///
