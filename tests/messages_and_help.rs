@@ -399,3 +399,50 @@ fn codes_come_from_a_prompt_or_standard_input() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_empty_passphrase_variable_counts_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let party = Party::new(dir.path(), "doc");
+    party.ok(&["init"], "", NOV);
+    // Empty: as if unset, so it is asked for (and there is no terminal).
+    let run = party.run_with(&["pair", "list"], "", NOV, "");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("no passphrase given"), "{}", run.stderr);
+    assert!(!run.stderr.contains("wrong passphrase"), "{}", run.stderr);
+}
+
+#[test]
+fn a_token_file_others_can_read_gets_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let party = Party::new(dir.path(), "doc");
+    party.ok(&["init"], "", NOV);
+    let token = dir.path().join("token");
+    std::fs::write(&token, "1:x\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // Pointed at a closed port on loopback: it fails right after the check.
+    let out = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&party.store)
+        .args([
+            "agent",
+            "telegram",
+            "--token-file",
+            token.to_str().unwrap(),
+            "--run-for",
+            "1",
+        ])
+        .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+        .env("MEDCRYPT_NOW", NOV)
+        .env("TELOXIDE_API_URL", "http://127.0.0.1:9")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("can be read by other users"), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
