@@ -20,15 +20,6 @@ fn content(size: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Files in `dir` other than the ones given, e.g. leftovers of a failure.
-fn leftovers(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 fn encrypt(from: &Party, to: &[&str], file: &Path, extra: &[&str]) -> Vec<PathBuf> {
     let mut args = vec!["attach", "encrypt"];
     for alias in to {
@@ -150,7 +141,7 @@ fn default_names_are_neutral_and_never_overwrite() {
         );
     }
     assert_eq!(
-        leftovers(&inbox),
+        common::files_in(&inbox),
         vec![
             "HIV-test-result (2).pdf",
             "HIV-test-result (3).pdf",
@@ -187,7 +178,7 @@ fn a_name_from_inside_cannot_escape_the_directory() {
         "",
         NOV,
     );
-    assert_eq!(leftovers(&inbox), vec!["cron.d"]);
+    assert_eq!(common::files_in(&inbox), vec!["cron.d"]);
 }
 
 #[test]
@@ -427,9 +418,9 @@ fn damaged_files_fail_with_their_own_error_and_leave_nothing() {
         assert!(run.stderr.contains(message), "{name}: {}", run.stderr);
         assert!(run.stderr.contains("hint:"), "{name}");
         assert!(
-            leftovers(&inbox).is_empty(),
+            common::files_in(&inbox).is_empty(),
             "{name} left {:?}",
-            leftovers(&inbox)
+            common::files_in(&inbox)
         );
     }
     let audit = pat.ok(

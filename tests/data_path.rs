@@ -22,15 +22,6 @@ use sha2::{Digest, Sha256};
 
 const DEC_9: &str = "2026-12-09T10:00:00Z";
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Pairs `doc` with a second patient store as `alias`; returns that store
 /// and the typed code (which holds the pairing secret).
 fn second_patient(dir: &Path, doc: &Party, alias: &str) -> (Party, String) {
@@ -206,7 +197,11 @@ fn a_co_recipient_cannot_forge_a_file_from_the_physician() {
     );
     assert_eq!(run.code, 3, "a forged file was accepted: {}", run.stderr);
     assert!(run.stderr.contains("sender"), "{}", run.stderr);
-    assert!(files_in(&out).is_empty(), "{:?}", files_in(&out));
+    assert!(
+        common::files_in(&out).is_empty(),
+        "{:?}",
+        common::files_in(&out)
+    );
     // The genuine file still opens for Alice.
     pat.ok(
         &[
@@ -433,17 +428,12 @@ fn keys_schedule_installs_and_removes_a_daily_shredder() {
     );
 }
 
-fn sql(store: &Path, statement: &str) {
-    let conn = rusqlite::Connection::open(store).unwrap();
-    conn.execute_batch(statement).unwrap();
-}
-
 #[test]
 fn swapped_aliases_in_the_file_never_misdirect_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let (doc, _pat, _) = paired(dir.path());
     let (_bob, _) = second_patient(dir.path(), &doc, "bob");
-    sql(
+    common::sql(
         &doc.store,
         "UPDATE pairings SET alias = 'tmp' WHERE alias = 'alice';
          UPDATE pairings SET alias = 'alice' WHERE alias = 'bob';
@@ -662,7 +652,7 @@ fn printed_bodies_and_file_names_cannot_imitate_or_hide() {
         NOV,
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    for name in files_in(&out) {
+    for name in common::files_in(&out) {
         assert!(!name.contains('\u{202e}'), "{name:?}");
     }
     assert!(!run.stdout.contains('\u{202e}'), "{:?}", run.stdout);
@@ -732,7 +722,7 @@ fn ctrl_c_during_decryption_leaves_no_plaintext_behind() {
     let mut writer = std::fs::OpenOptions::new().write(true).open(&pipe).unwrap();
     // The reader may stop early; what matters is what it leaves behind.
     let _ = writer.write_all(&bytes[..bytes.len() / 2]);
-    wait_for("a temporary output", || !files_in(&out).is_empty());
+    wait_for("a temporary output", || !common::files_in(&out).is_empty());
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -741,9 +731,9 @@ fn ctrl_c_during_decryption_leaves_no_plaintext_behind() {
     drop(writer);
     assert!(!status.success());
     assert!(
-        files_in(&out).is_empty(),
+        common::files_in(&out).is_empty(),
         "left behind: {:?}",
-        files_in(&out)
+        common::files_in(&out)
     );
 }
 
@@ -777,7 +767,7 @@ fn kill_9_during_encryption_is_cleaned_up_by_the_next_command_from_anywhere() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("a temporary output", || !files_in(&out).is_empty());
+    wait_for("a temporary output", || !common::files_in(&out).is_empty());
     std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -795,7 +785,11 @@ fn kill_9_during_encryption_is_cleaned_up_by_the_next_command_from_anywhere() {
         .output()
         .unwrap();
     assert!(shred.status.success());
-    assert!(files_in(&out).is_empty(), "stale: {:?}", files_in(&out));
+    assert!(
+        common::files_in(&out).is_empty(),
+        "stale: {:?}",
+        common::files_in(&out)
+    );
     let audit = doc.ok(&["audit", "show", "--action", "attach_encrypt"], "", NOV);
     assert!(
         audit.trim().is_empty(),

@@ -18,15 +18,6 @@ fn digest(path: &Path) -> Vec<u8> {
     Sha256::digest(std::fs::read(path).unwrap()).to_vec()
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 // ---------------------------------------------------------------- the store
 
 #[test]
@@ -56,7 +47,11 @@ fn another_programs_database_is_left_byte_for_byte_untouched() {
             run.stderr
         );
         assert_eq!(digest(&other), before, "{args:?} changed the file");
-        assert_eq!(files_in(dir.path()), ["other-app.sqlite"], "{args:?}");
+        assert_eq!(
+            common::files_in(dir.path()),
+            ["other-app.sqlite"],
+            "{args:?}"
+        );
     }
     // Not a database at all: the same answer, the same care.
     let text = dir.path().join("notes.txt");
@@ -382,7 +377,7 @@ fn a_backup_made_while_in_use_restores_and_its_next_message_is_no_replay() {
     assert!(made.contains("Backup written"), "{made}");
     assert!(made.contains("restore"), "{made}");
     assert_eq!(
-        files_in(&backups),
+        common::files_in(&backups),
         ["doc.sqlite"],
         "temporaries left behind"
     );

@@ -300,6 +300,7 @@ fn arguments_are_checked_before_the_passphrase_is_asked() {
         vec!["audit", "show", "--since", "yesterday"],
         vec!["audit", "show", "--action", "no_such_action"],
         vec!["pair", "new", "--patient", "a", "--valid", "2y"],
+        vec!["pair", "new", "--patient", "a", "--valid", "3é"],
     ] {
         let (code, _, stderr) = medcrypt(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");

@@ -16,11 +16,6 @@ use common::{NOV, Party, paired};
 
 const MODIFIED: i32 = 10;
 
-fn sql(store: &Path, statement: &str) {
-    let conn = rusqlite::Connection::open(store).unwrap();
-    conn.execute_batch(statement).unwrap();
-}
-
 fn count(store: &Path, query: &str) -> i64 {
     let conn = rusqlite::Connection::open(store).unwrap();
     conn.query_row(query, [], |r| r.get(0)).unwrap()
@@ -79,7 +74,7 @@ fn deleting_the_audit_state_does_not_rebuild_the_store_from_planted_rows() {
     assert_eq!(doc.decrypt(&from_alice, NOV).code, 0);
     // The reviewer's script: old-form tables planted, aliases swapped, the
     // sealed records dropped, a chat link and settings of the attacker's.
-    sql(
+    common::sql(
         &doc.store,
         "DELETE FROM audit_state; DELETE FROM audit_log;
          CREATE TABLE seen(pairing_id,epoch,direction,sequence);
@@ -120,7 +115,7 @@ fn a_planted_destruction_record_reopens_no_replay_and_resets_no_counter() {
     let (doc, alice, _) = paired(dir.path());
     let wire = doc.encrypt("alice", "Biopsy: benign.", NOV);
     assert_eq!(alice.decrypt(&wire, NOV).code, 0);
-    sql(
+    common::sql(
         &alice.store,
         "INSERT OR REPLACE INTO shredded VALUES(1,'2026-11','2026-11-20T09:00:00Z','2026-12-08T00:00:00Z',1,0);
          DELETE FROM history;",
@@ -134,7 +129,7 @@ fn a_planted_destruction_record_reopens_no_replay_and_resets_no_counter() {
         "planted destruction",
     );
     // The same record marked as already audited is no better.
-    sql(&alice.store, "UPDATE shredded SET audited = 1");
+    common::sql(&alice.store, "UPDATE shredded SET audited = 1");
     assert_modified(&alice, &["keys", "list"], "", "planted destruction");
 }
 
@@ -171,7 +166,7 @@ fn deleted_rows_are_caught() {
         std::fs::write(&doc.store, &pristine).unwrap();
         assert_eq!(doc.run_at(&["pair", "list"], "", NOV).code, 0, "{what}");
         std::fs::write(&doc.store, &pristine).unwrap();
-        sql(&doc.store, statement);
+        common::sql(&doc.store, statement);
         assert_modified(&doc, &["pair", "list"], "", what);
     }
     let _ = bob;
@@ -186,7 +181,7 @@ fn outbox_retry_does_not_launder_a_forged_row() {
         "",
         NOV,
     );
-    sql(
+    common::sql(
         &doc.store,
         "UPDATE outbox SET state='failed', attempts=7, created_at='2020-01-01T00:00:00Z'",
     );
@@ -202,7 +197,7 @@ fn the_keyless_shredder_takes_the_due_time_from_the_month_not_the_column() {
     assert_eq!(alice.decrypt(&wire, NOV).code, 0);
     // December's key exists (looked ahead), so November's may go.
     alice.ok(&["keys", "list"], "", "2026-11-30T12:00:00Z");
-    sql(
+    common::sql(
         &alice.store,
         "UPDATE shred_keys SET due_at = '9999-01-01T00:00:00Z'",
     );

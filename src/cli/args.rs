@@ -535,7 +535,8 @@ fn audit_actions_help() -> String {
 fn validity(value: &str) -> Result<chrono::Duration, String> {
     let bad =
         || format!("{value:?} is not a duration: use minutes, hours or days, e.g. 90m, 24h, 3d");
-    let (number, unit) = value.split_at(value.len().saturating_sub(1));
+    let split = value.char_indices().last().map_or(0, |(i, _)| i);
+    let (number, unit) = value.split_at(split);
     let number: i64 = number.parse().map_err(|_| bad())?;
     let duration = match unit {
         "m" => chrono::Duration::minutes(number),

@@ -107,8 +107,13 @@ fn segments(
     let mut i = start;
     let mut last_end = start;
     let mut line_start = false;
+    let marker: Vec<char> = MARKER.chars().collect();
     while i < chars.len() {
         let c = chars[i];
+        // The next message starts here, even when this one is damaged.
+        if chars[i..].starts_with(&marker) || (c == '[' && chars[i + 1..].starts_with(&marker)) {
+            break;
+        }
         if line_start && c == '>' {
             // A quoted message wrapped over lines: "> " starts each.
             i += 1;
@@ -298,6 +303,18 @@ mod tests {
                 position: 31
             }]
         );
+    }
+
+    #[test]
+    fn a_damaged_message_does_not_swallow_the_next_one() {
+        let t = token();
+        let mut damaged = t.clone();
+        damaged.truncate(t.len() - 3);
+        let pasted = format!("{damaged}\n{t}");
+        let excerpt = find_messages(&pasted);
+        assert_eq!(excerpt.found.len(), 2, "{excerpt:?}");
+        assert_eq!(excerpt.found[0].token, damaged);
+        assert_eq!(excerpt.found[1].token, t);
     }
 
     #[test]

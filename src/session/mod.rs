@@ -280,8 +280,14 @@ impl Session {
             ));
         }
         let temp = TempFile::beside(self, dest)?;
-        self.store.backup_into(temp.path(), self.now())?;
-        temp.persist(dest, overwrite)
+        self.store.backup_into(temp.path())?;
+        temp.persist(dest, overwrite)?;
+        // Audited once it exists; if that cannot be recorded, it goes.
+        if let Err(err) = self.store.audit_backup(dest, self.now()) {
+            let _ = std::fs::remove_file(dest);
+            return Err(err.into());
+        }
+        Ok(())
     }
 
     /// Re-wraps the master key under a new passphrase.

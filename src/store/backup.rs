@@ -12,15 +12,14 @@ use super::{Result, Store, StoreError};
 
 impl Store {
     /// Copies the whole store into `dest` (an existing empty private file:
-    /// the caller's temporary) as one consistent snapshot, checks the copy,
-    /// and audits it. The copy is encrypted exactly like the store.
+    /// the caller's temporary) as one consistent snapshot and checks the
+    /// copy, which is encrypted exactly like the store. The caller audits it
+    /// once it is in place ([`Store::audit_backup`]).
     ///
     /// # Errors
     /// Database errors; [`StoreError::Corrupt`] when the copy fails its
     /// integrity check.
-    pub fn backup_into(&self, dest: &Path, now: DateTime<Utc>) -> Result<()> {
-        // The entry goes into the log first, so the copy holds it too.
-        self.in_transaction(|| self.audit(now, "backup", "", "ok", &[]))?;
+    pub fn backup_into(&self, dest: &Path) -> Result<()> {
         {
             let mut copy = Connection::open(dest)?;
             let backup = rusqlite::backup::Backup::new(&self.conn, &mut copy)?;
@@ -54,5 +53,17 @@ impl Store {
             ));
         }
         Ok(())
+    }
+
+    /// Audits a backup now in place at `dest`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn audit_backup(&self, dest: &Path, now: DateTime<Utc>) -> Result<()> {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.in_transaction(|| self.audit(now, "backup", "", "ok", &[("file", name)]))
     }
 }

@@ -99,30 +99,10 @@ impl Store {
             .into_iter()
             .map(|p| (p.id, p.alias))
             .collect();
-        let mut stmt = self.conn.prepare(
-            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at, last_error, mac
-             FROM outbox ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                OutboxItem {
-                    id: r.get(0)?,
-                    pairing_id: r.get(1)?,
-                    alias: String::new(),
-                    created_at: r.get(2)?,
-                    kind: if r.get::<_, String>(3)? == "document" {
-                        OutboxKind::Document
-                    } else {
-                        OutboxKind::Text
-                    },
-                    state: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
-                    last_error: r.get(7)?,
-                },
-                r.get::<_, Option<Vec<u8>>>(8)?,
-            ))
-        })?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id"))?;
+        let rows = stmt.query_map([], outbox_from_row)?;
         let mut items = Vec::new();
         for row in rows {
             let (mut item, mac) = row?;
@@ -158,29 +138,9 @@ impl Store {
     /// An outbox row with its stored MAC.
     fn outbox_row(&self, id: i64) -> Result<(OutboxItem, Option<Vec<u8>>)> {
         Ok(self.conn.query_row(
-            "SELECT id, pairing_id, created_at, kind, state, attempts, next_attempt_at, mac
-             FROM outbox WHERE id = ?1",
+            &format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?1"),
             [id],
-            |r| {
-                Ok((
-                    OutboxItem {
-                        id: r.get(0)?,
-                        pairing_id: r.get(1)?,
-                        alias: String::new(),
-                        created_at: r.get(2)?,
-                        kind: if r.get::<_, String>(3)? == "document" {
-                            OutboxKind::Document
-                        } else {
-                            OutboxKind::Text
-                        },
-                        state: r.get(4)?,
-                        attempts: r.get(5)?,
-                        next_attempt_at: r.get(6)?,
-                        last_error: None,
-                    },
-                    r.get(7)?,
-                ))
-            },
+            outbox_from_row,
         )?)
     }
 
@@ -320,4 +280,30 @@ fn outbox_mac_parts(item: &OutboxItem) -> MacParts {
         item.next_attempt_at.as_bytes().to_vec(),
         item.created_at.as_bytes().to_vec(),
     ])
+}
+
+/// The columns [`outbox_from_row`] reads, in its order.
+const OUTBOX_COLUMNS: &str =
+    "id, pairing_id, created_at, kind, state, attempts, next_attempt_at, last_error, mac";
+
+/// An outbox row (without its alias) and its stored MAC.
+fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxItem, Option<Vec<u8>>)> {
+    Ok((
+        OutboxItem {
+            id: r.get(0)?,
+            pairing_id: r.get(1)?,
+            alias: String::new(),
+            created_at: r.get(2)?,
+            kind: if r.get::<_, String>(3)? == "document" {
+                OutboxKind::Document
+            } else {
+                OutboxKind::Text
+            },
+            state: r.get(4)?,
+            attempts: r.get(5)?,
+            next_attempt_at: r.get(6)?,
+            last_error: r.get(7)?,
+        },
+        r.get(8)?,
+    ))
 }

@@ -249,3 +249,19 @@ pub fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
         .unwrap()
         .with_timezone(&chrono::Utc)
 }
+
+/// The names in `dir`, sorted (to see what a command left behind).
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs SQL on a store file as an attacker with write access would.
+pub fn sql(store: &Path, statement: &str) {
+    let conn = rusqlite::Connection::open(store).unwrap();
+    conn.execute_batch(statement).unwrap();
+}
