@@ -176,7 +176,7 @@ fn realistic_run_is_logged_without_any_message_text() {
     // Both logs verify from their codes, and name what they checked.
     let verified = ok(&doc, &["audit", "verify", "--code", &doc_code], "", now);
     assert!(
-        verified.starts_with("OK:") && verified.contains("every entry"),
+        verified.starts_with("OK:") && verified.contains("no entry of an earlier day was altered"),
         "{verified}"
     );
     assert!(verified.contains("day seals"), "{verified}");
@@ -184,7 +184,8 @@ fn realistic_run_is_logged_without_any_message_text() {
     assert!(verified.starts_with("OK:"), "{verified}");
     let local = ok(&doc, &["audit", "verify"], "", now);
     assert!(local.contains("give --code"), "{local}");
-    // The other store's code proves nothing here.
+    // The other store's code proves nothing here, and is not tampering:
+    // the store id in the code says whose it is.
     let r = run(
         &doc,
         &["audit", "verify", "--code", &pat_code],
@@ -192,7 +193,13 @@ fn realistic_run_is_logged_without_any_message_text() {
         now,
         PASSPHRASE,
     );
-    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("belongs to another store"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("tamper"), "{}", r.stderr);
 }
 
 /// A copy of the physician's store to tamper with.
@@ -242,7 +249,7 @@ fn every_kind_of_tampering_is_detected_and_named() {
     let checkpoint = ok(&doc, &["audit", "checkpoint"], "", "2026-12-09T09:30:00Z")
         .trim()
         .to_owned();
-    assert!(checkpoint.starts_with("MEDCRYPT-AUDIT:v1:"));
+    assert!(checkpoint.starts_with("MEDCRYPT-AUDIT:v2:"));
     ok(
         &doc,
         &[
@@ -325,7 +332,7 @@ fn every_kind_of_tampering_is_detected_and_named() {
         c.execute("DELETE FROM audit_log WHERE seq > 10", [])
             .unwrap();
     });
-    assert!(verify_fails(&store, &code, None).contains("truncated"));
+    assert!(verify_fails(&store, &code, None).contains("entries were cut"));
 
     // The tail cut off and the head rewritten to match: the checkpoint shows it.
     let store = tampered_copy(dir.path(), "cut-head", |c| {
@@ -358,13 +365,254 @@ fn every_kind_of_tampering_is_detected_and_named() {
         )
         .unwrap();
     });
-    ok(&store, &["pair", "list"], "", "2026-12-09T09:50:00Z");
-    ok(
+    // The program refuses to write on top of it (it cannot seal a new
+    // story over the cut), and verification names the cut.
+    let refused = run(
         &store,
         &["config", "set", "name", "Dr. Silva"],
         "",
         "2026-12-09T09:51:00Z",
+        PASSPHRASE,
+    );
+    assert_eq!(refused.code, 10, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("audit repair"),
+        "{}",
+        refused.stderr
     );
     let fault = verify_fails(&store, &code, None);
-    assert!(fault.contains("was never sealed"), "{fault}");
+    assert!(fault.contains("entries were cut"), "{fault}");
+}
+
+/// A command that must be refused because the log was altered, pointing to
+/// the repair.
+fn refused_as_altered(store: &Path, now: &str) {
+    let r = run(
+        store,
+        &["config", "set", "name", "Dr. X"],
+        "",
+        now,
+        PASSPHRASE,
+    );
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not end where this store sealed it")
+            && r.stderr.contains("audit repair"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn insider_attacks_on_the_end_of_the_log_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, code, _, _) = realistic_run(dir.path());
+    let later = "2026-12-09T10:00:00Z";
+
+    // Write access only: the last records deleted and the head set to match.
+    // This passed `audit verify --code` before the head was bound to the key.
+    let store = tampered_copy(dir.path(), "cut-and-match", |c| {
+        let last: i64 = c
+            .query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
+            .unwrap();
+        let keep = last - 2;
+        let mac: Vec<u8> = c
+            .query_row("SELECT mac FROM audit_log WHERE seq = ?1", [keep], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        c.execute("DELETE FROM audit_log WHERE seq > ?1", [keep])
+            .unwrap();
+        c.execute(
+            "UPDATE audit_state SET last_seq = ?1, last_mac = ?2",
+            params![keep, mac],
+        )
+        .unwrap();
+    });
+    let why = verify_fails(&store, &code, None);
+    assert!(
+        why.contains("entries were cut or the head was altered"),
+        "{why}"
+    );
+    let local = run(&store, &["audit", "verify"], "", later, PASSPHRASE);
+    assert_eq!(local.code, 10, "{}", local.stdout);
+    refused_as_altered(&store, later);
+
+    // The whole log deleted, the head zeroed: never "OK: 0 records".
+    let store = tampered_copy(dir.path(), "emptied", |c| {
+        c.execute("DELETE FROM audit_log", []).unwrap();
+        c.execute(
+            "UPDATE audit_state SET last_seq = 0, last_mac = zeroblob(32)",
+            [],
+        )
+        .unwrap();
+    });
+    let why = verify_fails(&store, &code, None);
+    assert!(why.contains("the audit log is empty"), "{why}");
+
+    // A checkpoint line with one digit mistyped is a typo, not tampering.
+    let checkpoint = ok(&doc, &["audit", "checkpoint"], "", later)
+        .trim()
+        .to_owned();
+    let digit = checkpoint.rfind(':').unwrap() - 25;
+    let mut typo = checkpoint.clone();
+    let swapped = if &typo[digit..=digit] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    typo.replace_range(digit..=digit, swapped);
+    let r = run(
+        &doc,
+        &["audit", "verify", "--code", &code, "--checkpoint", &typo],
+        "",
+        later,
+        PASSPHRASE,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("mistyped"), "{}", r.stderr);
+    assert!(!r.stderr.contains("rewritten"), "{}", r.stderr);
+}
+
+#[test]
+fn a_rollback_needs_the_checkpoint_and_verify_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, code, _, _) = realistic_run(dir.path());
+    let old = dir.path().join("old.sqlite");
+    ok(
+        &doc,
+        &["backup", old.to_str().unwrap()],
+        "",
+        "2026-12-09T10:00:00Z",
+    );
+    // What the insider wants gone, and the physician's daily checkpoint after it.
+    ok(
+        &doc,
+        &["pair", "new", "--patient", "zed"],
+        "",
+        "2026-12-09T11:00:00Z",
+    );
+    let checkpoint = ok(&doc, &["audit", "checkpoint"], "", "2026-12-09T12:00:00Z")
+        .trim()
+        .to_owned();
+    // The log and its state rolled back to the copy's, then days of use.
+    let conn = Connection::open(&doc).unwrap();
+    conn.execute_batch(&format!(
+        "ATTACH DATABASE '{}' AS b;
+         DELETE FROM audit_log; INSERT INTO audit_log SELECT * FROM b.audit_log;
+         DELETE FROM audit_state; INSERT INTO audit_state SELECT * FROM b.audit_state;
+         DETACH DATABASE b;",
+        old.display()
+    ))
+    .unwrap();
+    drop(conn);
+    ok(&doc, &["pair", "list"], "", "2026-12-11T09:00:00Z");
+    ok(&doc, &["pair", "list"], "", "2026-12-12T09:00:00Z");
+    let action = ok(
+        &doc,
+        &["audit", "show", "--action", "pair_new"],
+        "",
+        "2026-12-12T09:01:00Z",
+    );
+    assert!(!action.contains("zed"), "{action}");
+    // Without an outside witness this cannot be seen, and verify says so.
+    let verified = ok(
+        &doc,
+        &["audit", "verify", "--code", &code],
+        "",
+        "2026-12-12T09:02:00Z",
+    );
+    assert!(
+        verified.contains("rolled back to an older copy"),
+        "{verified}"
+    );
+    // The checkpoint kept in the notice chat shows it.
+    let why = run(
+        &doc,
+        &[
+            "audit",
+            "verify",
+            "--code",
+            &code,
+            "--checkpoint",
+            &checkpoint,
+        ],
+        "",
+        "2026-12-12T09:03:00Z",
+        PASSPHRASE,
+    );
+    assert_eq!(why.code, 10, "{}", why.stdout);
+    assert!(
+        why.stderr.contains("differs from the checkpoint"),
+        "{}",
+        why.stderr
+    );
+}
+
+#[test]
+fn garbage_past_the_head_is_diagnosed_and_repaired_keeping_the_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_doc, code, _, _) = realistic_run(dir.path());
+    let now = "2026-12-09T10:00:00Z";
+    let store = tampered_copy(dir.path(), "garbage", |c| {
+        c.execute(
+            "INSERT INTO audit_log (seq, day, kind, body, mac)
+             SELECT max(seq) + 1, max(day), 1, X'DEADBEEF', zeroblob(32) FROM audit_log",
+            [],
+        )
+        .unwrap();
+    });
+    // Every audited operation fails closed, saying what to do.
+    refused_as_altered(&store, now);
+    let why = verify_fails(&store, &code, None);
+    assert!(why.contains("lie past the end the store sealed"), "{why}");
+    assert!(why.contains("audit repair"), "{why}");
+    // The repair sets the record aside and records itself.
+    let repaired = ok(&store, &["audit", "repair"], "", now);
+    assert!(repaired.contains("Set aside 1 record"), "{repaired}");
+    ok(&store, &["config", "set", "name", "Dr. Silva"], "", now);
+    let verified = ok(&store, &["audit", "verify", "--code", &code], "", now);
+    assert!(verified.starts_with("OK:"), "{verified}");
+    assert!(verified.contains("records a repair"), "{verified}");
+    let shown = ok(
+        &store,
+        &["audit", "show", "--action", "audit_repair"],
+        "",
+        now,
+    );
+    assert!(
+        shown.contains("set_aside=#") && shown.contains("set_aside_count=1"),
+        "{shown}"
+    );
+    let conn = Connection::open(&store).unwrap();
+    let kept: Vec<u8> = conn
+        .query_row("SELECT body FROM audit_quarantine", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, vec![0xDE, 0xAD, 0xBE, 0xEF], "the evidence is kept");
+    // Nothing more to repair.
+    let again = ok(&store, &["audit", "repair"], "", now);
+    assert!(again.contains("Nothing to repair"), "{again}");
+}
+
+#[test]
+fn a_cut_across_days_is_repaired_and_named_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_doc, code, _, _) = realistic_run(dir.path());
+    let now = "2026-12-09T10:00:00Z";
+    let store = tampered_copy(dir.path(), "cut-days", |c| {
+        let first_seal = seqs_of_kind(c, 2)[0];
+        c.execute("DELETE FROM audit_log WHERE seq >= ?1", [first_seal])
+            .unwrap();
+    });
+    refused_as_altered(&store, now);
+    let repaired = ok(&store, &["audit", "repair"], "", now);
+    assert!(repaired.contains("are gone"), "{repaired}");
+    ok(&store, &["pair", "list"], "", "2026-12-10T10:00:00Z");
+    let verified = ok(
+        &store,
+        &["audit", "verify", "--code", &code],
+        "",
+        "2026-12-10T10:01:00Z",
+    );
+    assert!(verified.contains("records a repair"), "{verified}");
 }

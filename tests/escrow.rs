@@ -109,7 +109,7 @@ fn any_two_custodians_export_a_patient_and_everyone_is_told() {
             "alice",
         ],
     );
-    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert_eq!(run.code, 11, "{}", run.stderr);
     assert!(run.stderr.contains("needs 2"), "{}", run.stderr);
 
     // A non-empty target is refused before the shares are used.
@@ -121,7 +121,7 @@ fn any_two_custodians_export_a_patient_and_everyone_is_told() {
         &[&pages[0], &pages[1]],
         &["--export", busy.to_str().unwrap(), "--patient", "alice"],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("not empty"), "{}", run.stderr);
     assert!(
         !doc.ok(&["audit", "show"], "", NOV)
@@ -185,7 +185,7 @@ fn any_two_custodians_export_a_patient_and_everyone_is_told() {
             "alice",
         ],
     );
-    assert_eq!(run.code, 9);
+    assert_eq!(run.code, 11);
     assert!(run.stderr.contains("retired"), "{}", run.stderr);
 }
 
@@ -248,7 +248,7 @@ fn typos_wrong_values_and_mixed_sets_are_refused() {
         doc.run_with(&args, "", NOV, "")
     };
     let run = with_typed(&typo);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 11, "{}", run.stderr);
     assert!(run.stderr.contains("typo"), "{}", run.stderr);
 
     // A valid checksum but a wrong value: caught before it is used.
@@ -256,7 +256,7 @@ fn typos_wrong_values_and_mixed_sets_are_refused() {
     wrong.value[3] ^= 0x40;
     let forged = wrong.to_text().to_string();
     let run = with_typed(&forged);
-    assert_eq!(run.code, 9, "{}", run.stderr);
+    assert_eq!(run.code, 11, "{}", run.stderr);
     assert!(
         run.stderr.contains("share 2 (custodian") && run.stderr.contains("is damaged"),
         "{}",
@@ -265,7 +265,7 @@ fn typos_wrong_values_and_mixed_sets_are_refused() {
 
     // Shares of two different splits.
     let run = combine(&doc, &[&pages[0], &old[1]], &export);
-    assert_eq!(run.code, 9);
+    assert_eq!(run.code, 11);
     assert!(run.stderr.contains("different sets"), "{}", run.stderr);
     // The older split was retired by the newer one.
     let run = combine(&doc, &[&old[0], &old[1]], &export);
@@ -274,7 +274,7 @@ fn typos_wrong_values_and_mixed_sets_are_refused() {
 }
 
 #[test]
-fn new_passphrase_rekeys_the_store_and_the_audit_code_travels_in_the_shares() {
+fn new_passphrase_rekeys_the_store_and_the_shares_carry_no_audit_key() {
     let dir = tempfile::tempdir().unwrap();
     let doc = Party::new(dir.path(), "physician");
     let init = doc.ok(&["init", "--name", "Dr. Gone"], "", NOV);
@@ -286,9 +286,23 @@ fn new_passphrase_rekeys_the_store_and_the_audit_code_travels_in_the_shares() {
         .trim()
         .to_owned();
     doc.ok(&["pair", "new", "--patient", "bob"], "", NOV);
-    let wrong = split_fails(&doc, dir.path());
-    assert!(wrong.contains("does not verify"), "{wrong}");
-    let pages = split(&doc, &dir.path().join("shares"), &["--audit-code", &code]);
+    // Custodians must not hold the key that audits them.
+    let refused = doc.run_at(
+        &[
+            "escrow",
+            "split",
+            "--custodian",
+            "A",
+            "--custodian",
+            "B",
+            "--audit-code",
+            &code,
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    let pages = split(&doc, &dir.path().join("shares"), &[]);
 
     let new_pass = dir.path().join("new-pass");
     std::fs::write(&new_pass, "a passphrase for the successor").unwrap();
@@ -301,7 +315,7 @@ fn new_passphrase_rekeys_the_store_and_the_audit_code_travels_in_the_shares() {
     assert!(run.stdout.contains("New recovery code"), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("Audit log verified from the escrowed verification code"),
+            .contains("Audit log checked (structure, encryption and today's entries)"),
         "{}",
         run.stdout
     );
@@ -328,23 +342,264 @@ fn new_passphrase_rekeys_the_store_and_the_audit_code_travels_in_the_shares() {
     assert!(run.stderr.contains("retired"), "{}", run.stderr);
 }
 
-/// `escrow split` with an audit code of another store must be refused.
-fn split_fails(doc: &Party, dir: &Path) -> String {
-    let foreign =
-        medcrypt::codes::verification_code(&medcrypt::audit::SealingKey::generate(20_000));
-    let out = dir.join("bad");
-    let mut args = vec![
-        "escrow",
-        "split",
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--audit-code",
-        foreign.as_str(),
-    ];
+fn export_args(dir: &Path, name: &str) -> Vec<String> {
+    vec![
+        "--export".into(),
+        dir.join(name).to_str().unwrap().into(),
+        "--patient".into(),
+        "alice".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn retired_shares_with_an_old_copy_open_nothing_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let pages = split(&doc, &dir.path().join("shares"), &[]);
+    // An insider keeps a copy from before the set is used and retired.
+    let old = dir.path().join("old.sqlite");
+    std::fs::copy(&doc.store, &old).unwrap();
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &strs(&export_args(dir.path(), "e1")),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The store's key was replaced: the old copy's escrow wrap, planted
+    // back into the live store with its set, opens nothing current.
+    let conn = rusqlite::Connection::open(&doc.store).unwrap();
+    conn.execute_batch(&format!(
+        "ATTACH DATABASE '{}' AS b;
+         INSERT OR REPLACE INTO unlock SELECT * FROM b.unlock WHERE method LIKE 'escrow:%';
+         UPDATE escrow_sets SET retired_at = NULL;
+         DETACH DATABASE b;",
+        old.display()
+    ))
+    .unwrap();
+    drop(conn);
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[2]],
+        &strs(&export_args(dir.path(), "e2")),
+    );
+    assert_ne!(
+        run.code, 0,
+        "old shares opened the live store: {}",
+        run.stdout
+    );
+    assert!(!dir.path().join("e2").exists());
+    // The physician's passphrase still opens the store, with its history.
+    let listed = doc.ok(&["inbox"], "", NOV);
+    assert!(listed.contains("Allergic to penicillin"), "{listed}");
+    let code_check = doc.ok(
+        &["audit", "show", "--action", "master_key_rotated"],
+        "",
+        NOV,
+    );
+    assert!(code_check.contains("emergency access"), "{code_check}");
+}
+
+#[test]
+fn a_new_split_replaces_the_key_and_says_it_retires_the_old_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let first = split(&doc, &dir.path().join("a"), &[]);
+    let old = dir.path().join("old.sqlite");
+    std::fs::copy(&doc.store, &old).unwrap();
+    let mut args = vec!["escrow", "split", "--out-dir"];
+    let b = dir.path().join("b");
+    args.push(b.to_str().unwrap());
     for c in CUSTODIANS {
         args.extend(["--custodian", c]);
     }
-    let run = doc.run_at(&args, "", NOV);
+    let shown = doc.ok(&args, "", NOV);
+    assert!(shown.contains("is retired"), "{shown}");
+    // The first set's wrap and record, planted back from the old copy into
+    // the live store: what the old shares unwrap no longer opens it.
+    let conn = rusqlite::Connection::open(&doc.store).unwrap();
+    conn.execute_batch(&format!(
+        "ATTACH DATABASE '{}' AS b;
+         INSERT OR REPLACE INTO unlock SELECT * FROM b.unlock WHERE method LIKE 'escrow:%';
+         INSERT OR REPLACE INTO escrow_sets SELECT * FROM b.escrow_sets;
+         DETACH DATABASE b;",
+        old.display()
+    ))
+    .unwrap();
+    drop(conn);
+    let run = combine(
+        &doc,
+        &[&first[0], &first[1]],
+        &strs(&export_args(dir.path(), "e")),
+    );
+    assert_ne!(
+        run.code, 0,
+        "a retired set opened the live store: {}",
+        run.stdout
+    );
+    assert!(!dir.path().join("e").exists());
+}
+
+#[test]
+fn shares_carry_no_audit_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let pages = split(&doc, &dir.path().join("s"), &[]);
+    let shares: Vec<ShareText> = pages[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| medcrypt::session::read_share(&std::fs::read(p).unwrap(), i + 1).unwrap())
+        .collect();
+    let secret = medcrypt::shares::combine(&shares).unwrap();
+    assert!(
+        secret.audit_key.is_none(),
+        "custodians could re-MAC the log that audits them"
+    );
+}
+
+#[test]
+fn custodians_choose_the_patient_after_opening_and_nothing_is_used_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    doc.ok(&["pair", "new", "--patient", "bruno"], "", NOV);
+    let pages = split(&doc, &dir.path().join("s"), &[]);
+    let out = dir.path().join("out");
+
+    // A too-short new passphrase is refused before the shares are used.
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc").unwrap();
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &["--new-passphrase-file", short.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("shares were not used"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !doc.ok(&["audit", "show"], "", NOV)
+            .contains("escrow_combine")
+    );
+
+    // No patient named: once the shares open the store, the list.
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &["--export", out.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("alice") && run.stderr.contains("bruno"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("NOT used up"), "{}", run.stderr);
+    // An alias custodians guessed wrong: the same.
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &["--export", out.to_str().unwrap(), "--patient", "Alicia"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no patient \"Alicia\""),
+        "{}",
+        run.stderr
+    );
+    // A patient with nothing to export: said before anything is used up.
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &["--export", out.to_str().unwrap(), "--patient", "bruno"],
+    );
+    assert_eq!(run.code, 11, "{}", run.stderr);
+    assert!(run.stderr.contains("nothing to export"), "{}", run.stderr);
+    assert!(!out.exists());
+    // Each opening is recorded as what it was (never "ok"), and the
+    // physician's notices are queued durably, one per opening.
+    let audit = doc.ok(&["audit", "show", "--action", "escrow_combine"], "", NOV);
+    assert_eq!(audit.lines().count(), 3, "{audit}");
+    assert!(audit.lines().all(|l| l.contains("rejected")), "{audit}");
+    let conn = rusqlite::Connection::open(&doc.store).unwrap();
+    let pending: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM notices WHERE delivered_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(pending, 3);
+    drop(conn);
+    // The set still works for the real export.
+    let run = combine(
+        &doc,
+        &[&pages[0], &pages[1]],
+        &["--export", out.to_str().unwrap(), "--patient", "alice"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("is told by their agent"),
+        "{}",
+        run.stdout
+    );
+    let audit = doc.ok(&["audit", "show", "--action", "escrow_combine"], "", NOV);
+    assert!(audit.lines().last().unwrap().contains(" ok "), "{audit}");
+}
+
+#[test]
+fn a_split_refuses_duplicate_names_and_leaves_nothing_when_it_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let out = dir.path().join("dup");
+    let run = doc.run_at(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--custodian",
+            "Ana",
+            "--custodian",
+            " ana ",
+            "--custodian",
+            "Bo",
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("named twice"), "{}", run.stderr);
+    assert!(!out.exists(), "a refused split made its folder");
+    // A folder that cannot be made (its parent is a file): the pages fail
+    // and nothing is left behind.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let target = file.join("shares");
+    let run = doc.run_at(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            target.to_str().unwrap(),
+            "--custodian",
+            "Ana",
+            "--custodian",
+            "Bo",
+        ],
+        "",
+        NOV,
+    );
     assert_ne!(run.code, 0);
-    run.stderr
+    assert!(
+        run.stderr.contains("no page of it was left behind"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }

@@ -472,7 +472,7 @@ fn owner_link_receives_a_checkpoint_and_keep_plaintext() {
     wait_until("checkpoint", || {
         replies_to(&fake2, 5)
             .iter()
-            .any(|r| r.contains("MEDCRYPT-AUDIT:v1:"))
+            .any(|r| r.contains("MEDCRYPT-AUDIT:v2:"))
     });
     child.stop();
     let checkpoint = replies_to(&fake2, 5)
@@ -484,6 +484,58 @@ fn owner_link_receives_a_checkpoint_and_keep_plaintext() {
         })
         .unwrap();
     fresh.ok(&["audit", "verify", "--checkpoint", &checkpoint], "", NOV);
+
+    // Break-glass while the agent is stopped: the combining command itself
+    // tells the physician at once, through the bot the agent last ran with.
+    let shares = dir2.path().join("shares");
+    fresh.ok(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            shares.to_str().unwrap(),
+            "--custodian",
+            "Ana",
+            "--custodian",
+            "Bo",
+        ],
+        "",
+        NOV,
+    );
+    let mut pages: Vec<_> = std::fs::read_dir(&shares)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    pages.sort();
+    let new_pass = dir2.path().join("new-pass");
+    std::fs::write(&new_pass, "the successor's passphrase").unwrap();
+    let run = fresh.run_with(
+        &[
+            "escrow",
+            "combine",
+            "--reason",
+            "physician unreachable",
+            "--share",
+            pages[0].to_str().unwrap(),
+            "--share",
+            pages[1].to_str().unwrap(),
+            "--new-passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("was told at once"), "{}", run.stdout);
+    assert!(
+        replies_to(&fake2, 5)
+            .iter()
+            .any(|r| r.contains("Emergency access") && r.contains("Ana and Bo")),
+        "{:?}",
+        replies_to(&fake2, 5)
+    );
 
     // With --keep-plaintext the message stays, but nothing of it is stored.
     let agent = Agent::start(&doc, &fake, &["--keep-plaintext"]);

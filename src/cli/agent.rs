@@ -62,6 +62,7 @@ pub(super) fn run(ctx: &super::Context, session: &Session, transport: AgentComma
                 return Err(err);
             }
             super::start_using(session)?;
+            medcrypt::agent::telegram::remember(session, &options)?;
             Ok(medcrypt::agent::telegram::run(session, &options)?)
         }
     }

@@ -236,6 +236,12 @@ pub(super) enum EscrowCommand {
     /// Split the store's keys into shares, one printable page and QR code per custodian.
     Split(SplitArgs),
     /// Emergency access: combine shares, then export or re-key. Everyone is told.
+    ///
+    /// `--export DIR` without `--patient` (or with an unknown one) lists the
+    /// store's patients and stops without using up the shares. A successful
+    /// export or re-key replaces the store's master key and retires the set.
+    /// Exit code 11: the shares were refused (damaged, too few, of another
+    /// store or of a retired set); nothing was opened.
     Combine(CombineArgs),
 }
 
@@ -310,19 +316,32 @@ pub(super) enum AuditCommand {
         json: bool,
     },
     /// Check that no entry was altered, removed, reordered or inserted.
+    ///
+    /// With the code: every entry of every earlier day, that the store's
+    /// current key is the one the code derives, and that the log ends where
+    /// the store sealed it. A cut within the current day by someone holding
+    /// the passphrase, or a roll-back of the whole store to an older copy,
+    /// can only be seen against a checkpoint kept elsewhere (--checkpoint).
     Verify {
         /// The audit verification code shown at init: checks every entry
         /// (without it, only today's seals can be checked). Without a value
         /// (or `-`) it is asked for without echo, or read from standard input.
         #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "-")]
         code: Option<String>,
-        /// A checkpoint printed by `audit checkpoint`: proves the log still
-        /// reaches it, unchanged.
+        /// A checkpoint printed by `audit checkpoint` (or sent by the agent
+        /// to your notice chat): proves the log still reaches it, unchanged.
         #[arg(long, value_name = "CHECKPOINT")]
         checkpoint: Option<String>,
     },
-    /// Print a short checkpoint of the log's head, to keep somewhere else.
+    /// Print a short checkpoint of the log's head, to keep somewhere else
+    /// (a line with check digits: a typo reads as a typo).
     Checkpoint,
+    /// Set right a log that no longer ends where the store sealed it (records
+    /// written past its end outside MedCrypt, or its end cut), so audited
+    /// operations work again. Records past the end are kept aside as
+    /// evidence, and the repair itself is an audit entry that verification
+    /// names from then on. Run `audit verify` first and keep a backup.
+    Repair,
     /// Export every record, decrypted, with its MAC, as JSON lines.
     Export {
         /// The format (only jsonl).
@@ -450,14 +469,10 @@ pub(super) struct SplitArgs {
     /// How many custodians together can open the store.
     #[arg(long, default_value_t = 2)]
     pub(super) threshold: usize,
-    /// Where to write the share files [default: escrow-shares-DATE].
+    /// Where to write the share files [default: escrow-shares-DATE]; a new
+    /// directory, or an empty one.
     #[arg(long, value_name = "DIR")]
     pub(super) out_dir: Option<PathBuf>,
-    /// The audit verification code from init, so custodians can verify the
-    /// log too. Without a value (or `-`) it is asked for without echo, or
-    /// read from standard input.
-    #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "-")]
-    pub(super) audit_code: Option<String>,
 }
 
 /// `escrow combine`.
@@ -476,13 +491,13 @@ pub(super) struct CombineArgs {
     #[arg(
         long,
         value_name = "DIR",
-        requires = "patient",
         conflicts_with = "new_passphrase_file",
         required_unless_present = "new_passphrase_file"
     )]
     pub(super) export: Option<PathBuf>,
-    /// The patient whose records to export.
-    #[arg(long, value_name = "ALIAS")]
+    /// The patient whose records to export (without it, the store's
+    /// patients are listed once the shares open it).
+    #[arg(long, value_name = "ALIAS", requires = "export")]
     pub(super) patient: Option<String>,
     /// Re-key the store under a new passphrase read from this file.
     #[arg(long, value_name = "FILE")]

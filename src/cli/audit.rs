@@ -9,7 +9,7 @@ use medcrypt::session::{AuditFilter, Error as SessionError, Session};
 
 use super::args::AuditCommand;
 use super::io::{note, out, parse_since};
-use super::report::hinted;
+use super::report::{hinted, usage};
 
 /// Runs an `audit` subcommand.
 pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
@@ -59,7 +59,7 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
                 .as_deref()
                 .map(|code| super::io::secret_input(code, "Audit verification code: "))
                 .transpose()?;
-            let key = code
+            let code = code
                 .as_deref()
                 .map(|code| parse_verification_code(code))
                 .transpose()
@@ -68,31 +68,24 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
                 .as_deref()
                 .map(|c| {
                     Checkpoint::parse(c).map_err(|why| {
-                        hinted(
-                            format!("not a checkpoint: {why}"),
-                            "give the whole line printed by `medcrypt audit checkpoint`",
+                        usage(
+                            format!("this checkpoint line cannot be read: {why}"),
+                            "copy the whole line printed by `medcrypt audit checkpoint` again; \
+                             nothing was checked",
                         )
                     })
                 })
                 .transpose()?;
-            match session.audit_verify(key.as_ref(), checkpoint.as_ref()) {
+            match session.audit_verify(code.as_ref(), checkpoint.as_ref()) {
                 Ok(report) => {
-                    let scope = if report.full {
-                        "every entry checked from the audit verification code"
-                    } else {
-                        "structure and encryption checked, today's seals verified; \
-                         give --code to verify every earlier entry"
-                    };
                     out(format_args!(
-                        "OK: {} records ({} entries, {} day seals) over {} days; {scope}.{}",
-                        report.records,
-                        report.entries,
-                        report.seals,
-                        report.days,
-                        checkpoint
-                            .map(|c| format!(" The log reaches checkpoint #{} unchanged.", c.seq))
-                            .unwrap_or_default()
-                    ))
+                        "OK: {} records ({} entries, {} day seals) over {} days.",
+                        report.records, report.entries, report.seals, report.days,
+                    ))?;
+                    for line in proven(&report, checkpoint.as_ref()) {
+                        out(format_args!("  {line}"))?;
+                    }
+                    Ok(())
                 }
                 Err(err) => {
                     if let SessionError::AuditFailed { logged: false, .. } = &err {
@@ -108,6 +101,38 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
             let checkpoint = session.audit_checkpoint()?;
             out(format_args!("{}", checkpoint.to_text()))
         }
+        AuditCommand::Repair => match session.audit_repair()? {
+            None => out(format_args!(
+                "Nothing to repair: the log ends where the store sealed it. \
+                 (`medcrypt audit verify --code CODE` checks every entry.)"
+            )),
+            Some(report) => {
+                if !report.set_aside.is_empty() {
+                    out(format_args!(
+                        "Set aside {} record(s) found past the log's sealed end (#{}..#{}); \
+                         they are kept in the store as evidence.",
+                        report.set_aside.len(),
+                        report.set_aside.first().copied().unwrap_or_default(),
+                        report.set_aside.last().copied().unwrap_or_default(),
+                    ))?;
+                }
+                if report.log_end != report.head_was {
+                    out(format_args!(
+                        "The store had sealed the log's end at #{}, but it ended at #{}: \
+                         entries #{}..#{} are gone.",
+                        report.head_was,
+                        report.log_end,
+                        report.log_end + 1,
+                        report.head_was
+                    ))?;
+                }
+                out(format_args!(
+                    "Recorded as audit entry #{} (audit_repair); every later verification names it. \
+                     Audited operations work again. Tell whoever audits this store.",
+                    report.repair_seq
+                ))
+            }
+        },
         AuditCommand::Export { format, output } => {
             if format != "jsonl" {
                 return Err(hinted(
@@ -129,4 +154,51 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
             }
         }
     }
+}
+
+/// What a successful verification proves, and what it does not.
+fn proven(report: &medcrypt::audit::VerifyReport, checkpoint: Option<&Checkpoint>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if report.full {
+        lines.push(
+            "Proven from the verification code: no entry of an earlier day was altered, removed, \
+             reordered or inserted; the store's key is the one the code derives for today; the \
+             log ends where the store sealed it."
+                .to_owned(),
+        );
+    } else {
+        lines.push(
+            "Checked without the code: the structure, every entry's encryption and today's \
+             entries. Entries of earlier days could have been rewritten by someone holding \
+             this store's keys: give --code to prove them."
+                .to_owned(),
+        );
+    }
+    if !report.head_bound {
+        lines.push(
+            "This store's head is not bound yet (made before MedCrypt bound it): its next audited \
+             operation binds it."
+                .to_owned(),
+        );
+    }
+    match checkpoint {
+        Some(cp) => lines.push(format!(
+            "The log reaches checkpoint #{} ({}) unchanged.",
+            cp.seq, cp.time
+        )),
+        None => lines.push(
+            "Not proven without a checkpoint kept elsewhere: that nothing was cut from the \
+             current day by someone holding the passphrase, and that the store was not rolled \
+             back to an older copy. Give --checkpoint with the latest line from \
+             `medcrypt audit checkpoint` or your notice chat."
+                .to_owned(),
+        ),
+    }
+    for seq in &report.repairs {
+        lines.push(format!(
+            "WARNING: entry #{seq} records a repair (`medcrypt audit show --action audit_repair`): \
+             the log had been altered before it, and what was found is recorded there."
+        ));
+    }
+    lines
 }

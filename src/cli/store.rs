@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use medcrypt::codes::{RecoveryCode, verification_code};
+use medcrypt::codes::RecoveryCode;
 use medcrypt::session::Session;
 use medcrypt::store::{Retention, StoreError};
 use std::io::{IsTerminal, Write};
@@ -53,11 +53,13 @@ pub(super) fn init(
          Recovery code (shown only now; write it down and keep it away from this computer):\n\n    {}\n\n\
          If the passphrase is ever lost, `medcrypt recover` opens the store with it.\n\n\
          Audit verification code (shown only now; give it to whoever audits this store):\n\n    {}\n\n\
-         With it, `medcrypt audit verify --code CODE` proves that no audit entry was altered or removed,\n\
-         even by someone who later holds this computer and its passphrase.",
+         With it, `medcrypt audit verify --code CODE` proves that no audit entry of an earlier day was\n\
+         altered or removed, even by someone who later holds this computer and its passphrase. Entries\n\
+         of the current day, and a roll-back to an old copy, are proven only against a checkpoint kept\n\
+         elsewhere (`medcrypt audit checkpoint`; the agent sends one daily to your notice chat).",
         ctx.store_path().display(),
         credentials.recovery.to_text().as_str(),
-        verification_code(&credentials.verification).as_str()
+        credentials.verification_code().as_str()
     ))?;
     out(format_args!(
         "\nRetention: {retention}. Change it with `medcrypt config set retention key-lifetime|30d|forever`."
@@ -117,10 +119,17 @@ pub(super) fn backup(session: &Session, file: &Path, force: bool) -> Result<()> 
 /// `medcrypt passphrase change`.
 pub(super) fn change_passphrase(session: &Session, new_file: Option<&Path>) -> Result<()> {
     let new = io::new_passphrase(new_file)?;
-    session.change_passphrase(&new)?;
-    out(format_args!(
-        "Passphrase changed. The recovery code is unchanged."
-    ))
+    match session.change_passphrase(&new)? {
+        None => out(format_args!(
+            "Passphrase changed. The recovery code is unchanged."
+        )),
+        Some(code) => out(format_args!(
+            "Passphrase changed. This store had no working recovery code (it was retired when the \
+             store's key was replaced); its new one (shown only now; write it down and keep it away \
+             from this computer):\n\n    {}\n",
+            code.to_text().as_str()
+        )),
+    }
 }
 
 /// `medcrypt config show|set`.

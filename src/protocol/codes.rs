@@ -284,38 +284,75 @@ impl std::fmt::Debug for RecoveryCode {
     }
 }
 
-/// Checksum label of the audit verification code.
-const VERIFICATION_CODE_LABEL: &str = "medcrypt/audit/v1/verification-code";
+/// Checksum label of the audit verification code (version 2, with the
+/// store id).
+const VERIFICATION_CODE_LABEL: &str = "medcrypt/audit/v2/verification-code";
+/// Checksum label of the first release's code (no store id), still read.
+const LEGACY_VERIFICATION_CODE_LABEL: &str = "medcrypt/audit/v1/verification-code";
 
-/// The audit verification code: the first day's sealing key and that day,
-/// with a 5-byte checksum, as 64 characters in 16 groups of four.
+/// The audit verification code: the first day's sealing key, that day and
+/// the store's id, with a 5-byte checksum, as 72 characters in 18 groups of
+/// four.
 ///
 /// ```text
-/// +------------------+-------------+----------+
-/// | verification key | day (u24)   | checksum |
-/// | 32               | 3           | 5        |   = 40 bytes = 64 chars
-/// +------------------+-------------+----------+
+/// +------------------+-----------+----------+----------+
+/// | verification key | day (u24) | store id | checksum |
+/// | 32               | 3         | 5        | 5        |   = 45 bytes = 72 chars
+/// +------------------+-----------+----------+----------+
 /// ```
-pub fn verification_code(key: &crate::protocol::audit::SealingKey) -> Zeroizing<String> {
+///
+/// The first release's code (64 characters: no store id, checksum label
+/// `medcrypt/audit/v1/verification-code`) is still read.
+pub fn verification_code(
+    key: &crate::protocol::audit::SealingKey,
+    store_id: &[u8; 5],
+) -> Zeroizing<String> {
     let mut payload = Zeroizing::new(key.expose_bytes().to_vec());
     payload.extend_from_slice(&key.day().to_be_bytes()[1..]);
+    payload.extend_from_slice(store_id);
     Zeroizing::new(encode_checked(VERIFICATION_CODE_LABEL, &payload, 5))
 }
 
-/// Parses [`verification_code`].
+/// A parsed audit verification code.
+#[derive(Debug)]
+pub struct VerificationCode {
+    /// The first day's sealing key.
+    pub key: crate::protocol::audit::SealingKey,
+    /// The store it belongs to (`None` for a first-release code).
+    pub store_id: Option<[u8; 5]>,
+}
+
+/// Parses [`verification_code`] (and first-release codes).
 ///
 /// # Errors
 /// [`CodeError`] for a wrong character, length or checksum.
-pub fn parse_verification_code(
-    text: &str,
-) -> Result<crate::protocol::audit::SealingKey, CodeError> {
-    let payload = decode_checked(VERIFICATION_CODE_LABEL, text, 35, 5)?;
+pub fn parse_verification_code(text: &str) -> Result<VerificationCode, CodeError> {
+    let (payload, store_id) = match decode_checked(VERIFICATION_CODE_LABEL, text, 40, 5) {
+        Ok(payload) => {
+            let mut id = [0u8; 5];
+            id.copy_from_slice(&payload[35..40]);
+            (payload, Some(id))
+        }
+        Err(CodeError::WrongLength { got, .. }) => {
+            match decode_checked(LEGACY_VERIFICATION_CODE_LABEL, text, 35, 5) {
+                Ok(payload) => (payload, None),
+                Err(CodeError::WrongLength { .. }) => {
+                    return Err(CodeError::WrongLength { got, want: 72 });
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(err) => return Err(err),
+    };
     let mut key = [0u8; 32];
     key.copy_from_slice(&payload[..32]);
     let day = u32::from_be_bytes([0, payload[32], payload[33], payload[34]]);
     let sealing = crate::protocol::audit::SealingKey::from_bytes(day, &key);
     key.zeroize();
-    Ok(sealing)
+    Ok(VerificationCode {
+        key: sealing,
+        store_id,
+    })
 }
 
 /// What the pairing QR code carries.
@@ -588,13 +625,19 @@ mod tests {
     #[test]
     fn verification_code_round_trips() {
         let key = crate::protocol::audit::SealingKey::generate(20_412);
-        let text = verification_code(&key);
-        assert_eq!(text.len(), 64 + 15);
+        let text = verification_code(&key, &[1, 2, 3, 4, 5]);
+        assert_eq!(text.len(), 72 + 17);
         let back = parse_verification_code(&text).unwrap();
         assert_eq!(
-            (back.day(), back.expose_bytes()),
-            (20_412, key.expose_bytes())
+            (back.key.day(), back.key.expose_bytes(), back.store_id),
+            (20_412, key.expose_bytes(), Some([1, 2, 3, 4, 5]))
         );
+        // A first-release code (no store id) is still read.
+        let mut payload = key.expose_bytes().to_vec();
+        payload.extend_from_slice(&20_412u32.to_be_bytes()[1..]);
+        let legacy = encode_checked(LEGACY_VERIFICATION_CODE_LABEL, &payload, 5);
+        let back = parse_verification_code(&legacy).unwrap();
+        assert_eq!((back.key.day(), back.store_id), (20_412, None));
         let mut typo = text.to_string();
         typo.replace_range(3..4, if &typo[3..4] == "0" { "1" } else { "0" });
         assert!(parse_verification_code(&typo).is_err());

@@ -5,11 +5,29 @@
 use chrono::{DateTime, Utc};
 
 use crate::protocol::audit::{
-    AuditEvent, Checkpoint, Record, RecordKind, SealingKey, VerifyReport,
+    AuditEvent, AuditFault, Checkpoint, Record, RecordKind, VerifyReport,
 };
+use crate::protocol::codes::VerificationCode;
 use crate::protocol::epoch::parse_utc;
+use crate::store::RepairReport;
 
-use super::{Error, Result, Session};
+use super::{Error, ErrorKind, Result, Session};
+
+/// A verification code that is not this store's: a usage error.
+fn wrong_code(code_store: Option<String>) -> Error {
+    Error::Refused {
+        message: match code_store {
+            Some(id) => format!(
+                "this audit verification code belongs to another store (its store id is {id})"
+            ),
+            None => "this audit verification code does not belong to this store: it verifies                      neither the log's first entry nor its current key"
+                .to_owned(),
+        },
+        hint: "give the code shown when this store was created (--store chooses the store);                nothing was checked or changed"
+            .into(),
+        kind: ErrorKind::Usage,
+    }
+}
 
 /// Which entries to show.
 #[derive(Debug, Clone, Default)]
@@ -48,25 +66,52 @@ impl Session {
         Ok(out)
     }
 
-    /// Verifies the log (every entry with the verification key, else
-    /// today's seals), and that it reaches `checkpoint`; the verification
-    /// itself is audited.
+    /// Verifies the log (every entry with the verification code, else
+    /// today's), that it ends where the store sealed it, and that it reaches
+    /// `checkpoint`; the verification itself is audited. A code of another
+    /// store is a usage error, not tampering.
     ///
     /// # Errors
-    /// [`Error::AuditFailed`] naming the first bad record; database errors.
+    /// [`Error::AuditFailed`] naming the first bad record; a foreign code or
+    /// checkpoint; database errors.
     pub fn audit_verify(
         &self,
-        key: Option<&SealingKey>,
+        code: Option<&VerificationCode>,
         checkpoint: Option<&Checkpoint>,
     ) -> Result<VerifyReport> {
-        let verdict = self.store.audit_verify(key, checkpoint)?;
-        let mut details = vec![("with_code", key.is_some().to_string())];
+        let store_id = self.store.store_id()?;
+        if let Some(code) = code {
+            let foreign = match (&code.store_id, &store_id) {
+                (Some(given), Some(ours)) => hex::encode(given) != *ours,
+                // A store without an id only ever had a first-release code.
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if foreign {
+                return Err(wrong_code(code.store_id.map(hex::encode)));
+            }
+        }
+        if let (Some(cp), Some(ours)) = (checkpoint, &store_id)
+            && cp.store_id.as_ref().is_some_and(|id| id != ours)
+        {
+            return Err(Error::Refused {
+                message: format!(
+                    "this checkpoint belongs to another store (store id {}; this store's is {ours})",
+                    cp.store_id.as_deref().unwrap_or_default()
+                ),
+                hint: "give a checkpoint taken of this store (--store chooses the store)".into(),
+                kind: ErrorKind::Usage,
+            });
+        }
+        let verdict = self.store.audit_verify(code.map(|c| &c.key), checkpoint)?;
+        let mut details = vec![("with_code", code.is_some().to_string())];
         match verdict {
             Ok(report) => {
                 self.store
                     .audit(self.now(), "audit_verify", "", "ok", &details)?;
                 Ok(report)
             }
+            Err(AuditFault::ForeignCode) => Err(wrong_code(None)),
             Err(fault) => {
                 details.push(("fault", fault.kind().to_owned()));
                 // The verdict matters more than its own entry, which a
@@ -80,6 +125,15 @@ impl Session {
         }
     }
 
+    /// Sets right a log that no longer ends where the store sealed it (see
+    /// [`crate::store::Store::audit_repair`]); `None` when nothing needed it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn audit_repair(&self) -> Result<Option<RepairReport>> {
+        Ok(self.store.audit_repair(self.now())?)
+    }
+
     /// A checkpoint of the log's head, to keep somewhere else.
     ///
     /// # Errors
@@ -88,7 +142,12 @@ impl Session {
         self.store
             .audit(self.now(), "audit_checkpoint", "", "ok", &[])?;
         let (seq, mac) = self.store.audit_head()?;
-        Ok(Checkpoint::new(seq, &mac, self.now()))
+        Ok(Checkpoint::new(
+            self.store.store_id()?.as_deref(),
+            seq,
+            &mac,
+            self.now(),
+        ))
     }
 
     /// Every record as one JSON object per line, decrypted, with its MAC;

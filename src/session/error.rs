@@ -36,6 +36,9 @@ pub enum ErrorKind {
     Locked,
     /// The audit log failed verification.
     AuditFailed,
+    /// Break-glass refused: shares damaged, too few, of another store or a
+    /// retired set; nothing was opened.
+    Escrow,
 }
 
 impl ErrorKind {
@@ -52,6 +55,7 @@ impl ErrorKind {
             Self::UnknownPairing => 8,
             Self::Locked => 9,
             Self::AuditFailed => 10,
+            Self::Escrow => 11,
         }
     }
 }
@@ -194,8 +198,8 @@ impl Error {
                 ),
             },
             Self::Share(_) => (
-                ErrorKind::Other,
-                "check the share page; the typed text must match it exactly",
+                ErrorKind::Escrow,
+                "check the share page; the typed text must match it exactly; nothing was opened",
             ),
             Self::Qr(_) => (
                 ErrorKind::Other,
@@ -330,6 +334,14 @@ fn classify_store(e: &StoreError) -> (ErrorKind, Option<Cow<'static, str>>) {
             ErrorKind::Locked,
             "nothing was changed; try again, or if the passphrase is lost use `medcrypt recover`",
         ),
+        StoreError::AuditAltered => (
+            ErrorKind::AuditFailed,
+            "nothing was done. Keep a copy as evidence (`medcrypt backup FILE`), run `medcrypt audit verify --code CODE` for the diagnosis, then `medcrypt audit repair` to set the log right (the repair is recorded)",
+        ),
+        StoreError::NoRecoveryCode => (
+            ErrorKind::Other,
+            "open the store with the passphrase; `medcrypt passphrase change` then makes a new recovery code",
+        ),
         StoreError::WrongRecoveryCode => (
             ErrorKind::Locked,
             "nothing was changed; use the recovery code shown when this store was created",
@@ -361,7 +373,7 @@ fn classify_store(e: &StoreError) -> (ErrorKind, Option<Cow<'static, str>>) {
             "someone or something edited the store file directly: nothing was acted on. Keep this copy as evidence, restore the store from a backup, and tell whoever is responsible for this computer",
         ),
         StoreError::Escrow(_) => (
-            ErrorKind::Locked,
+            ErrorKind::Escrow,
             "nothing was opened; use shares of this store's current split (each page names its set) from enough different custodians",
         ),
         StoreError::NotAStore(_) => (

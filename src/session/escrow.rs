@@ -8,15 +8,78 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::protocol::audit::{SealingKey, VerifyReport};
+use crate::protocol::audit::VerifyReport;
 use crate::protocol::codes::RecoveryCode;
 use crate::protocol::epoch::{Epoch, format_utc};
 use crate::protocol::shares::{SHARE_PREFIX, ShareText};
 use crate::protocol::wire::{Payload, WireMessage};
 use crate::qr;
-use crate::store::{OutboxKind, PairingInfo, Protocol, Store};
+use crate::store::{OutboxKind, PairingInfo, Protocol, Rotated, Store};
 
-use super::{Clock, Error, Result, Session};
+use super::{Clock, Error, ErrorKind, Result, Session};
+
+/// Refuses a split before anything changes: 2 to 10 distinct, non-empty
+/// custodian names and a threshold between 2 and their number.
+fn check_custodians(custodians: &[String], threshold: usize) -> Result<()> {
+    let usage = |message: String| Error::Refused {
+        message,
+        hint: "give each custodian once, by a name they will recognise on their page \
+               (--custodian \"Dr. Rosa Díaz\"); nothing was written"
+            .into(),
+        kind: ErrorKind::Usage,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for name in custodians {
+        let key = name.trim().to_lowercase();
+        if key.is_empty() {
+            return Err(usage("a custodian's name is empty".into()));
+        }
+        if !seen.insert(key) {
+            return Err(usage(format!("custodian {:?} is named twice", name.trim())));
+        }
+    }
+    if !(2..=10).contains(&custodians.len()) || !(2..=custodians.len()).contains(&threshold) {
+        return Err(Error::Refused {
+            message: format!(
+                "{} custodians with a threshold of {threshold} cannot make a share set",
+                custodians.len()
+            ),
+            hint: "use 2 to 10 custodians and a threshold between 2 and their number; nothing was written".into(),
+            kind: ErrorKind::Usage,
+        });
+    }
+    Ok(())
+}
+
+/// The error that lists the pairings for custodians to choose from.
+fn choose_patient(alias: Option<&str>, pairings: &[PairingInfo]) -> Error {
+    let list: Vec<String> = pairings
+        .iter()
+        .map(|p| {
+            format!(
+                "  {:20} {}, paired {}",
+                p.alias,
+                p.peer_name,
+                p.created_at.get(..10).unwrap_or(&p.created_at)
+            )
+        })
+        .collect();
+    let head = match alias {
+        Some(alias) => format!("this store has no patient {alias:?}"),
+        None => "choose the patient to export".to_owned(),
+    };
+    Error::Refused {
+        message: if list.is_empty() {
+            format!("{head}: this store has no pairings")
+        } else {
+            format!("{head}. The store's pairings:\n{}", list.join("\n"))
+        },
+        hint: "run the same command again with --patient ALIAS; the share set was NOT used up and \
+               nothing was exported (the opening is recorded and the physician is told)"
+            .into(),
+        kind: ErrorKind::Usage,
+    }
+}
 
 /// Shortest passphrase accepted for a store.
 pub(super) const MIN_PASSPHRASE_CHARS: usize = 8;
@@ -28,6 +91,10 @@ pub struct SplitOutcome {
     pub shares: Vec<ShareText>,
     /// The set's id, in hex (named on every page).
     pub set_id: String,
+    /// The set this one retired (id, made on), if any.
+    pub retired: Option<(String, String)>,
+    /// What replacing the master key did.
+    pub rotated: Rotated,
 }
 
 /// What the custodians open the store for.
@@ -37,8 +104,8 @@ pub enum CombineAction<'a> {
     Export {
         /// The new, empty directory.
         dir: &'a Path,
-        /// The patient's pairing.
-        alias: &'a str,
+        /// The patient's pairing; `None` lists the pairings to choose from.
+        alias: Option<&'a str>,
     },
     /// Re-key the whole store under a new passphrase.
     Rekey {
@@ -56,9 +123,14 @@ pub struct CombineOutcome {
     pub exported: Option<usize>,
     /// The new recovery code (for a re-key), to show once.
     pub recovery: Option<RecoveryCode>,
-    /// The audit log verified with the escrowed verification key, if the
-    /// split carried it: its report or its fault.
-    pub audit: Option<std::result::Result<VerifyReport, String>>,
+    /// The audit log checked from the store's current key (custodians hold
+    /// no audit key): its report or its fault.
+    pub audit: std::result::Result<VerifyReport, String>,
+    /// What replacing the master key did.
+    pub rotated: Rotated,
+    /// Whether the physician's notice was delivered at once (else it waits
+    /// for the agent).
+    pub owner_told: bool,
 }
 
 /// Reads one share from a share page (its `MEDCRYPT-SHARE:` line) or from a
@@ -117,155 +189,299 @@ pub fn share_page(
 }
 
 impl Session {
-    /// Splits the store's escrow key (and the audit verification key, when
-    /// given and correct) among `custodians`; earlier sets are retired.
+    /// Splits a new escrow key among `custodians` (the store's master key
+    /// is replaced first; earlier sets are retired).
     ///
     /// # Errors
-    /// A verification key that does not verify this log, a bad threshold,
-    /// database errors.
+    /// Duplicate or empty names, a bad threshold, database errors.
     pub fn escrow_split(
-        &self,
+        &mut self,
         custodians: &[String],
         threshold: usize,
-        audit_key: Option<SealingKey>,
     ) -> Result<SplitOutcome> {
-        if let Some(key) = &audit_key
-            && self.store.audit_verify(Some(key), None)?.is_err()
-        {
-            return Err(Error::refused(
-                "this audit verification code does not verify this store's audit log",
-                "give the code shown when this store was created, or leave --audit-code out",
-            ));
-        }
-        let shares = self
+        check_custodians(custodians, threshold)?;
+        let retired = self.store.active_escrow_set()?;
+        let now = self.now();
+        let (shares, rotated) = self
             .store
-            .escrow_split(custodians, threshold, audit_key, self.now())
-            .map_err(|e| {
-                Error::refused(
-                    e.to_string(),
-                    "use 2 to 10 custodians and a threshold between 2 and their number",
-                )
+            .escrow_split(custodians, threshold, now)
+            .map_err(|e| match e {
+                crate::store::StoreError::Escrow(why) => Error::Refused {
+                    message: why,
+                    hint: "use 2 to 10 custodians and a threshold between 2 and their number"
+                        .into(),
+                    kind: ErrorKind::Usage,
+                },
+                other => other.into(),
             })?;
         let set_id = shares
             .first()
             .map(|s| hex::encode(s.set_id))
             .unwrap_or_default();
-        Ok(SplitOutcome { shares, set_id })
+        Ok(SplitOutcome {
+            shares,
+            set_id,
+            retired,
+            rotated,
+        })
     }
 
     /// Break-glass: opens the store at `path` with `shares` (no passphrase),
     /// records the access with the custodians and the `reason`, tells the
-    /// physician (and, for an export, the patient), carries out `action`
-    /// and retires the set.
+    /// physician (durably, and at once when the agent's bot is configured)
+    /// and, for an export, the patient; carries out `action`, then replaces
+    /// the master key and retires the set. `deliver` tries to deliver the
+    /// physician's queued notices at once (the front end knows how).
+    ///
+    /// Everything that can be checked without the key is checked before the
+    /// shares are used. An export without a known patient, or of a patient
+    /// with nothing to export, lists or says so without retiring the set
+    /// (the opening is still recorded and told).
     ///
     /// # Errors
     /// No reason, a non-empty export directory, a short passphrase, shares
-    /// that do not open this store, an unknown patient, I/O and database
-    /// errors.
+    /// that do not open this store, an unknown patient, nothing to export,
+    /// I/O and database errors.
     pub fn escrow_combine(
         path: &Path,
         clock: Clock,
         shares: &[ShareText],
         reason: &str,
         action: CombineAction<'_>,
+        deliver: &dyn Fn(&Session) -> bool,
     ) -> Result<CombineOutcome> {
         if reason.trim().is_empty() {
-            return Err(Error::refused(
-                "an emergency access needs a reason",
-                "say why, e.g. --reason \"patient in ICU, physician unreachable\"",
-            ));
+            return Err(Error::Refused {
+                message: "an emergency access needs a reason".into(),
+                hint: "say why, e.g. --reason \"patient in ICU, physician unreachable\"; the shares were not used".into(),
+                kind: ErrorKind::Usage,
+            });
         }
-        if let CombineAction::Export { dir, .. } = action
-            && dir_has_entries(dir)?
-        {
-            return Err(Error::refused(
-                format!("{} is not empty", dir.display()),
-                "export into a new, empty directory; the shares were not used",
-            ));
+        match action {
+            CombineAction::Export { dir, .. } if dir_has_entries(dir)? => {
+                return Err(Error::Refused {
+                    message: format!("{} is not empty", dir.display()),
+                    hint: "export into a new, empty directory; the shares were not used".into(),
+                    kind: ErrorKind::Usage,
+                });
+            }
+            CombineAction::Rekey { passphrase }
+                if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS =>
+            {
+                return Err(Error::Refused {
+                    message: format!(
+                        "the new passphrase is too short (at least {MIN_PASSPHRASE_CHARS} characters)"
+                    ),
+                    hint: "choose a longer passphrase; the shares were not used".into(),
+                    kind: ErrorKind::Usage,
+                });
+            }
+            _ => {}
         }
-        let (store, secret) = Store::open_with_escrow(path, shares, clock.now())?;
+        let mut names_seen = std::collections::BTreeSet::new();
+        for share in shares {
+            if !names_seen.insert(share.index) {
+                return Err(Error::Refused {
+                    message: format!(
+                        "share {} of {} was given twice",
+                        share.index, share.custodian
+                    ),
+                    hint: "each custodian gives their own share; the shares were not used".into(),
+                    kind: ErrorKind::Escrow,
+                });
+            }
+        }
+        let (store, _secret) = Store::open_with_escrow(path, shares, clock.now())?;
         store.integrity()?;
         let mut session = Session::from_store(store, clock);
         let now = session.now();
-        let custodians: Vec<String> = shares.iter().map(|s| s.custodian.clone()).collect();
-        let names = custodians.join(" and ");
+        let names = shares
+            .iter()
+            .map(|s| s.custodian.clone())
+            .collect::<Vec<_>>()
+            .join(" and ");
         let date = format_utc(now);
-        let action_name = match action {
-            CombineAction::Export { .. } => "export",
-            CombineAction::Rekey { .. } => "new passphrase",
-        };
-        let subject = match action {
-            CombineAction::Export { alias, .. } => alias,
-            CombineAction::Rekey { .. } => "",
-        };
-        session.store.audit(
-            now,
-            "escrow_combine",
-            subject,
-            "ok",
-            &[
+        let set = shares
+            .first()
+            .map(|s| hex::encode(s.set_id))
+            .unwrap_or_default();
+        let base_details = |action_name: &str| {
+            vec![
                 ("custodians", names.clone()),
                 ("reason", reason.to_owned()),
                 ("action", action_name.to_owned()),
-                (
-                    "set",
-                    shares
-                        .first()
-                        .map(|s| hex::encode(s.set_id))
-                        .unwrap_or_default(),
-                ),
-            ],
-        )?;
-        session.store.set_agent_value(
-            "owner_notice",
-            &format!(
-                "⚠ Emergency access to your MedCrypt store on {date} by {names} ({action_name}). \
-                 See `medcrypt audit show --action escrow_combine`."
-            ),
-        )?;
+                ("set", set.clone()),
+            ]
+        };
+        // An export needs a patient the custodians can name: the list.
+        if let CombineAction::Export { alias, .. } = action {
+            let pairings = session.store.pairings()?;
+            let found = alias.and_then(|a| pairings.iter().find(|p| p.alias == a).cloned());
+            let Some(pairing) = found else {
+                let why = if alias.is_some() {
+                    "unknown patient"
+                } else {
+                    "patient list"
+                };
+                session.record_opening(
+                    now,
+                    alias.unwrap_or(""),
+                    "rejected",
+                    why,
+                    &base_details("export"),
+                    &names,
+                    &date,
+                )?;
+                deliver(&session);
+                return Err(choose_patient(alias, &pairings));
+            };
+            if session.store.history(Some(&pairing), 0)?.is_empty() {
+                session.record_opening(
+                    now,
+                    &pairing.alias,
+                    "rejected",
+                    "nothing to export",
+                    &base_details("export"),
+                    &names,
+                    &date,
+                )?;
+                deliver(&session);
+                return Err(Error::Refused {
+                    message: format!(
+                        "there is nothing to export for {:?}: this store keeps no received messages of that pairing \
+                         (copy-and-paste pairings keep only what was decrypted here, under the retention policy)",
+                        pairing.alias
+                    ),
+                    hint: "the share set was NOT used up and nothing was exported; the opening is recorded \
+                           and the physician is told. Choose another patient, or re-key the store instead \
+                           (--new-passphrase-file)"
+                        .into(),
+                    kind: ErrorKind::Escrow,
+                });
+            }
+        }
         let mut outcome = CombineOutcome {
             custodians: names.clone(),
             exported: None,
             recovery: None,
-            audit: None,
+            audit: Ok(VerifyReport {
+                records: 0,
+                entries: 0,
+                seals: 0,
+                days: 0,
+                full: false,
+                head_bound: false,
+                repairs: Vec::new(),
+            }),
+            rotated: Rotated::default(),
+            owner_told: false,
         };
+        outcome.audit = session
+            .store
+            .audit_verify(None, None)?
+            .map_err(|fault| fault.to_string());
         match action {
             CombineAction::Export { dir, alias } => {
-                let pairing = session.store.pairing(alias)?;
-                let written = session.export_history(Some(&pairing), dir)?;
-                session.store.audit(
-                    now,
-                    "escrow_export",
-                    alias,
-                    "ok",
-                    &[("items", written.to_string())],
-                )?;
+                let pairing = session.store.pairing(alias.unwrap_or_default())?;
+                let written = match session.export_history(Some(&pairing), dir) {
+                    Ok(written) => written,
+                    Err(err) => {
+                        session.record_opening(
+                            now,
+                            &pairing.alias,
+                            "failed",
+                            "export failed",
+                            &base_details("export"),
+                            &names,
+                            &date,
+                        )?;
+                        deliver(&session);
+                        return Err(err);
+                    }
+                };
                 let notice = format!(
                     "MedCrypt notice: emergency access to your records on {date} by {names}; reason: {reason}."
                 );
+                let owner_text = format!(
+                    "⚠ Emergency access to your MedCrypt store on {date} by {names} (export of {:?}; reason: {reason}). \
+                     The store's key was replaced and the share set retired. See `medcrypt audit show --action escrow_combine`.",
+                    pairing.alias
+                );
+                let mut details = base_details("export");
+                details.push(("items", written.to_string()));
+                let ((), rotated) = session.store.rotate_master_key_for_owner(
+                    now,
+                    "emergency access",
+                    |store| {
+                        store.audit(now, "escrow_combine", &pairing.alias, "ok", &details)?;
+                        store.audit(
+                            now,
+                            "escrow_export",
+                            &pairing.alias,
+                            "ok",
+                            &[("items", written.to_string())],
+                        )?;
+                        store.queue_notice(&owner_text, now)?;
+                        store.audit(now, "escrow_retire", "", "ok", &[("set", set.clone())])
+                    },
+                )?;
                 session.notify_patient(&pairing, &notice)?;
-                session.store.escrow_retire(now)?;
                 outcome.exported = Some(written);
+                outcome.rotated = rotated;
             }
             CombineAction::Rekey { passphrase } => {
-                if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
-                    return Err(Error::refused(
-                        "the new passphrase is too short",
-                        "choose a longer passphrase",
-                    ));
-                }
-                outcome.recovery = Some(session.store.rotate_master_key(passphrase, now)?);
+                let owner_text = format!(
+                    "⚠ Emergency access to your MedCrypt store on {date} by {names} (new passphrase; reason: {reason}). \
+                     The old passphrase and recovery code no longer open it; the custodians hold the new ones."
+                );
+                let recovery = session.store.rotate_master_key(passphrase, now)?;
+                session.store.transaction(|| {
+                    session.store.audit(
+                        now,
+                        "escrow_combine",
+                        "",
+                        "ok",
+                        &base_details("new passphrase"),
+                    )?;
+                    session.store.queue_notice(&owner_text, now)?;
+                    session
+                        .store
+                        .audit(now, "escrow_retire", "", "ok", &[("set", set.clone())])
+                })?;
+                outcome.recovery = Some(recovery);
             }
         }
-        if let Some(key) = &secret.audit_key {
-            outcome.audit = Some(
-                session
-                    .store
-                    .audit_verify(Some(key), None)?
-                    .map_err(|fault| fault.to_string()),
-            );
-        }
+        outcome.owner_told = deliver(&session);
         Ok(outcome)
+    }
+
+    /// Records an opening by shares that did not go on to its action (the
+    /// audit entry with its outcome, and a notice for the physician).
+    #[allow(clippy::too_many_arguments)]
+    fn record_opening(
+        &self,
+        now: DateTime<Utc>,
+        subject: &str,
+        outcome: &str,
+        why: &str,
+        details: &[(&str, String)],
+        names: &str,
+        date: &str,
+    ) -> Result<()> {
+        let mut details = details.to_vec();
+        details.push(("why", why.to_owned()));
+        self.store.transaction(|| {
+            self.store
+                .audit(now, "escrow_combine", subject, outcome, &details)?;
+            self.store.queue_notice(
+                &format!(
+                    "⚠ Your MedCrypt store was opened with emergency shares on {date} by {names} ({why}); \
+                     nothing was exported. See `medcrypt audit show --action escrow_combine`."
+                ),
+                now,
+            )
+        })?;
+        Ok(())
     }
 
     /// Queues a notice for the patient of `pairing`, encrypted like any

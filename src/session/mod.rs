@@ -114,6 +114,15 @@ pub struct Credentials {
     pub recovery: RecoveryCode,
     /// Verifies the whole audit log.
     pub verification: SealingKey,
+    /// The store's id, committed in the verification code.
+    pub store_id: [u8; 5],
+}
+
+impl Credentials {
+    /// The audit verification code to show.
+    pub fn verification_code(&self) -> zeroize::Zeroizing<String> {
+        crate::protocol::codes::verification_code(&self.verification, &self.store_id)
+    }
 }
 
 /// An unlocked store and the clock its use cases run on.
@@ -138,11 +147,17 @@ impl Session {
         check_setting("name", name)?;
         let (store, recovery, verification) =
             Store::create(path, passphrase, name, retention, clock.now())?;
+        let store_id = store
+            .store_id()?
+            .and_then(|id| hex::decode(id).ok())
+            .and_then(|id| id.try_into().ok())
+            .unwrap_or_default();
         Ok((
             Self { store, clock },
             Credentials {
                 recovery,
                 verification,
+                store_id,
             },
         ))
     }
@@ -294,7 +309,10 @@ impl Session {
     ///
     /// # Errors
     /// Database errors.
-    pub fn change_passphrase(&self, passphrase: &SecretString) -> Result<()> {
+    pub fn change_passphrase(
+        &self,
+        passphrase: &SecretString,
+    ) -> Result<Option<crate::protocol::codes::RecoveryCode>> {
         Ok(self.store.change_passphrase(passphrase, self.now())?)
     }
 

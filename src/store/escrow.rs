@@ -8,51 +8,51 @@ use rusqlite::{OptionalExtension, params};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use crate::protocol::audit::SealingKey;
-
 use super::sealing::WRAP_LABEL;
 use super::{MasterKey, Result, Store, StoreError, aead_open, aead_seal, now_text, random_bytes};
 
 impl Store {
-    /// Makes a new escrow set: a random escrow key wraps the master key, and
-    /// the escrow key (with the audit verification key, if given) is split
-    /// into shares. Earlier sets are retired. The shares are returned once
-    /// and never stored; only their digests are.
+    /// Makes a new escrow set, replacing the master key first (so that an
+    /// earlier set's shares with an old copy of the store open nothing
+    /// current): a random escrow key wraps the new master key and is split
+    /// into shares. Earlier sets are retired. The shares carry no audit key
+    /// (custodians must not be able to rewrite the log that audits them).
+    /// The shares are returned once and never stored; only their digests
+    /// are.
     ///
     /// # Errors
     /// [`StoreError::Escrow`] for a bad threshold; database errors.
     pub fn escrow_split(
-        &self,
+        &mut self,
         custodians: &[String],
         threshold: usize,
-        audit_key: Option<SealingKey>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<crate::protocol::shares::ShareText>> {
+    ) -> Result<(Vec<crate::protocol::shares::ShareText>, super::Rotated)> {
         let secret = crate::protocol::shares::EscrowSecret {
             escrow_key: Zeroizing::new(random_bytes()),
-            audit_key,
+            audit_key: None,
         };
-        let has_audit = secret.audit_key.is_some();
+        // Checked before anything changes.
         let shares = crate::protocol::shares::split(&secret, threshold, custodians)
             .map_err(|e| StoreError::Escrow(e.to_string()))?;
         let set_id = shares
             .first()
             .map(|s| hex::encode(s.set_id))
             .unwrap_or_default();
-        self.in_transaction(|| {
-            self.retire_escrow_sets(now)?;
-            let wrapped = aead_seal(&secret.escrow_key, &format!("{WRAP_LABEL}:escrow:{set_id}"), self.master.0.expose_secret());
-            self.conn.execute(
+        let ((), rotated) = self.rotate_master_key_for_owner(now, "new escrow split", |store| {
+            store.retire_escrow_sets(now)?;
+            let wrapped = aead_seal(&secret.escrow_key, &format!("{WRAP_LABEL}:escrow:{set_id}"), store.master.0.expose_secret());
+            store.conn.execute(
                 "INSERT INTO unlock (method, kdf, iterations, salt, wrapped_key) VALUES (?1, 'shamir-blahaj', 1, X'', ?2)",
                 params![format!("escrow:{set_id}"), wrapped],
             )?;
             let names = serde_json::to_string(custodians).unwrap_or_default();
             let digests: Vec<String> = shares.iter().map(crate::protocol::shares::ShareText::digest).collect();
-            self.conn.execute(
+            store.conn.execute(
                 "INSERT INTO escrow_sets (set_id, threshold, custodians, digests, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![set_id, threshold, names, serde_json::to_string(&digests).unwrap_or_default(), now_text(now)],
             )?;
-            self.audit(
+            store.audit(
                 now,
                 "escrow_split",
                 "",
@@ -61,11 +61,25 @@ impl Store {
                     ("set", set_id.clone()),
                     ("threshold", format!("{threshold} of {}", custodians.len())),
                     ("custodians", custodians.join(", ")),
-                    ("with_audit_key", has_audit.to_string()),
                 ],
             )
         })?;
-        Ok(shares)
+        Ok((shares, rotated))
+    }
+
+    /// The active escrow set, if any: its id and when it was made.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn active_escrow_set(&self) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT set_id, created_at FROM escrow_sets WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// Retires every active escrow set: their wraps of the master key are

@@ -27,7 +27,9 @@ mod epochs;
 mod escrow;
 mod history;
 mod manifest;
+mod notices;
 mod outbox;
+mod owner;
 mod pairings;
 mod record;
 mod replay;
@@ -35,14 +37,17 @@ mod schema;
 mod sealing;
 mod temporaries;
 
+pub use audit::RepairReport;
 pub use epochs::{Destruction, Rotation};
 pub use history::{
     HistoryContent, HistoryItem, Incoming, IncomingContent, InvalidRetention, Receipt, Retention,
     Via,
 };
+pub use notices::Notice;
 pub use outbox::{OutboxItem, OutboxKind};
 pub use pairings::{PairingInfo, Protocol};
 pub use record::{ChatLink, PairingState};
+pub use sealing::Rotated;
 pub use temporaries::TEMPORARY_PREFIX;
 
 use std::cell::Cell;
@@ -53,7 +58,7 @@ use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::protocol::audit::SealingKey;
 use crate::protocol::codes::RecoveryCode;
@@ -61,9 +66,7 @@ use crate::protocol::epoch::{Epoch, format_utc};
 
 pub use schema::on_wait;
 use schema::{Found, migrate, open_connection};
-use sealing::{
-    MasterKey, StoreKeys, aead_open, aead_seal, passphrase_kek, recovery_kek, unwrap_master,
-};
+use sealing::{MasterKey, StoreKeys, aead_open, aead_seal, passphrase_kek, recovery_kek};
 
 /// PBKDF2 iterations for new passphrase wraps. Stored per wrap, so a later
 /// version can raise it and re-wrap on the next unlock.
@@ -81,6 +84,17 @@ pub enum StoreError {
     /// The passphrase does not unwrap the master key.
     #[error("wrong passphrase for this store")]
     WrongPassphrase,
+    /// The audit log does not end where the store sealed it: every audited
+    /// operation is refused until `audit repair`.
+    #[error(
+        "the audit log does not end where this store sealed it: it was altered outside MedCrypt"
+    )]
+    AuditAltered,
+    /// The store's recovery code was retired (see `Rotated`).
+    #[error(
+        "this store has no recovery code any more: it was retired when the store's key was replaced after an emergency access"
+    )]
+    NoRecoveryCode,
     /// The recovery code does not unwrap the master key.
     #[error("this recovery code does not belong to this store")]
     WrongRecoveryCode,
@@ -222,6 +236,9 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 pub struct Store {
     conn: Connection,
     master: MasterKey,
+    /// The owner's private key, when unlocked by the passphrase or the
+    /// recovery code (not by escrow shares).
+    owner: Option<owner::OwnerKey>,
     /// Keys derived from the master key (row MACs, history digests).
     keys: StoreKeys,
     path: PathBuf,
@@ -290,13 +307,18 @@ impl Store {
         let master = MasterKey::from_bytes(random_bytes());
         let recovery = RecoveryCode::from_bytes(random_bytes());
         let mut store = Self::assemble(conn, master, path)?;
+        let owner = owner::OwnerKey::generate();
+        let owner_public = owner.public();
+        store.owner = Some(owner);
         store.actor = actor_name(name);
         let verification = store.in_transaction(|| {
             store.drop_legacy_tables()?;
             store.set_meta("name", name)?;
             store.set_meta("created_at", &now_text(now))?;
+            store.set_meta(audit::STORE_ID_SETTING, &hex::encode(random_bytes::<5>()))?;
             store.set_meta("retention", &retention.to_string())?;
             store.note_time(now)?;
+            store.write_owner_row(&owner_public)?;
             store.wrap_under_passphrase(passphrase)?;
             store.wrap_under_recovery(&recovery)?;
             let verification = store.start_audit(now)?;
@@ -317,6 +339,7 @@ impl Store {
             conn,
             keys: StoreKeys::derive(&master),
             master,
+            owner: None,
             path: path.to_owned(),
             actor: actor_name(name.as_deref().unwrap_or_default()),
             depth: Cell::new(0),
@@ -402,7 +425,7 @@ impl Store {
         match flushed {
             // A log that refuses appends was tampered with: the failures stay
             // pending (nothing is lost) and `audit verify` can still run.
-            Ok(()) | Err(StoreError::Corrupt(_)) => Ok(self),
+            Ok(()) | Err(StoreError::Corrupt(_) | StoreError::AuditAltered) => Ok(self),
             Err(err) => Err(err),
         }
     }
@@ -422,16 +445,31 @@ impl Store {
             .optional()?
             .ok_or(StoreError::Corrupt("no passphrase entry"))?;
         let kek = passphrase_kek(passphrase, &salt, iterations);
-        let Some(master) = unwrap_master(&kek, "passphrase", &wrapped) else {
+        let Some((master, owner)) =
+            owner::open_unlock(&conn, kek.expose_secret(), "passphrase", &wrapped)?
+        else {
             // Noted for the audit log when the store can be written; the
             // verdict is the same either way.
             let _ = record_unlock_failure(&conn, now, "passphrase");
             return Err(StoreError::WrongPassphrase);
         };
-        let store = Self::assemble(conn, master, path)?.after_unlock(now, "passphrase")?;
-        if iterations < PASSPHRASE_ITERATIONS {
+        let legacy = owner.is_none();
+        let mut store = Self::assemble(conn, master, path)?;
+        store.owner = owner;
+        let mut store = store.after_unlock(now, "passphrase")?;
+        if store.modified.is_some() {
+            return Ok(store);
+        }
+        if legacy {
+            // A store of an earlier release: move the passphrase to an owner
+            // key (not possible on a read-only store: then at a later unlock).
+            store.adopt_owner_key(|store| store.wrap_under_passphrase(passphrase));
+        } else if iterations < PASSPHRASE_ITERATIONS {
             // Raise old parameters transparently now that we hold the passphrase.
             store.wrap_under_passphrase(passphrase)?;
+        }
+        if store.rotation_due()? {
+            store.rotate_master_key_for_owner(now, "due after emergency access", |_| Ok(()))?;
         }
         Ok(store)
     }
@@ -454,13 +492,24 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?
-            .ok_or(StoreError::Corrupt("no recovery entry"))?;
+            .ok_or(StoreError::NoRecoveryCode)?;
         let kek = recovery_kek(code, &salt);
-        let Some(master) = unwrap_master(&kek, "recovery", &wrapped) else {
+        let Some((master, owner)) =
+            owner::open_unlock(&conn, kek.expose_secret(), "recovery", &wrapped)?
+        else {
             let _ = record_unlock_failure(&conn, now, "recovery code");
             return Err(StoreError::WrongRecoveryCode);
         };
-        Self::assemble(conn, master, path)?.after_unlock(now, "recovery")
+        let legacy = owner.is_none();
+        let mut store = Self::assemble(conn, master, path)?;
+        store.owner = owner;
+        let mut store = store.after_unlock(now, "recovery")?;
+        if legacy && store.modified.is_none() {
+            // A recovery code of an earlier release: a new owner key, under
+            // this code now and under the new passphrase set next.
+            store.adopt_owner_key(|store| store.wrap_under_recovery(code));
+        }
+        Ok(store)
     }
 
     fn connect(path: &Path) -> Result<Connection> {

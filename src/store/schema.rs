@@ -135,7 +135,7 @@ fn busy(count: i32) -> bool {
     u128::from(u32::try_from(count).unwrap_or(0)) * u128::from(STEP_MS) < wait_limit().as_millis()
 }
 
-pub(super) const SCHEMA_VERSION: u32 = 5;
+pub(super) const SCHEMA_VERSION: u32 = 6;
 
 const MIGRATIONS: &[&str] = &[
     // Version 1.
@@ -293,6 +293,26 @@ const MIGRATIONS: &[&str] = &[
         epoch TEXT,
         scope TEXT NOT NULL,
         expires_at TEXT);",
+    // Version 6: the audit head bound to the day's key; records a repair set
+    // aside (kept as evidence); notices for the physician, queued durably.
+    "ALTER TABLE audit_state ADD COLUMN head_mac BLOB;  -- HMAC(K(day), head); NULL before version 6
+     CREATE TABLE audit_quarantine (
+        seq INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        mac BLOB NOT NULL,
+        moved_at TEXT NOT NULL,
+        repair_seq INTEGER NOT NULL);     -- the audit_repair entry that moved it
+     CREATE TABLE notices (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        body BLOB NOT NULL,               -- sealed text
+        attempts INTEGER NOT NULL DEFAULT 0,
+        delivered_at TEXT);
+     CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,            -- 'telegram_token'
+        value BLOB NOT NULL);             -- sealed",
 ];
 
 /// Opens a recognised (or new) store for reading and writing; a store

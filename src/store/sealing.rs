@@ -22,6 +22,9 @@ use super::{PASSPHRASE_ITERATIONS, Result, Store, StoreError, random_bytes};
 pub(super) const WRAP_LABEL: &str = "medcrypt/store/v1/master-key";
 
 const RECOVERY_KEK_LABEL: &str = "medcrypt/store/v1/recovery-kek";
+/// The `kdf` of a recovery entry that wraps the owner key; an entry of an
+/// earlier release (`hkdf-sha256`) wraps the master key itself.
+const RECOVERY_KDF: &str = "hkdf-sha256/owner-key";
 
 const NONCE_LEN: usize = 12;
 
@@ -152,16 +155,14 @@ pub(super) fn recovery_kek(code: &RecoveryCode, salt: &[u8]) -> SecretBox<[u8; 3
     kek
 }
 
-pub(super) fn unwrap_master(
-    kek: &SecretBox<[u8; 32]>,
+/// The master key itself wrapped under an unlock method (stores of earlier
+/// releases; escrow sets).
+pub(super) fn unwrap_master_bytes(
+    kek: &[u8; 32],
     method: &str,
     wrapped: &[u8],
 ) -> Option<MasterKey> {
-    let plain = aead_open(
-        kek.expose_secret(),
-        &format!("{WRAP_LABEL}:{method}"),
-        wrapped,
-    )?;
+    let plain = aead_open(kek, &format!("{WRAP_LABEL}:{method}"), wrapped)?;
     let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
     Some(MasterKey::from_bytes(bytes))
 }
@@ -171,21 +172,43 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub fn change_passphrase(&self, passphrase: &SecretString, now: DateTime<Utc>) -> Result<()> {
+    /// A store whose recovery code was retired (see [`Rotated`]) gets a new
+    /// one, returned to show once.
+    pub fn change_passphrase(
+        &self,
+        passphrase: &SecretString,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RecoveryCode>> {
         self.in_transaction(|| {
             self.wrap_under_passphrase(passphrase)?;
-            self.audit(now, "passphrase_change", "", "ok", &[])
+            let has_recovery: bool = self.conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM unlock WHERE method = 'recovery')",
+                [],
+                |r| r.get(0),
+            )?;
+            let recovery = if has_recovery {
+                None
+            } else {
+                let code = RecoveryCode::from_bytes(random_bytes());
+                self.wrap_under_recovery(&code)?;
+                Some(code)
+            };
+            self.audit(
+                now,
+                "passphrase_change",
+                "",
+                "ok",
+                &[("new_recovery_code", recovery.is_some().to_string())],
+            )?;
+            Ok(recovery)
         })
     }
 
+    /// Wraps the owner key under `passphrase` (fresh salt).
     pub(super) fn wrap_under_passphrase(&self, passphrase: &SecretString) -> Result<()> {
         let salt: [u8; 16] = random_bytes();
         let kek = passphrase_kek(passphrase, &salt, PASSPHRASE_ITERATIONS);
-        let wrapped = aead_seal(
-            kek.expose_secret(),
-            &format!("{WRAP_LABEL}:passphrase"),
-            self.master.0.expose_secret(),
-        );
+        let wrapped = self.owner_wrap(kek.expose_secret(), "passphrase")?;
         self.conn.execute(
             "INSERT OR REPLACE INTO unlock (method, kdf, iterations, salt, wrapped_key)
              VALUES ('passphrase', 'pbkdf2-hmac-sha256', ?1, ?2, ?3)",
@@ -194,18 +217,15 @@ impl Store {
         Ok(())
     }
 
+    /// Wraps the owner key under the recovery `code` (fresh salt).
     pub(super) fn wrap_under_recovery(&self, code: &RecoveryCode) -> Result<()> {
         let salt: [u8; 16] = random_bytes();
         let kek = recovery_kek(code, &salt);
-        let wrapped = aead_seal(
-            kek.expose_secret(),
-            &format!("{WRAP_LABEL}:recovery"),
-            self.master.0.expose_secret(),
-        );
+        let wrapped = self.owner_wrap(kek.expose_secret(), "recovery")?;
         self.conn.execute(
             "INSERT OR REPLACE INTO unlock (method, kdf, iterations, salt, wrapped_key)
-             VALUES ('recovery', 'hkdf-sha256', 1, ?1, ?2)",
-            params![salt.to_vec(), wrapped],
+             VALUES ('recovery', ?3, 1, ?1, ?2)",
+            params![salt.to_vec(), wrapped, RECOVERY_KDF],
         )?;
         Ok(())
     }
@@ -264,8 +284,8 @@ impl Store {
 
     /// Replaces the master key: every secret column is re-encrypted under a
     /// new random key, which is wrapped under `passphrase` and a new recovery
-    /// code (returned, to show once); old wraps (passphrase, recovery code,
-    /// escrow) are destroyed.
+    /// code (returned, to show once) through a new owner key; old wraps
+    /// (passphrase, recovery code, escrow) are destroyed.
     ///
     /// # Errors
     /// Database errors, [`StoreError::Corrupt`].
@@ -274,13 +294,121 @@ impl Store {
         passphrase: &SecretString,
         now: DateTime<Utc>,
     ) -> Result<RecoveryCode> {
+        let (_, rotated) = self.replace_master(
+            NewOwner::Passphrase(passphrase),
+            now,
+            "new passphrase",
+            |_| Ok(()),
+        )?;
+        rotated
+            .recovery
+            .ok_or(StoreError::Corrupt("no recovery code was made"))
+    }
+
+    /// Replaces the master key without the passphrase: the new key is
+    /// wrapped to the owner's public key, so the passphrase and the recovery
+    /// code open it and nothing made from the old key does (escrow wraps are
+    /// destroyed; a recovery code of an earlier release, which wrapped the old
+    /// key itself, is retired and said so). `after` runs in the same
+    /// transaction, under the new key (a new escrow set wraps it there).
+    ///
+    /// A store never unlocked by its passphrase since owner keys exist has
+    /// no owner key: nothing is replaced, and the replacement is left due
+    /// for the next passphrase unlock ([`Rotated::deferred`]).
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::Corrupt`], [`StoreError::Modified`].
+    pub fn rotate_master_key_for_owner<T>(
+        &mut self,
+        now: DateTime<Utc>,
+        why: &str,
+        after: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<(T, Rotated)> {
+        match self.owner_public()? {
+            Some(public) => self.replace_master(NewOwner::Existing(public), now, why, after),
+            None => {
+                let value = self.in_transaction(|| {
+                    self.set_meta(ROTATION_DUE_SETTING, why)?;
+                    self.retire_escrow_sets(now)?;
+                    after(self)
+                })?;
+                Ok((
+                    value,
+                    Rotated {
+                        deferred: true,
+                        ..Rotated::default()
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Whether a replacement of the master key is due (see
+    /// [`Store::rotate_master_key_for_owner`]).
+    pub(super) fn rotation_due(&self) -> Result<bool> {
+        Ok(self
+            .setting(ROTATION_DUE_SETTING)?
+            .is_some_and(|v| !v.is_empty()))
+    }
+
+    fn replace_master<T>(
+        &mut self,
+        to: NewOwner<'_>,
+        now: DateTime<Utc>,
+        why: &str,
+        after: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<(T, Rotated)> {
+        if self.depth.get() != 0 {
+            return Err(StoreError::Corrupt(
+                "the master key cannot be replaced inside another transaction",
+            ));
+        }
+        let old_master = MasterKey::from_bytes(*self.master.0.expose_secret());
+        let old_owner = self.owner.clone();
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.depth.set(1);
+        let mut result = self.replace_master_inner(to, now, why, after);
+        if result.is_ok()
+            && let Err(err) = self.seal_dirty()
+        {
+            result = Err(err);
+        }
+        self.depth.set(0);
+        if result.is_ok()
+            && let Err(err) = self.conn.execute_batch("COMMIT")
+        {
+            result = Err(err.into());
+        }
+        match result {
+            Ok(value) => {
+                self.wal_checkpoint_due.set(false);
+                self.checkpoint()?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.keys = StoreKeys::derive(&old_master);
+                self.master = old_master;
+                self.owner = old_owner;
+                self.dirty.clear();
+                self.wal_checkpoint_due.set(false);
+                Err(err)
+            }
+        }
+    }
+
+    fn replace_master_inner<T>(
+        &mut self,
+        to: NewOwner<'_>,
+        now: DateTime<Utc>,
+        why: &str,
+        after: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<(T, Rotated)> {
         let new_master = MasterKey::from_bytes(random_bytes());
-        let recovery = RecoveryCode::from_bytes(random_bytes());
         let old = Zeroizing::new(*self.master.0.expose_secret());
-        // Every secret column sealed under the master key: its table, its
-        // column, the SQL that yields each row's AAD, and which rows (history
-        // sealed under month keys is left as it is).
-        let columns: [(&str, &str, &str, &str); 8] = [
+        // Everything the new key will vouch for must hold under the old.
+        self.check_rows(now)?;
+        let columns: [(&str, &str, &str, &str); 10] = [
             (
                 "epoch_keys",
                 "key",
@@ -324,63 +452,128 @@ impl Store {
                 "1",
             ),
             (
+                "secrets",
+                "value",
+                "'medcrypt/store/v2/secret:' || name",
+                "1",
+            ),
+            ("notices", "body", "'medcrypt/store/v2/notice:' || id", "1"),
+            (
                 "audit_state",
                 "enc_key",
                 "'medcrypt/store/v2/audit-enc-key'",
                 "1",
             ),
         ];
-        self.in_transaction(|| {
-            // Everything the new key will vouch for must hold under the old.
-            self.check_rows(now)?;
-            for (table, column, aad_sql, filter) in columns {
-                let rows: Vec<(i64, String, Vec<u8>)> = {
-                    let mut stmt = self.conn.prepare(&format!(
-                        "SELECT rowid, {aad_sql}, {column} FROM {table} \
-                         WHERE {filter} AND {column} IS NOT NULL AND length({column}) > 0"
-                    ))?;
-                    let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                    mapped.collect::<std::result::Result<_, _>>()?
-                };
-                for (rowid, aad, blob) in rows {
-                    let plain = aead_open(&old, &aad, &blob).ok_or(StoreError::Corrupt(
-                        "an encrypted value fails authentication",
-                    ))?;
-                    let sealed = aead_seal(new_master.0.expose_secret(), &aad, &plain);
-                    self.conn.execute(
-                        &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
-                        params![sealed, rowid],
-                    )?;
-                }
+        for (table, column, aad_sql, filter) in columns {
+            let rows: Vec<(i64, String, Vec<u8>)> = {
+                let mut stmt = self.conn.prepare(&format!(
+                    "SELECT rowid, {aad_sql}, {column} FROM {table} \
+                     WHERE {filter} AND {column} IS NOT NULL AND length({column}) > 0"
+                ))?;
+                let mapped = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                mapped.collect::<std::result::Result<_, _>>()?
+            };
+            for (rowid, aad, blob) in rows {
+                let plain = aead_open(&old, &aad, &blob).ok_or(StoreError::Corrupt(
+                    "an encrypted value fails authentication",
+                ))?;
+                let sealed = aead_seal(new_master.0.expose_secret(), &aad, &plain);
+                self.conn.execute(
+                    &format!("UPDATE {table} SET {column} = ?1 WHERE rowid = ?2"),
+                    params![sealed, rowid],
+                )?;
             }
-            // The audit sealing key, whose AAD names its day.
-            let (day, blob): (u32, Vec<u8>) = self.conn.query_row(
-                "SELECT day, sealing_key FROM audit_state WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let plain = aead_open(&old, &sealing_key_aad(day), &blob)
-                .ok_or(StoreError::Corrupt("the audit key fails authentication"))?;
-            self.conn.execute(
-                "UPDATE audit_state SET sealing_key = ?1 WHERE id = 1",
-                [aead_seal(
-                    new_master.0.expose_secret(),
-                    &sealing_key_aad(day),
-                    &plain,
-                )],
-            )?;
-            self.retire_escrow_sets(now)?;
-            Ok(())
-        })?;
+        }
+        // The audit sealing key, whose AAD names its day.
+        let (day, blob): (u32, Vec<u8>) = self.conn.query_row(
+            "SELECT day, sealing_key FROM audit_state WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let plain = aead_open(&old, &sealing_key_aad(day), &blob)
+            .ok_or(StoreError::Corrupt("the audit key fails authentication"))?;
+        self.conn.execute(
+            "UPDATE audit_state SET sealing_key = ?1 WHERE id = 1",
+            [aead_seal(
+                new_master.0.expose_secret(),
+                &sealing_key_aad(day),
+                &plain,
+            )],
+        )?;
+        // Escrow wraps of the old key open nothing current: destroyed.
+        self.retire_escrow_sets(now)?;
+        let owner_public = match &to {
+            NewOwner::Existing(public) => *public,
+            NewOwner::Passphrase(_) => {
+                let owner = super::owner::OwnerKey::generate();
+                let public = owner.public();
+                self.owner = Some(owner);
+                public
+            }
+        };
         self.keys = StoreKeys::derive(&new_master);
         self.master = new_master;
-        self.in_transaction(|| {
-            self.remake_derived()?;
-            self.wrap_under_passphrase(passphrase)?;
-            self.wrap_under_recovery(&recovery)?;
-            self.audit(now, "master_key_rotated", "", "ok", &[])
-        })?;
-        self.checkpoint()?;
-        Ok(recovery)
+        self.remake_derived()?;
+        self.write_owner_row(&owner_public)?;
+        let mut rotated = Rotated::default();
+        match to {
+            NewOwner::Passphrase(passphrase) => {
+                let recovery = RecoveryCode::from_bytes(random_bytes());
+                self.wrap_under_passphrase(passphrase)?;
+                self.wrap_under_recovery(&recovery)?;
+                rotated.recovery = Some(recovery);
+            }
+            NewOwner::Existing(_) => {
+                // A recovery entry of an earlier release wraps the old key.
+                rotated.recovery_retired = self.conn.execute(
+                    "DELETE FROM unlock WHERE method = 'recovery' AND kdf != ?1",
+                    [RECOVERY_KDF],
+                )? > 0;
+            }
+        }
+        if self.setting(ROTATION_DUE_SETTING)?.is_some() {
+            self.set_meta(ROTATION_DUE_SETTING, "")?;
+        }
+        self.audit(
+            now,
+            "master_key_rotated",
+            "",
+            "ok",
+            &[
+                ("why", why.to_owned()),
+                (
+                    "recovery_code_retired",
+                    rotated.recovery_retired.to_string(),
+                ),
+            ],
+        )?;
+        let value = after(self)?;
+        self.wal_checkpoint_due.set(true);
+        Ok((value, rotated))
     }
 }
+
+/// How a new master key reaches the owner.
+enum NewOwner<'a> {
+    /// A new owner key, under this passphrase and a new recovery code.
+    Passphrase(&'a SecretString),
+    /// The existing owner key's public half: no passphrase needed.
+    Existing(p256::PublicKey),
+}
+
+/// What a replacement of the master key did.
+#[derive(Debug, Default)]
+pub struct Rotated {
+    /// The new recovery code (with a new passphrase), to show once.
+    pub recovery: Option<RecoveryCode>,
+    /// A recovery code of an earlier release no longer opens the store:
+    /// the owner needs a new one (`medcrypt passphrase change` makes it).
+    pub recovery_retired: bool,
+    /// The store has no owner key yet: the replacement is due at the next
+    /// passphrase unlock.
+    pub deferred: bool,
+}
+
+/// The setting that says a replacement of the master key is due.
+const ROTATION_DUE_SETTING: &str = "master_key_rotation_due";

@@ -212,17 +212,35 @@ pub fn master_key(store: &Path, passphrase: &str) -> [u8; 32] {
         .unwrap();
     let mut kek = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase.as_bytes(), &salt, iterations, &mut kek);
-    let (nonce, sealed) = wrapped.split_at(12);
-    let master = Aes256Gcm::new(&kek.into())
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: sealed,
-                aad: b"medcrypt/store/v1/master-key:passphrase",
-            },
+    let open = |key: &[u8], aad: &[u8], blob: &[u8]| {
+        let (nonce, sealed) = blob.split_at(12);
+        Aes256Gcm::new_from_slice(key)
+            .unwrap()
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+            .unwrap()
+    };
+    // The passphrase opens the owner key (wire-spec 12.1), which opens the
+    // master key wrapped to its public half.
+    let owner = open(&kek, b"medcrypt/store/v2/owner-key:passphrase", &wrapped);
+    let owner = p256::SecretKey::from_slice(&owner).unwrap();
+    let (public, wrap): (Vec<u8>, Vec<u8>) = conn
+        .query_row(
+            "SELECT salt, wrapped_key FROM unlock WHERE method = 'owner'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    master.try_into().unwrap()
+    let (point, sealed) = wrap.split_at(33);
+    let ephemeral = p256::PublicKey::from_sec1_bytes(point).unwrap();
+    let shared = p256::ecdh::diffie_hellman(owner.to_nonzero_scalar(), ephemeral.as_affine());
+    let salt = [point, &public[..33]].concat();
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), shared.raw_secret_bytes())
+        .expand(b"medcrypt/store/v2/owner-wrap", &mut key)
+        .unwrap();
+    open(&key, b"medcrypt/store/v2/owner-wrap", sealed)
+        .try_into()
+        .unwrap()
 }
 
 /// Whether the store still yields `key` as one of the pairing's month keys

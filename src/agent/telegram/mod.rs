@@ -151,6 +151,67 @@ pub fn notify_owner_now(options: &Options, chat: i64, text: &str) -> Result<()> 
     })
 }
 
+/// The secret under which the agent keeps its bot token in the store, so
+/// that a command run while the agent is stopped (break-glass) can still
+/// tell the physician at once.
+pub const TOKEN_SECRET: &str = "telegram_token";
+const API_URL_VALUE: &str = "telegram_api_url";
+
+/// Keeps the agent's bot token (sealed) and API URL in the store.
+///
+/// # Errors
+/// Database errors.
+pub fn remember(session: &Session, options: &Options) -> Result<()> {
+    let store = session.store();
+    store.transaction(|| {
+        store.set_secret(TOKEN_SECRET, Some(&options.token))?;
+        store.set_agent_value(API_URL_VALUE, options.api_url.as_deref().unwrap_or(""))
+    })?;
+    Ok(())
+}
+
+/// Delivers the physician's queued notices now, through the bot the agent
+/// last ran with, when an owner chat is bound. Returns whether every
+/// pending notice was delivered (false: they wait for the agent).
+pub fn deliver_notices_now(session: &Session) -> bool {
+    let store = session.store();
+    let Ok(Some(chat)) = owner_chat(store) else {
+        return false;
+    };
+    let Ok(Some(token)) = store.secret(TOKEN_SECRET) else {
+        return false;
+    };
+    let api_url = store
+        .agent_value(API_URL_VALUE)
+        .ok()
+        .flatten()
+        .filter(|u| !u.is_empty());
+    let options = Options {
+        token: token.to_string(),
+        api_url,
+        poll_timeout: 0,
+        keep_plaintext: false,
+        tick: Duration::from_secs(60),
+        run_for: None,
+    };
+    let Ok(notices) = store.pending_notices() else {
+        return false;
+    };
+    let mut all = true;
+    for notice in notices {
+        match notify_owner_now(&options, chat, &notice.text) {
+            Ok(()) => {
+                let _ = store.notice_delivered(notice.id, session.now());
+            }
+            Err(_) => {
+                let _ = store.notice_attempted(notice.id);
+                all = false;
+            }
+        }
+    }
+    all
+}
+
 /// Runs the agent until SIGINT/SIGTERM (or `run_for`). Prints the bot's
 /// username and, at first start, the owner's deep link.
 ///
@@ -456,14 +517,19 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
     Ok(())
 }
 
-async fn notify_owner(session: &Session, bot: &Throttle<Bot>, text: &str) -> Result<()> {
+/// Sends `text` to the owner's chat; whether it was delivered.
+async fn notify_owner(session: &Session, bot: &Throttle<Bot>, text: &str) -> Result<bool> {
     let store = session.store();
-    if let Some(chat) = owner_chat(store)?
-        && let Err(err) = bot.send_message(ChatId(chat), text.to_owned()).await
-    {
-        tracing::warn!(error = %err, "could not notify the owner");
+    let Some(chat) = owner_chat(store)? else {
+        return Ok(false);
+    };
+    match bot.send_message(ChatId(chat), text.to_owned()).await {
+        Ok(_) => Ok(true),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not notify the owner");
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 /// Rotation and shredding while running, and once a day an audit
@@ -477,10 +543,6 @@ async fn periodic(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
             tracing::info!(pairing = %rotation.alias, %epoch, "key destroyed");
         }
     }
-    if let Some(notice) = store.agent_value("owner_notice")?.filter(|n| !n.is_empty()) {
-        notify_owner(session, bot, &notice).await?;
-        store.set_agent_value("owner_notice", "")?;
-    }
     let today = crate::protocol::audit::day_of(now).to_string();
     if owner_chat(store)?.is_some()
         && store.agent_value("checkpoint_day")?.as_deref() != Some(today.as_str())
@@ -493,9 +555,28 @@ async fn periodic(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
             &[("to", "owner chat".to_owned())],
         )?;
         let (seq, mac) = store.audit_head()?;
-        let checkpoint = crate::protocol::audit::Checkpoint::new(seq, &mac, now).to_text();
-        notify_owner(session, bot, &format!("MedCrypt audit checkpoint (keep it; `medcrypt audit verify --checkpoint` checks it):\n{checkpoint}")).await?;
-        store.set_agent_value("checkpoint_day", &today)?;
+        let checkpoint =
+            crate::protocol::audit::Checkpoint::new(store.store_id()?.as_deref(), seq, &mac, now)
+                .to_text();
+        let text = format!(
+            "MedCrypt audit checkpoint (keep it; `medcrypt audit verify --checkpoint LINE` checks it):\n{checkpoint}"
+        );
+        // Queued like every notice: delivered when the chat can be reached.
+        store.transaction(|| {
+            store.queue_notice(&text, now)?;
+            store.set_agent_value("checkpoint_day", &today)
+        })?;
+    }
+    // Notices stay queued until delivered (a failed send is tried again).
+    if owner_chat(store)?.is_some() {
+        for notice in store.pending_notices()? {
+            if notify_owner(session, bot, &notice.text).await? {
+                store.notice_delivered(notice.id, now)?;
+            } else {
+                store.notice_attempted(notice.id)?;
+                break;
+            }
+        }
     }
     Ok(())
 }

@@ -67,6 +67,10 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("audit_verify", "the audit log was verified"),
     ("audit_checkpoint", "an audit checkpoint was taken"),
     ("audit_export", "the audit log was exported"),
+    (
+        "audit_repair",
+        "a log altered outside MedCrypt was set right, keeping the evidence",
+    ),
 ];
 
 /// Whether `action` is one of [`ACTIONS`].

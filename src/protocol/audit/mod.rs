@@ -40,12 +40,13 @@ use sha2::Sha256;
 /// Label of the daily sealing-key step.
 pub const SEALING_KEY_STEP_LABEL: &str = "medcrypt/audit/v1/sealing-key-step";
 const MAC_LABEL: &[u8] = b"medcrypt/audit/v1/mac";
+const HEAD_LABEL: &[u8] = b"medcrypt/audit/v1/head";
 const BODY_AAD_LABEL: &[u8] = b"medcrypt/audit/v1/body";
 #[cfg(test)]
 mod tests;
 mod verify;
 
-pub use verify::{AuditFault, Checkpoint, Trust, VerifyReport, verify};
+pub use verify::{AuditFault, Checkpoint, CheckpointError, Head, Trust, VerifyReport, verify};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -181,6 +182,45 @@ impl SealingKey {
         Self { day: next, key }
     }
 
+    /// This key stepped forward to `day` (`None` for an earlier day: keys
+    /// only move forward).
+    pub fn step_to(&self, day: u32) -> Option<Self> {
+        if day < self.day {
+            return None;
+        }
+        let mut key = Self::from_bytes(self.day, self.expose_bytes());
+        while key.day < day {
+            key = key.step();
+        }
+        Some(key)
+    }
+
+    /// Whether `other` is the same key of the same day (constant time in
+    /// the key bytes).
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.day == other.day && macs_equal(self.expose_bytes(), other.expose_bytes())
+    }
+
+    /// The head MAC: binds the log's end (`seq` and the MAC of the record
+    /// there) to this day's key, so that neither can be set back without it:
+    /// `HMAC(K(day), "medcrypt/audit/v1/head" || seq (u64) || day (u32) || mac)`.
+    pub fn head_mac(&self, seq: u64, mac: &[u8; 32]) -> [u8; 32] {
+        let mut hmac = match <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret()) {
+            Ok(hmac) => hmac,
+            Err(_) => return [0u8; 32],
+        };
+        hmac.update(HEAD_LABEL);
+        hmac.update(&seq.to_be_bytes());
+        hmac.update(&self.day.to_be_bytes());
+        hmac.update(mac);
+        hmac.finalize().into_bytes().into()
+    }
+
+    /// Whether `head_mac` is this key's head MAC of (`seq`, `mac`).
+    pub fn head_ok(&self, seq: u64, mac: &[u8; 32], head_mac: &[u8; 32]) -> bool {
+        macs_equal(&self.head_mac(seq, mac), head_mac)
+    }
+
     fn mac(&self, seq: u64, kind: RecordKind, body: &[u8], prev: &[u8; 32]) -> [u8; 32] {
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret()) {
             Ok(mac) => mac,
@@ -281,6 +321,21 @@ impl Sealer {
         &self.last_mac
     }
 
+    /// The head MAC of the current end of the log (to persist with it).
+    pub fn head_mac(&self) -> [u8; 32] {
+        self.key.head_mac(self.last_seq, &self.last_mac)
+    }
+
+    /// The head as verification expects it.
+    pub fn head(&self) -> Head<'_> {
+        Head {
+            key: &self.key,
+            last_seq: self.last_seq,
+            last_mac: self.last_mac,
+            head_mac: Some(self.head_mac()),
+        }
+    }
+
     fn push(&mut self, kind: RecordKind, event: &AuditEvent) -> Record {
         let seq = self.last_seq + 1;
         let day = self.key.day;
@@ -309,6 +364,13 @@ impl Sealer {
             body,
             mac,
         }
+    }
+
+    /// Appends an entry under the current key without sealing any day
+    /// first: only for an `audit_repair` entry, which may follow a cut
+    /// across days whose keys are gone.
+    pub fn push_entry(&mut self, event: &AuditEvent) -> Record {
+        self.push(RecordKind::Entry, event)
     }
 
     /// Seals every day before `day` that is still open and steps the key to
