@@ -31,7 +31,7 @@ Exit codes:
   2 usage error                   8 unknown pairing (another pairing or store)
   3 authentication failed         9 wrong passphrase, recovery code or shares
   4 expired or not yet valid     10 tampering (audit log or store file)
-  5 replayed
+  5 replayed                     11 break-glass refused (shares) or nothing to export
 
 Environment:
   MEDCRYPT_STORE           the store file (like --store)
