@@ -381,7 +381,7 @@ fn every_kind_of_tampering_is_detected_and_named() {
         refused.stderr
     );
     let fault = verify_fails(&store, &code, None);
-    assert!(fault.contains("entries were cut"), "{fault}");
+    assert!(fault.contains("were cut"), "{fault}");
 }
 
 /// A command that must be refused because the log was altered, pointing to
@@ -431,7 +431,7 @@ fn insider_attacks_on_the_end_of_the_log_are_caught() {
     });
     let why = verify_fails(&store, &code, None);
     assert!(
-        why.contains("entries were cut or the head was altered"),
+        why.contains("entries after it were cut and the store's record of its end set back"),
         "{why}"
     );
     let local = run(&store, &["audit", "verify"], "", later, PASSPHRASE);

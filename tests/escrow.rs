@@ -355,6 +355,51 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// What an insider with write access does with an old copy: puts its escrow
+/// wraps and sets (not retired there) back into the live store.
+fn plant_old_escrow(doc: &Party, old: &Path) {
+    let conn = rusqlite::Connection::open(&doc.store).unwrap();
+    conn.execute_batch(&format!(
+        "ATTACH DATABASE '{}' AS b;
+         INSERT OR REPLACE INTO unlock SELECT * FROM b.unlock WHERE method LIKE 'escrow:%';
+         INSERT OR REPLACE INTO escrow_sets SELECT * FROM b.escrow_sets;
+         DETACH DATABASE b;",
+        old.display()
+    ))
+    .unwrap();
+}
+
+/// The planted wrap opened (the shares passed every check), but what it
+/// yielded is not the live store's key.
+fn assert_old_key_opens_nothing(run: &common::Run, out: &Path) {
+    assert_ne!(
+        run.code, 0,
+        "old shares opened the live store: {}",
+        run.stdout
+    );
+    assert!(!out.exists(), "something was exported");
+    // Not refused by an earlier check: the shares and the planted wrap
+    // passed them all, and the key they yield is the old one.
+    for earlier_check in [
+        "was retired on",
+        "does not match the split",
+        "not from a split",
+        "needs 2",
+    ] {
+        assert!(
+            !run.stderr.contains(earlier_check),
+            "refused for another reason: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(run.code, 11, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("a key this store no longer uses"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn retired_shares_with_an_old_copy_open_nothing_current() {
     let dir = tempfile::tempdir().unwrap();
@@ -371,27 +416,13 @@ fn retired_shares_with_an_old_copy_open_nothing_current() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The store's key was replaced: the old copy's escrow wrap, planted
     // back into the live store with its set, opens nothing current.
-    let conn = rusqlite::Connection::open(&doc.store).unwrap();
-    conn.execute_batch(&format!(
-        "ATTACH DATABASE '{}' AS b;
-         INSERT OR REPLACE INTO unlock SELECT * FROM b.unlock WHERE method LIKE 'escrow:%';
-         UPDATE escrow_sets SET retired_at = NULL;
-         DETACH DATABASE b;",
-        old.display()
-    ))
-    .unwrap();
-    drop(conn);
+    plant_old_escrow(&doc, &old);
     let run = combine(
         &doc,
         &[&pages[0], &pages[2]],
         &strs(&export_args(dir.path(), "e2")),
     );
-    assert_ne!(
-        run.code, 0,
-        "old shares opened the live store: {}",
-        run.stdout
-    );
-    assert!(!dir.path().join("e2").exists());
+    assert_old_key_opens_nothing(&run, &dir.path().join("e2"));
     // The physician's passphrase still opens the store, with its history.
     let listed = doc.ok(&["inbox"], "", NOV);
     assert!(listed.contains("Allergic to penicillin"), "{listed}");
@@ -420,27 +451,13 @@ fn a_new_split_replaces_the_key_and_says_it_retires_the_old_set() {
     assert!(shown.contains("is retired"), "{shown}");
     // The first set's wrap and record, planted back from the old copy into
     // the live store: what the old shares unwrap no longer opens it.
-    let conn = rusqlite::Connection::open(&doc.store).unwrap();
-    conn.execute_batch(&format!(
-        "ATTACH DATABASE '{}' AS b;
-         INSERT OR REPLACE INTO unlock SELECT * FROM b.unlock WHERE method LIKE 'escrow:%';
-         INSERT OR REPLACE INTO escrow_sets SELECT * FROM b.escrow_sets;
-         DETACH DATABASE b;",
-        old.display()
-    ))
-    .unwrap();
-    drop(conn);
+    plant_old_escrow(&doc, &old);
     let run = combine(
         &doc,
         &[&first[0], &first[1]],
         &strs(&export_args(dir.path(), "e")),
     );
-    assert_ne!(
-        run.code, 0,
-        "a retired set opened the live store: {}",
-        run.stdout
-    );
-    assert!(!dir.path().join("e").exists());
+    assert_old_key_opens_nothing(&run, &dir.path().join("e"));
 }
 
 #[test]
@@ -602,4 +619,30 @@ fn a_split_refuses_duplicate_names_and_leaves_nothing_when_it_fails() {
         run.stderr
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+/// The agent holds the store open for days; a split (or an emergency
+/// access) replaces the key under it. It must not write with the old key.
+#[test]
+fn a_process_holding_the_old_key_writes_nothing_after_a_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let now = medcrypt::parse_utc(NOV).unwrap();
+    let pass = SecretString::from(PASSPHRASE.to_owned());
+    let agent = Store::open(&doc.store, &pass, now).unwrap();
+    let mut other = Store::open(&doc.store, &pass, now).unwrap();
+    other
+        .escrow_split(&["Ana".to_owned(), "Bo".to_owned()], 2, now)
+        .unwrap();
+    drop(other);
+    let err = agent.set_setting("name", "Dr. Stale", now).unwrap_err();
+    assert!(
+        matches!(err, medcrypt::store::StoreError::KeyReplaced),
+        "{err}"
+    );
+    drop(agent);
+    // Opened again, it works, and nothing was written with the old key.
+    let fresh = Store::open(&doc.store, &pass, now).unwrap();
+    fresh.integrity().unwrap();
+    fresh.set_setting("name", "Dr. Fresh", now).unwrap();
 }

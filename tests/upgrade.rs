@@ -134,3 +134,113 @@ fn an_upgraded_store_cannot_be_reset_by_faking_an_old_one() {
         run.stderr
     );
 }
+
+/// An older store moves to an owner key at its first passphrase unlock, so
+/// a key replacement (here by a new escrow split) keeps the passphrase
+/// working; its first-release recovery code, which wrapped the old key
+/// itself, is retired, said so, and replaced by `passphrase change`.
+#[test]
+fn an_upgraded_store_keeps_its_passphrase_across_a_key_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = fixture(dir.path(), "doc");
+    ok(&doc, &["pair", "list"], "");
+    let owner_rows: i64 = rusqlite::Connection::open(&doc.store)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM unlock WHERE method = 'owner'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        owner_rows, 1,
+        "the passphrase unlock did not move the store to an owner key"
+    );
+
+    let shares = dir.path().join("shares");
+    let split = doc.run_with(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            shares.to_str().unwrap(),
+            "--custodian",
+            "Ana",
+            "--custodian",
+            "Bo",
+        ],
+        "",
+        LATER,
+        PASSPHRASE,
+    );
+    assert_eq!(split.code, 0, "{}", split.stderr);
+    assert!(
+        split.stdout.contains("store's key was replaced"),
+        "{}",
+        split.stdout
+    );
+    assert!(
+        split
+            .stderr
+            .contains("recovery code (from an earlier MedCrypt) no longer"),
+        "{}",
+        split.stderr
+    );
+    let pairs = ok(&doc, &["pair", "list"], "");
+    assert!(
+        pairs.contains("alice"),
+        "the passphrase no longer opens the store: {pairs}"
+    );
+
+    // The old recovery code is gone, and said so.
+    let any_code = medcrypt::codes::RecoveryCode::from_bytes([7; 16]).to_text();
+    let recover = doc.run_with(
+        &["recover", "--recovery-code", &any_code],
+        "",
+        LATER,
+        PASSPHRASE,
+    );
+    assert_ne!(recover.code, 0);
+    assert!(
+        recover.stderr.contains("no recovery code any more"),
+        "{}",
+        recover.stderr
+    );
+    // `passphrase change` makes a new one, which works.
+    let new_pass = dir.path().join("new-pass");
+    std::fs::write(&new_pass, "a brand new passphrase").unwrap();
+    let changed = ok(
+        &doc,
+        &[
+            "passphrase",
+            "change",
+            "--new-passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+        "",
+    );
+    let code = changed
+        .lines()
+        .skip_while(|l| !l.contains("new one"))
+        .find(|l| l.starts_with("    "))
+        .unwrap_or_else(|| panic!("no new recovery code shown: {changed}"))
+        .trim()
+        .to_owned();
+    let again = dir.path().join("again");
+    std::fs::write(&again, "after the recovery code").unwrap();
+    let recovered = doc.run_with(
+        &[
+            "recover",
+            "--recovery-code",
+            &code,
+            "--new-passphrase-file",
+            again.to_str().unwrap(),
+        ],
+        "",
+        LATER,
+        "",
+    );
+    assert_eq!(recovered.code, 0, "{}", recovered.stderr);
+    let listed = doc.run_with(&["pair", "list"], "", LATER, "after the recovery code");
+    assert!(listed.stdout.contains("alice"), "{}", listed.stderr);
+}

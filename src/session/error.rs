@@ -338,6 +338,10 @@ fn classify_store(e: &StoreError) -> (ErrorKind, Option<Cow<'static, str>>) {
             ErrorKind::AuditFailed,
             "nothing was done. Keep a copy as evidence (`medcrypt backup FILE`), run `medcrypt audit verify --code CODE` for the diagnosis, then `medcrypt audit repair` to set the log right (the repair is recorded)",
         ),
+        StoreError::KeyReplaced => (
+            ErrorKind::Other,
+            "nothing was written; run the command again (an agent: start it again; the passphrase still opens the store)",
+        ),
         StoreError::NoRecoveryCode => (
             ErrorKind::Other,
             "open the store with the passphrase; `medcrypt passphrase change` then makes a new recovery code",

@@ -188,6 +188,58 @@ pub fn share_page(
     )
 }
 
+/// One opening of the store by custodians: who, when, why, which set, and
+/// how to tell the physician at once.
+struct Access<'a> {
+    names: String,
+    date: String,
+    reason: &'a str,
+    set: String,
+    now: DateTime<Utc>,
+    deliver: &'a dyn Fn(&Session) -> bool,
+}
+
+impl Access<'_> {
+    /// The audit details every `escrow_combine` entry carries.
+    fn details(&self, action: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("custodians", self.names.clone()),
+            ("reason", self.reason.to_owned()),
+            ("action", action.to_owned()),
+            ("set", self.set.clone()),
+        ]
+    }
+
+    /// Records an opening that did not go on to its action (the audit
+    /// entry with its outcome, and a notice for the physician, delivered at
+    /// once when possible). The set is not used up.
+    fn not_carried_out(
+        &self,
+        session: &Session,
+        subject: &str,
+        outcome: &str,
+        why: &str,
+    ) -> Result<()> {
+        let mut details = self.details("export");
+        details.push(("why", why.to_owned()));
+        session.store.transaction(|| {
+            session
+                .store
+                .audit(self.now, "escrow_combine", subject, outcome, &details)?;
+            session.store.queue_notice(
+                &format!(
+                    "⚠ Your MedCrypt store was opened with emergency shares on {} by {} ({why}); \
+                     nothing was exported. See `medcrypt audit show --action escrow_combine`.",
+                    self.date, self.names
+                ),
+                self.now,
+            )
+        })?;
+        (self.deliver)(session);
+        Ok(())
+    }
+}
+
 impl Session {
     /// Splits a new escrow key among `custodians` (the store's master key
     /// is replaced first; earlier sets are retired).
@@ -278,9 +330,9 @@ impl Session {
             }
             _ => {}
         }
-        let mut names_seen = std::collections::BTreeSet::new();
+        let mut indices = std::collections::BTreeSet::new();
         for share in shares {
-            if !names_seen.insert(share.index) {
+            if !indices.insert(share.index) {
                 return Err(Error::Refused {
                     message: format!(
                         "share {} of {} was given twice",
@@ -291,27 +343,24 @@ impl Session {
                 });
             }
         }
-        let (store, _secret) = Store::open_with_escrow(path, shares, clock.now())?;
+        let store = Store::open_with_escrow(path, shares, clock.now())?;
         store.integrity()?;
         let mut session = Session::from_store(store, clock);
         let now = session.now();
-        let names = shares
-            .iter()
-            .map(|s| s.custodian.clone())
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let date = format_utc(now);
-        let set = shares
-            .first()
-            .map(|s| hex::encode(s.set_id))
-            .unwrap_or_default();
-        let base_details = |action_name: &str| {
-            vec![
-                ("custodians", names.clone()),
-                ("reason", reason.to_owned()),
-                ("action", action_name.to_owned()),
-                ("set", set.clone()),
-            ]
+        let access = Access {
+            names: shares
+                .iter()
+                .map(|s| s.custodian.clone())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            date: format_utc(now),
+            reason,
+            set: shares
+                .first()
+                .map(|s| hex::encode(s.set_id))
+                .unwrap_or_default(),
+            now,
+            deliver,
         };
         // An export needs a patient the custodians can name: the list.
         if let CombineAction::Export { alias, .. } = action {
@@ -323,29 +372,16 @@ impl Session {
                 } else {
                     "patient list"
                 };
-                session.record_opening(
-                    now,
-                    alias.unwrap_or(""),
-                    "rejected",
-                    why,
-                    &base_details("export"),
-                    &names,
-                    &date,
-                )?;
-                deliver(&session);
+                access.not_carried_out(&session, alias.unwrap_or(""), "rejected", why)?;
                 return Err(choose_patient(alias, &pairings));
             };
             if session.store.history(Some(&pairing), 0)?.is_empty() {
-                session.record_opening(
-                    now,
+                access.not_carried_out(
+                    &session,
                     &pairing.alias,
                     "rejected",
                     "nothing to export",
-                    &base_details("export"),
-                    &names,
-                    &date,
                 )?;
-                deliver(&session);
                 return Err(Error::Refused {
                     message: format!(
                         "there is nothing to export for {:?}: this store keeps no received messages of that pairing \
@@ -360,128 +396,112 @@ impl Session {
                 });
             }
         }
-        let mut outcome = CombineOutcome {
-            custodians: names.clone(),
-            exported: None,
-            recovery: None,
-            audit: Ok(VerifyReport {
-                records: 0,
-                entries: 0,
-                seals: 0,
-                days: 0,
-                full: false,
-                head_bound: false,
-                repairs: Vec::new(),
-            }),
-            rotated: Rotated::default(),
-            owner_told: false,
-        };
-        outcome.audit = session
+        let audit = session
             .store
             .audit_verify(None, None)?
             .map_err(|fault| fault.to_string());
-        match action {
+        // The physician's notice names who and when, never the patient or
+        // the reason: it crosses the messenger in clear.
+        let (names, date) = (&access.names, &access.date);
+        let mut outcome = match action {
             CombineAction::Export { dir, alias } => {
                 let pairing = session.store.pairing(alias.unwrap_or_default())?;
                 let written = match session.export_history(Some(&pairing), dir) {
                     Ok(written) => written,
                     Err(err) => {
-                        session.record_opening(
-                            now,
+                        access.not_carried_out(
+                            &session,
                             &pairing.alias,
                             "failed",
                             "export failed",
-                            &base_details("export"),
-                            &names,
-                            &date,
                         )?;
-                        deliver(&session);
                         return Err(err);
                     }
                 };
-                let notice = format!(
-                    "MedCrypt notice: emergency access to your records on {date} by {names}; reason: {reason}."
-                );
                 let owner_text = format!(
-                    "⚠ Emergency access to your MedCrypt store on {date} by {names} (export of {:?}; reason: {reason}). \
-                     The store's key was replaced and the share set retired. See `medcrypt audit show --action escrow_combine`.",
-                    pairing.alias
+                    "⚠ Emergency access to your MedCrypt store on {date} by {names} (one patient's records exported). \
+                     The store's key was replaced and the share set retired. See `medcrypt audit show --action escrow_combine`."
                 );
-                let mut details = base_details("export");
+                let mut details = access.details("export");
                 details.push(("items", written.to_string()));
-                let ((), rotated) = session.store.rotate_master_key_for_owner(
-                    now,
-                    "emergency access",
-                    |store| {
-                        store.audit(now, "escrow_combine", &pairing.alias, "ok", &details)?;
-                        store.audit(
-                            now,
-                            "escrow_export",
-                            &pairing.alias,
-                            "ok",
-                            &[("items", written.to_string())],
-                        )?;
-                        store.queue_notice(&owner_text, now)?;
-                        store.audit(now, "escrow_retire", "", "ok", &[("set", set.clone())])
-                    },
+                let recorded =
+                    session
+                        .store
+                        .rotate_master_key_for_owner(now, "emergency access", |store| {
+                            store.audit(now, "escrow_combine", &pairing.alias, "ok", &details)?;
+                            store.audit(
+                                now,
+                                "escrow_export",
+                                &pairing.alias,
+                                "ok",
+                                &[("items", written.to_string())],
+                            )?;
+                            store.queue_notice(&owner_text, now)?;
+                            store.audit(
+                                now,
+                                "escrow_retire",
+                                "",
+                                "ok",
+                                &[("set", access.set.clone())],
+                            )
+                        });
+                let ((), rotated) = match recorded {
+                    Ok(done) => done,
+                    Err(err) => {
+                        // Not recorded, so not kept: no plaintext without its entry.
+                        let _ = std::fs::remove_dir_all(dir);
+                        return Err(err.into());
+                    }
+                };
+                session.notify_patient(
+                    &pairing,
+                    &format!(
+                        "MedCrypt notice: emergency access to your records on {date} by {names}; reason: {reason}."
+                    ),
                 )?;
-                session.notify_patient(&pairing, &notice)?;
-                outcome.exported = Some(written);
-                outcome.rotated = rotated;
+                CombineOutcome {
+                    custodians: names.clone(),
+                    exported: Some(written),
+                    recovery: None,
+                    audit,
+                    rotated,
+                    owner_told: false,
+                }
             }
             CombineAction::Rekey { passphrase } => {
                 let owner_text = format!(
-                    "⚠ Emergency access to your MedCrypt store on {date} by {names} (new passphrase; reason: {reason}). \
+                    "⚠ Emergency access to your MedCrypt store on {date} by {names} (new passphrase). \
                      The old passphrase and recovery code no longer open it; the custodians hold the new ones."
                 );
-                let recovery = session.store.rotate_master_key(passphrase, now)?;
-                session.store.transaction(|| {
-                    session.store.audit(
-                        now,
-                        "escrow_combine",
-                        "",
-                        "ok",
-                        &base_details("new passphrase"),
-                    )?;
-                    session.store.queue_notice(&owner_text, now)?;
-                    session
-                        .store
-                        .audit(now, "escrow_retire", "", "ok", &[("set", set.clone())])
-                })?;
-                outcome.recovery = Some(recovery);
+                let details = access.details("new passphrase");
+                let ((), recovery) = session.store.rotate_master_key(
+                    passphrase,
+                    now,
+                    "emergency access",
+                    |store| {
+                        store.audit(now, "escrow_combine", "", "ok", &details)?;
+                        store.queue_notice(&owner_text, now)?;
+                        store.audit(
+                            now,
+                            "escrow_retire",
+                            "",
+                            "ok",
+                            &[("set", access.set.clone())],
+                        )
+                    },
+                )?;
+                CombineOutcome {
+                    custodians: names.clone(),
+                    exported: None,
+                    recovery: Some(recovery),
+                    audit,
+                    rotated: Rotated::default(),
+                    owner_told: false,
+                }
             }
-        }
+        };
         outcome.owner_told = deliver(&session);
         Ok(outcome)
-    }
-
-    /// Records an opening by shares that did not go on to its action (the
-    /// audit entry with its outcome, and a notice for the physician).
-    #[allow(clippy::too_many_arguments)]
-    fn record_opening(
-        &self,
-        now: DateTime<Utc>,
-        subject: &str,
-        outcome: &str,
-        why: &str,
-        details: &[(&str, String)],
-        names: &str,
-        date: &str,
-    ) -> Result<()> {
-        let mut details = details.to_vec();
-        details.push(("why", why.to_owned()));
-        self.store.transaction(|| {
-            self.store
-                .audit(now, "escrow_combine", subject, outcome, &details)?;
-            self.store.queue_notice(
-                &format!(
-                    "⚠ Your MedCrypt store was opened with emergency shares on {date} by {names} ({why}); \
-                     nothing was exported. See `medcrypt audit show --action escrow_combine`."
-                ),
-                now,
-            )
-        })?;
-        Ok(())
     }
 
     /// Queues a notice for the patient of `pairing`, encrypted like any

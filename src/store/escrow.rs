@@ -106,7 +106,7 @@ impl Store {
         path: &Path,
         shares: &[crate::protocol::shares::ShareText],
         now: DateTime<Utc>,
-    ) -> Result<(Self, crate::protocol::shares::EscrowSecret)> {
+    ) -> Result<Self> {
         let conn = Self::connect(path)?;
         let first = shares
             .first()
@@ -178,19 +178,18 @@ impl Store {
             .as_slice()
             .try_into()
             .map_err(|_| StoreError::Corrupt("escrowed key of wrong length"))?;
+        // An audit key in shares of earlier releases is never used: the
+        // custodians hold no power over the log that audits them.
         let mut store = Self::assemble(conn, MasterKey::from_bytes(bytes), path)?;
+        // A wrap planted back from an old copy yields a replaced key.
+        if store.audit_enc_key().is_err() {
+            return Err(StoreError::Escrow(
+                "these shares unwrap a key this store no longer uses (a share set retired when the \
+                 store's key was replaced): they open nothing current"
+                    .into(),
+            ));
+        }
         store.prepare(now)?;
-        Ok((store, secret))
-    }
-
-    /// Ends a break-glass access: retires the active share sets.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn escrow_retire(&self, now: DateTime<Utc>) -> Result<()> {
-        self.in_transaction(|| {
-            self.retire_escrow_sets(now)?;
-            self.audit(now, "escrow_retire", "", "ok", &[])
-        })
+        Ok(store)
     }
 }

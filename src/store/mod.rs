@@ -90,6 +90,11 @@ pub enum StoreError {
         "the audit log does not end where this store sealed it: it was altered outside MedCrypt"
     )]
     AuditAltered,
+    /// Another command replaced the store's master key while this one held
+    /// the old key (an emergency access or a new escrow split while the
+    /// agent ran): nothing was written with the old key.
+    #[error("the store's key was replaced by another MedCrypt command since this one opened it")]
+    KeyReplaced,
     /// The store's recovery code was retired (see `Rotated`).
     #[error(
         "this store has no recovery code any more: it was retired when the store's key was replaced after an emergency access"
@@ -557,6 +562,12 @@ impl Store {
             )
         };
         self.conn.execute_batch(&begin)?;
+        if depth == 0
+            && let Err(err) = self.check_key_current()
+        {
+            let _ = self.conn.execute_batch(&rollback);
+            return Err(err);
+        }
         self.depth.set(depth + 1);
         let mut result = f();
         if depth == 0 && result.is_ok() {

@@ -7,7 +7,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload as AeadPayload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use chrono::{DateTime, Utc};
 use hkdf::Hkdf;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -289,20 +289,20 @@ impl Store {
     ///
     /// # Errors
     /// Database errors, [`StoreError::Corrupt`].
-    pub fn rotate_master_key(
+    /// `after` runs in the same transaction, under the new key.
+    pub fn rotate_master_key<T>(
         &mut self,
         passphrase: &SecretString,
         now: DateTime<Utc>,
-    ) -> Result<RecoveryCode> {
-        let (_, rotated) = self.replace_master(
-            NewOwner::Passphrase(passphrase),
-            now,
-            "new passphrase",
-            |_| Ok(()),
-        )?;
-        rotated
+        why: &str,
+        after: impl FnOnce(&Self) -> Result<T>,
+    ) -> Result<(T, RecoveryCode)> {
+        let (value, rotated) =
+            self.replace_master(NewOwner::Passphrase(passphrase), now, why, after)?;
+        let recovery = rotated
             .recovery
-            .ok_or(StoreError::Corrupt("no recovery code was made"))
+            .ok_or(StoreError::Corrupt("no recovery code was made"))?;
+        Ok((value, recovery))
     }
 
     /// Replaces the master key without the passphrase: the new key is
@@ -351,6 +351,40 @@ impl Store {
             .is_some_and(|v| !v.is_empty()))
     }
 
+    /// The value that names the master key in use (a MAC under it), which
+    /// every process compares with its own before writing.
+    fn key_check(&self) -> [u8; 32] {
+        self.row_mac(&[KEY_CHECK_LABEL])
+    }
+
+    /// Refuses to write with a master key another command has replaced
+    /// (checked at the start of every transaction). A store of an earlier
+    /// release gets its key check at its first transaction.
+    pub(super) fn check_key_current(&self) -> Result<()> {
+        let stored: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT wrapped_key FROM unlock WHERE method = 'key-check'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match stored {
+            Some(value) if value.as_slice() == self.key_check().as_slice() => Ok(()),
+            Some(_) => Err(StoreError::KeyReplaced),
+            None => self.write_key_check(),
+        }
+    }
+
+    fn write_key_check(&self) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO unlock (method, kdf, iterations, salt, wrapped_key)
+             VALUES ('key-check', 'hmac-sha256', 1, X'', ?1)",
+            [self.key_check().to_vec()],
+        )?;
+        Ok(())
+    }
+
     fn replace_master<T>(
         &mut self,
         to: NewOwner<'_>,
@@ -367,7 +401,9 @@ impl Store {
         let old_owner = self.owner.clone();
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         self.depth.set(1);
-        let mut result = self.replace_master_inner(to, now, why, after);
+        let mut result = self
+            .check_key_current()
+            .and_then(|()| self.replace_master_inner(to, now, why, after));
         if result.is_ok()
             && let Err(err) = self.seal_dirty()
         {
@@ -515,6 +551,7 @@ impl Store {
         self.keys = StoreKeys::derive(&new_master);
         self.master = new_master;
         self.remake_derived()?;
+        self.write_key_check()?;
         self.write_owner_row(&owner_public)?;
         let mut rotated = Rotated::default();
         match to {
@@ -574,6 +611,9 @@ pub struct Rotated {
     /// passphrase unlock.
     pub deferred: bool,
 }
+
+/// What the key check MACs.
+const KEY_CHECK_LABEL: &[u8] = b"medcrypt/store/v2/key-check";
 
 /// The setting that says a replacement of the master key is due.
 const ROTATION_DUE_SETTING: &str = "master_key_rotation_due";

@@ -87,6 +87,15 @@ pub enum AuditFault {
         /// The last record present (up to the head).
         last: u64,
     },
+    /// The store's head names the last record, but its head MAC fails: the
+    /// head was set back by someone without the day's key.
+    #[error(
+        "the log ends at entry #{head}, but that is not the end the store sealed: entries after it were cut and the store's record of its end set back to match"
+    )]
+    HeadNotSealed {
+        /// The sequence number the (altered) head names.
+        head: u64,
+    },
     /// The log ends on an earlier day than the store's current key.
     #[error(
         "the log ends on {last_day} but the store has sealed every day up to {day}: the records of the days between were cut"
@@ -137,7 +146,7 @@ impl AuditFault {
             Self::Empty => "empty",
             Self::ForeignCode => "foreign_code",
             Self::StateReplaced { .. } => "state_replaced",
-            Self::HeadMismatch { .. } => "head_mismatch",
+            Self::HeadMismatch { .. } | Self::HeadNotSealed { .. } => "head_mismatch",
             Self::NotToDay { .. } => "not_to_day",
             Self::BeyondHead { .. } => "beyond_head",
             Self::Truncated { .. } => "truncated",
@@ -485,11 +494,14 @@ pub fn verify(
     let head_ok = head
         .head_mac
         .is_none_or(|h| head.key.head_ok(head.last_seq, &head.last_mac, &h));
-    if last != head.last_seq || !macs_equal(&last_record.mac, &head.last_mac) || !head_ok {
+    if last != head.last_seq || !macs_equal(&last_record.mac, &head.last_mac) {
         return Err(AuditFault::HeadMismatch {
             head: head.last_seq,
             last,
         });
+    }
+    if !head_ok {
+        return Err(AuditFault::HeadNotSealed { head: last });
     }
     let reaches = last_record.day == head.key.day()
         || (last_record.kind == RecordKind::Seal && last_record.day + 1 == head.key.day());
