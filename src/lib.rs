@@ -21,6 +21,8 @@
 //! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
 
 pub mod agent;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod protocol;
 pub mod qr;
 pub mod session;

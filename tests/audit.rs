@@ -616,3 +616,104 @@ fn a_cut_across_days_is_repaired_and_named_from_then_on() {
     );
     assert!(verified.contains("records a repair"), "{verified}");
 }
+
+#[test]
+fn an_export_is_verified_with_the_code_alone_and_tampering_in_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, code, _, _) = realistic_run(dir.path());
+    let now = "2026-12-09T10:00:00Z";
+    let file = dir.path().join("audit-export.json");
+    ok(
+        &doc,
+        &["audit", "export", "-o", file.to_str().unwrap()],
+        "",
+        now,
+    );
+    let checkpoint = ok(&doc, &["audit", "checkpoint"], "", now)
+        .trim()
+        .to_owned();
+    // The auditor has the file, the code and the checkpoint: no store.
+    let nowhere = dir.path().join("no-store.sqlite");
+    let verify = |file: &Path, code: &str, cp: Option<&str>| {
+        let mut args = vec![
+            "audit",
+            "verify",
+            "--export",
+            file.to_str().unwrap(),
+            "--code",
+            code,
+        ];
+        if let Some(cp) = cp {
+            args.extend(["--checkpoint", cp]);
+        }
+        run(&nowhere, &args, "", now, "")
+    };
+    let good = verify(&file, &code, None);
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    assert!(good.stdout.starts_with("OK: "), "{}", good.stdout);
+    assert!(!nowhere.exists(), "verifying an export made a store");
+    // The checkpoint was taken after the export: the export does not reach it.
+    let behind = verify(&file, &code, Some(&checkpoint));
+    assert_eq!(behind.code, 10, "{}", behind.stderr);
+    assert!(behind.stderr.contains("truncated"), "{}", behind.stderr);
+    // Each change to the file is named.
+    let export: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let tampered = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut value = export.clone();
+        edit(&mut value);
+        let path = dir.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path
+    };
+    let body = |v: &mut serde_json::Value| {
+        let b = v["records"][2]["body"].as_str().unwrap().to_owned();
+        let flipped = if b.ends_with('0') { '1' } else { '0' };
+        v["records"][2]["body"] = format!("{}{flipped}", &b[..b.len() - 1]).into();
+    };
+    let event = |v: &mut serde_json::Value| {
+        v["records"][1]["event"]["outcome"] = "failed".into();
+    };
+    let removed = |v: &mut serde_json::Value| {
+        v["records"].as_array_mut().unwrap().remove(3);
+    };
+    let cut = |v: &mut serde_json::Value| {
+        v["records"].as_array_mut().unwrap().pop();
+    };
+    for (name, edit, fault) in [
+        (
+            "body.json",
+            &body as &dyn Fn(&mut serde_json::Value),
+            "modified",
+        ),
+        ("event.json", &event, "modified"),
+        ("removed.json", &removed, "missing"),
+        ("cut.json", &cut, "cut"),
+    ] {
+        let r = verify(&tampered(name, edit), &code, None);
+        assert_eq!(r.code, 10, "{name}: {}", r.stderr);
+        assert!(r.stderr.contains(fault), "{name}: {}", r.stderr);
+    }
+    // Usage errors, exit 2: another store's code, a file that is not an
+    // export, a mistyped code.
+    let other = dir.path().join("other.sqlite");
+    let other_code = after(&ok(&other, &["init"], "", now), "Audit verification code");
+    let r = verify(&file, &other_code, None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("another store"), "{}", r.stderr);
+    let not_export = dir.path().join("notes.txt");
+    std::fs::write(&not_export, "hello").unwrap();
+    let r = verify(&not_export, &code, None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a readable MedCrypt audit export"),
+        "{}",
+        r.stderr
+    );
+    let mut typo: Vec<char> = code.chars().collect();
+    typo[3] = if typo[3] == 'A' { 'B' } else { 'A' };
+    let r = verify(&file, &typo.into_iter().collect::<String>(), None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // The readable form is still there.
+    let lines = ok(&doc, &["audit", "export", "--format", "jsonl"], "", now);
+    assert!(lines.lines().all(|l| l.starts_with('{')));
+}

@@ -609,3 +609,38 @@ fn pair_remove_asks_first_and_a_taken_alias_points_the_way() {
     assert_eq!(done.code, 0, "{}", done.stderr);
     assert!(!doc.ok(&["pair", "list"], "", NOV).contains("alice"));
 }
+
+#[test]
+fn a_patient_whose_clock_is_minutes_behind_the_pairings_first_month_can_write() {
+    // The physician's clock is in December, the patient's still in
+    // November, 4 minutes behind: the pairing begins in December, which the
+    // patient accepts by the clock-skew allowance, and writes in (wire-spec 2).
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    let pat = Party::new(dir.path(), "patient");
+    doc.ok(
+        &["init", "--name", "Dr. Ana Silva"],
+        "",
+        "2026-12-01T00:01:00Z",
+    );
+    pat.ok(&["init"], "", "2026-11-30T23:50:00Z");
+    let shown = doc.ok(
+        &["pair", "new", "--patient", "alice"],
+        "",
+        "2026-12-01T00:02:00Z",
+    );
+    let code = common::line_after(&shown, "Typed code");
+    pat.ok(
+        &["pair", "accept", "--code", &code, "--physician", "dr"],
+        "",
+        "2026-11-30T23:58:00Z",
+    );
+    let wire = pat.encrypt("dr", "Written at 23:58 by my clock", "2026-11-30T23:58:30Z");
+    let opened = doc.decrypt(&wire, "2026-12-01T00:03:00Z");
+    assert_eq!(opened.code, 0, "{}", opened.stderr);
+    assert!(
+        opened.stdout.contains("Written at 23:58"),
+        "{}",
+        opened.stdout
+    );
+}

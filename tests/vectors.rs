@@ -139,7 +139,15 @@ fn v2_wire_vectors() {
     ] {
         assert!(kinds.contains(required), "no vector expects {required}");
     }
-    let longest = file.cases.iter().map(|c| c.wire.len()).max().unwrap();
+    // What a sender makes fits one chat message (a receiver also accepts
+    // longer texts, which one vector shows).
+    let longest = file
+        .cases
+        .iter()
+        .filter(|c| c.name != "v2_over_maximum_length")
+        .map(|c| c.wire.len())
+        .max()
+        .unwrap();
     assert!(longest <= medcrypt::CHAT_MESSAGE_LIMIT);
     assert!(
         longest > medcrypt::CHAT_MESSAGE_LIMIT - 32,
@@ -186,6 +194,22 @@ fn apply_edit(mut file: Vec<u8>, edit: &serde_json::Value) -> Vec<u8> {
     if let Some(flip) = edit.get("flip_bit").and_then(serde_json::Value::as_array) {
         let offset = flip[0].as_u64().unwrap() as usize;
         file[offset] ^= 1 << flip[1].as_u64().unwrap();
+    }
+    let range = |key: &str| {
+        edit.get(key)
+            .and_then(serde_json::Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .map(|v| v.as_u64().unwrap() as usize)
+                    .collect::<Vec<_>>()
+            })
+    };
+    if let Some(r) = range("remove_range") {
+        file.drain(r[0]..r[1]);
+    }
+    if let Some(r) = range("copy_range") {
+        let copy = file[r[0]..r[1]].to_vec();
+        file.splice(r[2]..r[2], copy);
     }
     file
 }
@@ -269,4 +293,266 @@ fn attachment_vectors() {
             "no attachment vector expects {required}"
         );
     }
+}
+
+fn json_file(name: &str) -> serde_json::Value {
+    serde_json::from_str(&vector_file(name)).unwrap()
+}
+
+fn str_of<'a>(case: &'a serde_json::Value, key: &str) -> &'a str {
+    case[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} in {case}"))
+}
+
+#[test]
+fn code_vectors() {
+    use medcrypt::audit::Checkpoint;
+    use medcrypt::codes::{
+        PairingInvite, RecoveryCode, parse_verification_code, read_pairing_code,
+    };
+    let file = json_file("codes.json");
+    for case in file["invites"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        match (
+            str_of(case, "expect"),
+            PairingInvite::from_uri(str_of(case, "uri")),
+        ) {
+            ("success", Ok(invite)) => {
+                assert_eq!(
+                    hex::encode(invite.secret.expose_bytes()),
+                    case["secret"],
+                    "{name}"
+                );
+                assert_eq!(invite.start.to_string(), case["start_epoch"], "{name}");
+                assert_eq!(invite.physician_name, case["physician_name"], "{name}");
+                assert_eq!(
+                    invite.expires.map(|x| x.timestamp()),
+                    case["expires"].as_i64(),
+                    "{name}"
+                );
+                assert_eq!(
+                    invite.telegram_bot.as_deref(),
+                    case["telegram_bot"].as_str(),
+                    "{name}"
+                );
+                assert_eq!(
+                    invite.whatsapp_number.as_deref(),
+                    case["whatsapp_number"].as_str(),
+                    "{name}"
+                );
+                assert_eq!(
+                    invite.secret.pairing_token().as_str(),
+                    case["pairing_token"],
+                    "{name}"
+                );
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(_)) => panic!("{name}: expected {expect}, got success"),
+        }
+    }
+    for case in file["pairing_codes"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        match (
+            str_of(case, "expect"),
+            read_pairing_code(str_of(case, "code")),
+        ) {
+            ("success", Ok(typed)) => {
+                assert_eq!(
+                    hex::encode(typed.secret.expose_bytes()),
+                    case["secret"],
+                    "{name}"
+                );
+                assert_eq!(typed.start.to_string(), case["start_epoch"], "{name}");
+                assert_eq!(
+                    typed.expires.map(|x| x.timestamp()),
+                    case["expires"].as_i64(),
+                    "{name}"
+                );
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(_)) => panic!("{name}: expected {expect}, got success"),
+        }
+    }
+    for case in file["recovery_codes"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        match (
+            str_of(case, "expect"),
+            RecoveryCode::parse(str_of(case, "code")),
+        ) {
+            ("success", Ok(code)) => {
+                assert_eq!(hex::encode(code.expose_bytes()), case["key"], "{name}")
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(_)) => panic!("{name}: expected {expect}, got success"),
+        }
+    }
+    for case in file["verification_codes"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        match (
+            str_of(case, "expect"),
+            parse_verification_code(str_of(case, "code")),
+        ) {
+            ("success", Ok(code)) => {
+                assert_eq!(hex::encode(code.key.expose_bytes()), case["key"], "{name}");
+                assert_eq!(
+                    u64::from(code.key.day()),
+                    case["day"].as_u64().unwrap(),
+                    "{name}"
+                );
+                assert_eq!(
+                    code.store_id.map(hex::encode).as_deref(),
+                    case["store_id"].as_str(),
+                    "{name}"
+                );
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(_)) => panic!("{name}: expected {expect}, got success"),
+        }
+    }
+    for case in file["checkpoints"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        match (
+            str_of(case, "expect"),
+            Checkpoint::parse(str_of(case, "line")),
+        ) {
+            ("success", Ok(cp)) => {
+                assert_eq!(cp.store_id.as_deref(), case["store_id"].as_str(), "{name}");
+                assert_eq!(cp.seq, case["seq"].as_u64().unwrap(), "{name}");
+                assert_eq!(hex::encode(cp.mac_prefix), case["mac_prefix"], "{name}");
+                assert_eq!(cp.time, case["time"], "{name}");
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(_)) => panic!("{name}: expected {expect}, got success"),
+        }
+    }
+}
+
+#[test]
+fn share_vectors() {
+    use medcrypt::shares::{ShareText, combine};
+    for case in json_file("shares.json")["cases"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        let result = case["shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ShareText::parse(s.as_str().unwrap(), i + 1))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|shares| combine(&shares));
+        match (str_of(case, "expect"), result) {
+            ("success", Ok(secret)) => {
+                assert_eq!(
+                    hex::encode(&secret.escrow_key[..]),
+                    case["escrow_key"],
+                    "{name}"
+                );
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(_)) => panic!("{name}: expected {expect}, got success"),
+        }
+    }
+}
+
+#[test]
+fn part_vectors() {
+    use medcrypt::attachment::{Assembly, assemble};
+    for case in json_file("parts.json")["cases"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        let inputs: Vec<Vec<u8>> = case["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| hex::decode(h.as_str().unwrap()).unwrap())
+            .collect();
+        let heads: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        match (str_of(case, "expect"), assemble(&heads)) {
+            ("whole", Ok(Assembly::Whole)) => {}
+            ("parts", Ok(Assembly::Parts(order))) => {
+                let want: Vec<usize> = serde_json::from_value(case["order"].clone()).unwrap();
+                assert_eq!(order, want, "{name}");
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(got)) => panic!("{name}: expected {expect}, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn audit_vectors() {
+    use medcrypt::audit::{Checkpoint, verify_export};
+    use medcrypt::codes::parse_verification_code;
+    let file = json_file("audit.json");
+    let mut kinds = std::collections::BTreeSet::new();
+    for case in file["cases"].as_array().unwrap() {
+        let name = str_of(case, "name");
+        let code = parse_verification_code(str_of(case, "code")).unwrap();
+        let checkpoint = case["checkpoint"]
+            .as_str()
+            .map(|c| Checkpoint::parse(c).unwrap());
+        let export = serde_json::to_vec(&case["export"]).unwrap();
+        match (
+            str_of(case, "expect"),
+            verify_export(&export, &code, checkpoint.as_ref()),
+        ) {
+            ("success", Ok(verified)) => {
+                let events: Vec<serde_json::Value> = verified
+                    .events
+                    .iter()
+                    .map(|(seq, e)| {
+                        let record = &case["export"]["records"][usize::try_from(*seq).unwrap() - 1];
+                        assert_eq!(record["seq"].as_u64(), Some(*seq));
+                        e.as_ref().map_or(record["event"].clone(), |e| {
+                            serde_json::to_value(e).unwrap()
+                        })
+                    })
+                    .collect();
+                assert_eq!(
+                    serde_json::Value::from(events),
+                    file["events_of_audit_ok"],
+                    "{name}"
+                );
+            }
+            (expect, Err(err)) => assert_eq!(err.kind(), expect, "{name}: {err}"),
+            (expect, Ok(_)) => panic!("{name}: expected {expect}, got success"),
+        }
+        kinds.insert(str_of(case, "expect").to_owned());
+    }
+    for kind in [
+        "success",
+        "modified",
+        "missing",
+        "reordered",
+        "inserted",
+        "wrong_day_key",
+        "day_not_sealed",
+        "head_mismatch",
+        "not_to_day",
+        "beyond_head",
+        "truncated",
+        "checkpoint_mismatch",
+        "empty",
+        "foreign_code",
+    ] {
+        assert!(kinds.contains(kind), "no audit vector expects {kind}");
+    }
+}
+
+#[test]
+fn there_are_well_over_a_hundred_cases() {
+    let mut total = 0;
+    for (name, text) in medcrypt::vectors::generate() {
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (key, list) in value.as_object().unwrap() {
+            if let Some(list) = list.as_array()
+                && key != "events_of_audit_ok"
+                && key != "month_keys"
+            {
+                total += list.len();
+                assert!(!list.is_empty(), "{name}: {key} is empty");
+            }
+        }
+    }
+    assert!(total >= 150, "only {total} vector cases");
 }

@@ -443,7 +443,24 @@ impl<'a> Agent<'a> {
             self.skip(update_id)?;
             return Ok(self.instructions());
         };
-        let whole: Vec<u8> = if let Some(part) = PartHeader::parse(bytes) {
+        let part = match PartHeader::read(bytes) {
+            Ok(part) => part,
+            Err(err) => {
+                self.handled(
+                    update_id,
+                    now,
+                    "attach_decrypt_failed",
+                    &pairing.alias,
+                    "rejected",
+                    &[("kind", err.kind().to_owned())],
+                )?;
+                return Ok(Action::reply(
+                    "⚠ This part of a file is damaged or of a newer MedCrypt. Please send the file again."
+                        .to_owned(),
+                ));
+            }
+        };
+        let whole: Vec<u8> = if let Some(part) = part {
             match self.store.telegram_part(&part, chat, bytes)? {
                 Some(parts) => parts
                     .iter()

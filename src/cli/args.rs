@@ -332,6 +332,10 @@ pub(super) enum AuditCommand {
         /// to your notice chat): proves the log still reaches it, unchanged.
         #[arg(long, value_name = "CHECKPOINT")]
         checkpoint: Option<String>,
+        /// Verify an export file (`audit export --format json`) instead of
+        /// the store: needs --code, not the store or its passphrase.
+        #[arg(long, value_name = "FILE", requires = "code")]
+        export: Option<PathBuf>,
     },
     /// Print a short checkpoint of the log's head, to keep somewhere else
     /// (a line with check digits: a typo reads as a typo).
@@ -342,10 +346,13 @@ pub(super) enum AuditCommand {
     /// evidence, and the repair itself is an audit entry that verification
     /// names from then on. Run `audit verify` first and keep a backup.
     Repair,
-    /// Export every record, decrypted, with its MAC, as JSON lines.
+    /// Export the log: `json` (default) is everything verification needs
+    /// (every record with its body and MAC, the sealed head, the audit
+    /// encryption key), for `audit verify --export FILE --code CODE` on any
+    /// machine; `jsonl` is one decrypted entry per line, to read.
     Export {
-        /// The format (only jsonl).
-        #[arg(long, value_name = "FORMAT", default_value = "jsonl")]
+        /// `json` (verifiable) or `jsonl` (readable).
+        #[arg(long, value_name = "FORMAT", default_value = "json")]
         format: String,
         /// Write to this file instead of standard output.
         #[arg(short, long, value_name = "FILE")]

@@ -54,7 +54,9 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
             }
             Ok(())
         }
-        AuditCommand::Verify { code, checkpoint } => {
+        AuditCommand::Verify {
+            code, checkpoint, ..
+        } => {
             let code = code
                 .as_deref()
                 .map(|code| super::io::secret_input(code, "Audit verification code: "))
@@ -134,16 +136,19 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
             }
         },
         AuditCommand::Export { format, output } => {
-            if format != "jsonl" {
-                return Err(hinted(
-                    format!("unknown export format {format:?}"),
-                    "use --format jsonl",
-                ));
-            }
             let destination = output
                 .as_ref()
                 .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
-            let text = session.audit_export_jsonl(&destination)?;
+            let text = match format.as_str() {
+                "json" => session.audit_export(&destination)?,
+                "jsonl" => session.audit_export_jsonl(&destination)?,
+                _ => {
+                    return Err(hinted(
+                        format!("unknown export format {format:?}"),
+                        "use --format json (verifiable) or --format jsonl (readable)",
+                    ));
+                }
+            };
             match output {
                 Some(path) => Ok(session.write_file(&path, text.as_bytes())?),
                 None => {
@@ -201,4 +206,68 @@ fn proven(report: &medcrypt::audit::VerifyReport, checkpoint: Option<&Checkpoint
         ));
     }
     lines
+}
+
+/// `audit verify --export FILE --code CODE`: checks an export file with the
+/// verification code alone, without a store.
+pub(super) fn verify_export(
+    path: &std::path::Path,
+    code: &str,
+    checkpoint: Option<&str>,
+) -> Result<()> {
+    use medcrypt::audit::{ExportError, verify_export};
+    let code = super::io::secret_input(code, "Audit verification code: ")?;
+    let code = parse_verification_code(&code).map_err(|why| {
+        usage(
+            format!("this audit verification code cannot be read: {why}"),
+            "type the code again from the paper it was printed on; nothing was checked",
+        )
+    })?;
+    let checkpoint = checkpoint
+        .map(|c| {
+            Checkpoint::parse(c).map_err(|why| {
+                usage(
+                    format!("this checkpoint line cannot be read: {why}"),
+                    "copy the whole line printed by `medcrypt audit checkpoint` again; \
+                     nothing was checked",
+                )
+            })
+        })
+        .transpose()?;
+    let data = std::fs::read(path).map_err(|e| {
+        usage(
+            format!("cannot read the export {}: {e}", path.display()),
+            "give the file written by `medcrypt audit export --format json`",
+        )
+    })?;
+    match verify_export(&data, &code, checkpoint.as_ref()) {
+        Ok(verified) => {
+            let report = &verified.report;
+            out(format_args!(
+                "OK: {} records ({} entries, {} day seals) over {} days, store {}.",
+                report.records,
+                report.entries,
+                report.seals,
+                report.days,
+                verified.store_id.as_deref().unwrap_or("without an id"),
+            ))?;
+            for line in proven(report, checkpoint.as_ref()) {
+                out(format_args!("  {line}"))?;
+            }
+            Ok(())
+        }
+        Err(ExportError::Fault(fault)) => Err(SessionError::AuditFailed {
+            fault,
+            logged: true,
+        }
+        .into()),
+        Err(err @ ExportError::Unreadable(_)) => Err(usage(
+            err.to_string(),
+            "give the file written by `medcrypt audit export --format json`, unchanged",
+        )),
+        Err(err) => Err(usage(
+            err.to_string(),
+            "give the code (and checkpoint) of the store this export was taken from",
+        )),
+    }
 }

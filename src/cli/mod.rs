@@ -146,6 +146,15 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Escrow {
             action: args::EscrowCommand::Combine(combine),
         } => escrow::combine(&ctx, combine),
+        // An export is verified with the code alone, without a store.
+        Command::Audit {
+            action:
+                args::AuditCommand::Verify {
+                    export: Some(path),
+                    code,
+                    checkpoint,
+                },
+        } => audit::verify_export(&path, code.as_deref().unwrap_or("-"), checkpoint.as_deref()),
         command => {
             let audit = matches!(command, Command::Audit { .. });
             let mut session = ctx.unlock(audit)?;

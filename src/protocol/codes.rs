@@ -52,6 +52,18 @@ pub enum CodeError {
     NotPairing(&'static str),
 }
 
+impl CodeError {
+    /// A stable name, for the vectors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadCharacter(_) => "bad_character",
+            Self::WrongLength { .. } => "wrong_length",
+            Self::Checksum => "checksum",
+            Self::NotPairing(_) => "invalid",
+        }
+    }
+}
+
 fn checksum(label: &str, payload: &[u8]) -> [u8; 32] {
     Sha256::new()
         .chain_update(label.as_bytes())
@@ -385,19 +397,49 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-fn percent_decode(text: &str) -> Result<String, CodeError> {
+pub(crate) fn percent_decode(text: &str) -> Result<String, CodeError> {
     let bad = CodeError::NotPairing("bad percent-encoding");
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).ok_or(bad.clone())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad.clone())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or(bad.clone())?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(bad);
+                }
+                let hex = std::str::from_utf8(hex).map_err(|_| bad.clone())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad.clone())?);
+                i += 3;
+            }
+            // RFC 3986 query characters but `&`, `=`, `+` stand for
+            // themselves; anything else must have been percent-encoded
+            // (wire-spec 3.5).
+            b if b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b','
+                        | b';'
+                        | b':'
+                        | b'@'
+                        | b'/'
+                        | b'?'
+                ) =>
+            {
+                out.push(b);
+                i += 1;
+            }
+            _ => return Err(bad),
         }
     }
     String::from_utf8(out).map_err(|_| bad)
@@ -437,10 +479,15 @@ impl PairingInvite {
             .ok_or(CodeError::NotPairing("no medcrypt://pair/v2 prefix"))?;
         let (mut secret, mut start, mut name, mut bot, mut wa) = (None, None, None, None, None);
         let mut expires = None;
+        let mut seen: Vec<&str> = Vec::new();
         for field in query.split('&') {
             let (key, value) = field
                 .split_once('=')
                 .ok_or(CodeError::NotPairing("bad field"))?;
+            if seen.contains(&key) {
+                return Err(CodeError::NotPairing("a parameter appears twice"));
+            }
+            seen.push(key);
             match key {
                 "s" => {
                     let mut raw = Zeroizing::new(

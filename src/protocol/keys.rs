@@ -477,6 +477,21 @@ impl EpochChain {
         Some(epoch)
     }
 
+    /// The epoch a sender uses at `now` (wire-spec 2): the month of its
+    /// clock, except that a pairing whose first month begins within the
+    /// clock-skew allowance after `now` (it was made by a clock a few
+    /// minutes ahead) sends in that first month, which every receiver
+    /// accepts by the same allowance.
+    pub fn sending_epoch(&self, now: DateTime<Utc>) -> Epoch {
+        let current = Epoch::containing(now);
+        let first = self.oldest_epoch();
+        if first > current && now >= first.start() - crate::protocol::epoch::CLOCK_SKEW_ALLOWANCE {
+            first
+        } else {
+            current
+        }
+    }
+
     /// The key of `epoch` if it is stored, or derived on the fly when it is
     /// the month after the newest stored one (a sender whose clock is ahead).
     pub fn key_for(&self, epoch: Epoch) -> Option<std::borrow::Cow<'_, EpochKey>> {

@@ -239,23 +239,31 @@ impl LegacyMessage {
         let [pid, nonce, ciphertext, tag] = fields.as_slice() else {
             return Err(DecryptError::Malformed("a v1 message has four fields"));
         };
+        // Every field is decoded first, in order (invalid base64 is damage
+        // in transit), then the shapes are checked (wire-spec 6).
         let decode = |field: &str| {
             STANDARD
                 .decode(field)
                 .map_err(|_| DecryptError::Damaged("invalid base64 in a v1 field"))
         };
-        let patient_id = String::from_utf8(decode(pid)?)
+        let (pid, nonce, ciphertext, tag) = (
+            decode(pid)?,
+            decode(nonce)?,
+            decode(ciphertext)?,
+            decode(tag)?,
+        );
+        let patient_id = String::from_utf8(pid)
             .map_err(|_| DecryptError::Malformed("v1 patient id is not UTF-8"))?;
-        let nonce: [u8; V1_NONCE_LEN] = decode(nonce)?
+        let nonce: [u8; V1_NONCE_LEN] = nonce
             .try_into()
             .map_err(|_| DecryptError::Malformed("v1 nonce must be 12 bytes"))?;
-        let tag: [u8; V1_TAG_LEN] = decode(tag)?
+        let tag: [u8; V1_TAG_LEN] = tag
             .try_into()
             .map_err(|_| DecryptError::Malformed("v1 tag must be 16 bytes"))?;
         Ok(Self {
             patient_id,
             nonce,
-            ciphertext: decode(ciphertext)?,
+            ciphertext,
             tag,
         })
     }

@@ -35,8 +35,9 @@ pub enum ShareError {
     /// The checksum does not match: mistyped or damaged.
     #[error("share {0} has a typo or is damaged: its checksum does not match")]
     Checksum(usize),
-    /// Index 0 would be the secret itself.
-    #[error("share {0} has index 0, which no split produces")]
+    /// Index 0 would be the secret itself; an index above the count is
+    /// not a share of that set either.
+    #[error("share {0} has an index that no split produces (0, or above the number of shares)")]
     ZeroIndex(usize),
     /// The same index twice.
     #[error("shares {0} and {1} are the same share (index {2})")]
@@ -77,6 +78,21 @@ impl std::fmt::Debug for EscrowSecret {
         f.debug_struct("EscrowSecret")
             .field("has_audit_key", &self.audit_key.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl ShareError {
+    /// A stable name (wire-spec 12.1).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotAShare(_) => "not_a_share",
+            Self::Checksum(_) => "checksum",
+            Self::ZeroIndex(_) => "bad_index",
+            Self::Duplicate(..) => "duplicate",
+            Self::DifferentSets => "different_sets",
+            Self::NotEnough { .. } => "not_enough",
+            Self::BadThreshold { .. } => "bad_threshold",
+        }
     }
 }
 
@@ -165,19 +181,7 @@ fn percent_encode(text: &str) -> String {
 }
 
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::protocol::codes::percent_decode(text).ok()
 }
 
 impl ShareText {
@@ -264,7 +268,65 @@ pub fn split(
     aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut set_id);
     let bytes = secret.to_bytes();
     let shares: Vec<Share> = Sharks(k).dealer(&bytes).take(count).collect();
-    Ok(shares
+    Ok(texts(&shares, set_id, k, n, custodians))
+}
+
+/// [`split`] with a chosen set id and a reproducible generator: for the
+/// vector files only.
+pub(crate) fn split_for_vectors(
+    secret: &EscrowSecret,
+    threshold: u8,
+    custodians: &[String],
+    set_id: [u8; 8],
+    seed: &str,
+) -> Vec<ShareText> {
+    let n = u8::try_from(custodians.len()).unwrap_or(0);
+    let mut rng = VectorRng {
+        seed: seed.to_owned(),
+        counter: 0,
+    };
+    let shares: Vec<Share> = Sharks(threshold)
+        .dealer_rng(&secret.to_bytes(), &mut rng)
+        .take(custodians.len())
+        .collect();
+    texts(&shares, set_id, threshold, n, custodians)
+}
+
+/// SHA-256 in counter mode over a seed: reproducible, for vectors only.
+struct VectorRng {
+    seed: String,
+    counter: u64,
+}
+
+impl rand_core::TryRng for VectorRng {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(32) {
+            self.counter += 1;
+            let block = Sha256::digest(format!("{}:{}", self.seed, self.counter));
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for VectorRng {}
+
+fn texts(shares: &[Share], set_id: [u8; 8], k: u8, n: u8, custodians: &[String]) -> Vec<ShareText> {
+    shares
         .iter()
         .zip(custodians)
         .map(|(share, custodian)| {
@@ -278,7 +340,7 @@ pub fn split(
                 value: Zeroizing::new(raw[1..].to_vec()),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Checks that `shares` belong together and recovers the secret.
@@ -297,12 +359,18 @@ pub fn combine(shares: &[ShareText]) -> Result<EscrowSecret, ShareError> {
         {
             return Err(ShareError::DifferentSets);
         }
-        if share.index == 0 {
+        if share.index == 0 || share.index > share.count {
             return Err(ShareError::ZeroIndex(i + 1));
         }
         if let Some(j) = shares[..i].iter().position(|s| s.index == share.index) {
             return Err(ShareError::Duplicate(j + 1, i + 1, share.index));
         }
+    }
+    if !(2..=10).contains(&first.count) || first.threshold < 2 || first.threshold > first.count {
+        return Err(ShareError::BadThreshold {
+            threshold: usize::from(first.threshold),
+            count: usize::from(first.count),
+        });
     }
     if shares.len() < usize::from(first.threshold) {
         return Err(ShareError::NotEnough {

@@ -573,16 +573,34 @@ impl WireMessage {
 }
 
 /// Names what a text that does not start with the v2 prefix is.
+/// Step 1 of wire-spec section 5 for a text that does not start with
+/// `MEDCRYPT:v2:`: the prefix forms, decided in this order.
 fn classify_foreign(text: &str) -> DecryptError {
-    let unbracketed = text.strip_prefix('[').unwrap_or(text);
-    if let Some(rest) = unbracketed.strip_prefix("MEDCRYPT:") {
-        let version: String = rest.chars().take_while(|&c| c != ':').take(16).collect();
-        if rest.len() > version.len() && version.starts_with('v') && version.len() > 1 {
-            return DecryptError::UnsupportedVersion(version);
-        }
-        return DecryptError::Damaged("the version tag after MEDCRYPT: is unreadable");
+    if text.starts_with("[MEDCRYPT:v2:") {
+        return DecryptError::Malformed("a v2 message is written without brackets");
     }
-    DecryptError::Malformed("it does not start with MEDCRYPT:")
+    if text.starts_with("MEDCRYPT:v1:") {
+        return DecryptError::Malformed("a v1 message is enclosed in brackets: [MEDCRYPT:v1:…]");
+    }
+    let unbracketed = text.strip_prefix('[').unwrap_or(text);
+    let Some(rest) = unbracketed.strip_prefix("MEDCRYPT:") else {
+        return DecryptError::Malformed("it does not start with MEDCRYPT:");
+    };
+    match version_token(rest) {
+        Some(version) => DecryptError::UnsupportedVersion(version.to_owned()),
+        None => DecryptError::Damaged("the version tag after MEDCRYPT: is unreadable"),
+    }
+}
+
+/// A version token: `v`, then 1 to 4 decimal digits without a leading
+/// zero, then `:`. Returns the token without its colon.
+fn version_token(rest: &str) -> Option<&str> {
+    let (token, _) = rest.split_once(':')?;
+    let digits = token.strip_prefix('v')?;
+    let ok = (1..=4).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    ok.then_some(token)
 }
 
 #[cfg(test)]

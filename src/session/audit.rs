@@ -150,6 +150,26 @@ impl Session {
         ))
     }
 
+    /// The log as an export file that `audit verify --export` checks with
+    /// the verification code alone (wire-spec 9.7); the export is audited
+    /// with its `destination` first, so the file includes its own entry.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn audit_export(&self, destination: &str) -> Result<String> {
+        self.store.audit(
+            self.now(),
+            "audit_export",
+            "",
+            "ok",
+            &[
+                ("to", destination.to_owned()),
+                ("format", "json".to_owned()),
+            ],
+        )?;
+        Ok(self.store.audit_export()?)
+    }
+
     /// Every record as one JSON object per line, decrypted, with its MAC;
     /// the export is audited with its `destination`.
     ///

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::protocol::audit::VerifyReport;
 use crate::protocol::codes::RecoveryCode;
-use crate::protocol::epoch::{Epoch, format_utc};
+use crate::protocol::epoch::format_utc;
 use crate::protocol::shares::{SHARE_PREFIX, ShareText};
 use crate::protocol::wire::{Payload, WireMessage};
 use crate::qr;
@@ -511,8 +511,8 @@ impl Session {
             return Ok(());
         }
         let now = self.now();
-        let epoch = Epoch::containing(now);
         let chain = self.store.chain(pairing)?;
+        let epoch = chain.sending_epoch(now);
         if let Some(key) = chain.key_for(epoch) {
             let direction = pairing.role.outbound();
             let sequence = self.store.next_sequence(pairing, epoch, direction, now)?;

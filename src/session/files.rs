@@ -13,8 +13,8 @@ use aes_gcm::aead::rand_core::RngCore;
 use chrono::{DateTime, Utc};
 
 use crate::protocol::attachment::{
-    AttachmentError, Decrypted, Header, Metadata, PART_HEADER_LEN, PartHeader, Recipient, Sealing,
-    guess_mime, sanitize_file_name,
+    self, Assembly, AttachmentError, Decrypted, Header, Metadata, PART_HEADER_LEN, PartError,
+    PartHeader, Recipient, Sealing, guess_mime, sanitize_file_name,
 };
 use crate::protocol::epoch::{Epoch, check_window};
 use crate::protocol::wire::{DecryptError, SealError};
@@ -368,8 +368,8 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 impl Session {
     /// The recipients of a file sent now to the pairings `to`.
     pub(super) fn recipients(&self, to: &[String]) -> Result<Vec<Recipient>> {
-        let epoch = Epoch::containing(self.now());
         let mut recipients = Vec::new();
+        let mut epoch: Option<Epoch> = None;
         for alias in to {
             let pairing = self.store.pairing(alias)?;
             if pairing.protocol != Protocol::V2 {
@@ -379,6 +379,8 @@ impl Session {
                 ));
             }
             let chain = self.store.chain(&pairing)?;
+            // All recipients of one file share one epoch: the first one's.
+            let epoch = *epoch.get_or_insert_with(|| chain.sending_epoch(self.now()));
             let key = chain
                 .key_for(epoch)
                 .ok_or(SealError::NoKeyForEpoch(epoch))?
@@ -696,6 +698,94 @@ fn remove_all(paths: &[PathBuf]) {
     }
 }
 
+/// A part error in the person's words, naming the file it is about.
+fn part_error(err: &PartError, files: &[PathBuf]) -> Error {
+    let name = |input: usize| {
+        files.get(input).map_or_else(
+            || format!("input {}", input + 1),
+            |p| p.display().to_string(),
+        )
+    };
+    let (message, hint, kind) = match err {
+        PartError::SeveralFiles => (
+            "several attachments given at once".to_owned(),
+            "decrypt one attachment at a time (or give all parts of one split attachment)",
+            ErrorKind::Usage,
+        ),
+        PartError::Mixed { input } => (
+            format!(
+                "{} is a whole attachment, but the other files given are parts",
+                name(*input)
+            ),
+            "give either one .medcrypt file or all parts of one split attachment",
+            ErrorKind::Usage,
+        ),
+        PartError::Foreign { input } => (
+            format!("{} is a part of another attachment", name(*input)),
+            "give only the parts of one attachment (they were sent together)",
+            ErrorKind::Damaged,
+        ),
+        PartError::Missing { missing, count } => (
+            format!(
+                "part {} of {count} is missing",
+                missing
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "download every part of the attachment and give them all",
+            ErrorKind::Damaged,
+        ),
+        PartError::Duplicate { input, index } => (
+            format!(
+                "{} is part {index} again: that part was given twice",
+                name(*input)
+            ),
+            "give each part once",
+            ErrorKind::Usage,
+        ),
+        PartError::UnsupportedVersion { input, version } => (
+            format!(
+                "{} is a part of a newer kind (part version {version}) that this MedCrypt cannot read",
+                name(*input)
+            ),
+            "update MedCrypt, or ask the sender to send the file again",
+            ErrorKind::Damaged,
+        ),
+        PartError::Truncated { input } => (
+            format!("{} is cut short inside its part header", name(*input)),
+            "download the part again",
+            ErrorKind::Damaged,
+        ),
+        PartError::BadIndex {
+            input,
+            index,
+            count,
+        } => (
+            format!(
+                "{} claims to be part {index} of {count}, which cannot be: it was damaged",
+                name(*input)
+            ),
+            "download the part again, or ask the sender to send the file again",
+            ErrorKind::Damaged,
+        ),
+        PartError::CountMismatch {
+            input,
+            count,
+            expected,
+        } => (
+            format!(
+                "{} says the attachment has {count} parts, but the first part said {expected}",
+                name(*input)
+            ),
+            "download the parts again, or ask the sender to send the file again",
+            ErrorKind::Damaged,
+        ),
+    };
+    Error::of_kind(kind, format!("{message} ({})", err.kind()), hint)
+}
+
 /// The inputs as one readable stream: a whole attachment, or its parts in
 /// order (checked complete and from one file).
 fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
@@ -712,54 +802,27 @@ fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
         let part = PartHeader::parse(&head);
         headers.push((path.clone(), part, head, file));
     }
-    let part_count = headers.iter().filter(|(_, h, _, _)| h.is_some()).count();
-    if part_count == 0 {
-        let [(path, _, head, file)] = <[_; 1]>::try_from(headers).map_err(|_| {
-            Error::usage(
-                "several attachments given at once",
-                "decrypt one attachment at a time (or give all parts of one split attachment)",
-            )
-        })?;
-        let len = file.metadata().map_err(read_err(&path))?.len();
-        return Ok((Box::new(std::io::Cursor::new(head).chain(file)), len));
-    }
-    if part_count != headers.len() {
-        return Err(Error::usage(
-            "a whole attachment and parts were given together",
-            "give either one .medcrypt file or all parts of one split attachment",
-        ));
-    }
-    // All parts: one file id, one count, every index once.
-    let first = headers
+    let heads: Vec<&[u8]> = headers
         .iter()
-        .filter_map(|(_, h, _, _)| *h)
-        .min_by_key(|h| h.index)
-        .ok_or(AttachmentError::NotAttachment)?;
-    let mut slots: Vec<Option<(PathBuf, File)>> = (0..first.count).map(|_| None).collect();
-    for (path, header, _, file) in headers {
-        let Some(header) = header else { continue };
-        if header.file_id != first.file_id || header.count != first.count {
-            return Err(Error::of_kind(
-                ErrorKind::Damaged,
-                format!("{} is a part of another attachment", path.display()),
-                "give only the parts of one attachment (they were sent together)",
-            ));
-        }
-        slots[usize::from(header.index) - 1] = Some((path, file));
-    }
-    let missing: Vec<String> = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_none())
-        .map(|(i, _)| (i + 1).to_string())
+        .map(|(_, _, head, _)| head.as_slice())
         .collect();
-    if !missing.is_empty() {
-        return Err(Error::of_kind(
-            ErrorKind::Damaged,
-            format!("part {} of {} is missing", missing.join(", "), first.count),
-            "download every part of the attachment and give them all",
-        ));
-    }
+    let order = match attachment::assemble(&heads) {
+        Ok(Assembly::Whole) => {
+            // `assemble` says `Whole` of exactly one input.
+            let Some((path, _, head, file)) = headers.into_iter().next() else {
+                return Err(part_error(&PartError::SeveralFiles, files));
+            };
+            let len = file.metadata().map_err(read_err(&path))?.len();
+            return Ok((Box::new(std::io::Cursor::new(head).chain(file)), len));
+        }
+        Ok(Assembly::Parts(order)) => order,
+        Err(err) => return Err(part_error(&err, files)),
+    };
+    let mut inputs: Vec<Option<(PathBuf, File)>> = headers
+        .into_iter()
+        .map(|(path, _, _, file)| Some((path, file)))
+        .collect();
+    let slots: Vec<Option<(PathBuf, File)>> = order.iter().map(|&i| inputs[i].take()).collect();
     let mut total = 0u64;
     let mut chained: Box<dyn Read + Send> = Box::new(std::io::empty());
     for (path, file) in slots.into_iter().flatten() {

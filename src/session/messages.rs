@@ -5,7 +5,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::protocol::epoch::{Epoch, check_window};
+use crate::protocol::epoch::check_window;
 use crate::protocol::keys::Role;
 use crate::protocol::legacy::{LegacyMessage, V1_PREFIX};
 use crate::protocol::wire::{
@@ -126,8 +126,8 @@ impl Session {
             .into());
         }
         let now = self.now();
-        let epoch = Epoch::containing(now);
         let chain = self.store.chain(pairing)?;
+        let epoch = chain.sending_epoch(now);
         let key = chain
             .key_for(epoch)
             .ok_or(SealError::NoKeyForEpoch(epoch))?;

@@ -431,6 +431,31 @@ impl Store {
         ))
     }
 
+    /// The whole log as an export file (wire-spec 9.7): every record with
+    /// its body and MAC, the head the store sealed, the store's day and the
+    /// audit encryption key, so that an auditor verifies it with the
+    /// verification code alone.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn audit_export(&self) -> Result<String> {
+        let records = self.audit_records()?;
+        let (sealer, head_mac) = self.load_head()?;
+        let enc = zeroize::Zeroizing::new(self.audit_enc_array()?);
+        let store_id = self.store_id()?;
+        Ok(crate::protocol::audit::export_json(
+            &crate::protocol::audit::ExportHead {
+                store_id: store_id.as_deref(),
+                day: sealer.key().day(),
+                last_seq: sealer.last_seq(),
+                last_mac: *sealer.last_mac(),
+                head_mac,
+            },
+            &enc,
+            &records,
+        ))
+    }
+
     /// This store's id (10 hex digits), committed in its audit verification
     /// code and checkpoints; `None` for a store made before store ids.
     ///

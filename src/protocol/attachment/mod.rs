@@ -42,9 +42,9 @@ mod seal;
 mod tests;
 
 pub use open::{Header, OpenKey, decrypt};
-pub use parts::PartHeader;
-pub use seal::Sealing;
+pub use parts::{Assembly, PartError, PartHeader, assemble};
 pub(crate) use seal::forge_same_size;
+pub use seal::{FuzzStream, Sealing, seal_stream};
 
 /// First bytes of every MedCrypt binary file and part.
 pub const MAGIC: &[u8; 8] = b"MEDCRYPT";
@@ -72,6 +72,15 @@ pub const PART_HEADER_LEN: usize = 30;
 const SENDER_TAG_LABEL: &[u8] = b"medcrypt/v3/file-sender-tag";
 /// Chunks handed between the two threads at a time (2 MiB).
 const BATCH_CHUNKS: usize = 32;
+
+/// Chunks per batch for a stream of `chunks` chunks (`None`: not known yet).
+fn batch_chunks(chunks: Option<u64>) -> usize {
+    chunks.map_or(BATCH_CHUNKS, |c| {
+        usize::try_from(c)
+            .unwrap_or(BATCH_CHUNKS)
+            .clamp(1, BATCH_CHUNKS)
+    })
+}
 /// How far (in chunks) a failing chunk is looked for elsewhere in the stream.
 const DIAGNOSIS_WINDOW: u64 = 1024;
 
@@ -156,37 +165,39 @@ pub enum AttachmentError {
     #[error(transparent)]
     Header(#[from] DecryptError),
     /// The encrypted data ends early.
-    #[error("the attachment is truncated: it ends after chunk {chunks} of a longer file")]
+    #[error("the attachment is truncated: it ends after {chunks} whole chunk(s) of a longer file")]
     Truncated {
-        /// Chunks present.
+        /// Whole chunks present.
         chunks: u64,
     },
     /// Bytes follow the authenticated end.
-    #[error("data was appended after the end of the attachment (after chunk {after_chunk})")]
+    #[error(
+        "data was appended after the end of the attachment (after its last chunk, chunk {last_chunk} counting from 0)"
+    )]
     AppendedData {
-        /// The real last chunk.
-        after_chunk: u64,
+        /// The real last chunk (from 0).
+        last_chunk: u64,
     },
     /// A chunk stands at the wrong position.
-    #[error("chunk {chunk} is out of order: it belongs at position {belongs_at}")]
+    #[error("chunk {chunk} (counting from 0) is out of order: it belongs at position {belongs_at}")]
     Reordered {
-        /// Where it stands (1-based).
+        /// Where it stands (from 0).
         chunk: u64,
-        /// Where it belongs (1-based).
+        /// Where it belongs (from 0).
         belongs_at: u64,
     },
     /// A chunk appears twice.
-    #[error("chunk {chunk} is a copy of chunk {copy_of} (duplicated)")]
+    #[error("chunk {chunk} (counting from 0) is a copy of chunk {copy_of} (duplicated)")]
     Duplicated {
-        /// Where the copy stands (1-based).
+        /// Where the copy stands (from 0).
         chunk: u64,
-        /// The original (1-based).
+        /// The original (from 0).
         copy_of: u64,
     },
     /// A chunk fails authentication everywhere.
-    #[error("chunk {chunk} was altered (authentication failed)")]
+    #[error("chunk {chunk} (counting from 0) was altered (authentication failed)")]
     ChunkModified {
-        /// The chunk (1-based).
+        /// The chunk (from 0).
         chunk: u64,
     },
     /// The last chunk is empty although the payload is not.
@@ -403,10 +414,11 @@ struct Batch {
 }
 
 impl Batch {
-    fn new() -> Self {
+    /// A batch of `chunks` sealed chunks (a small file needs no 2 MiB).
+    fn new(chunks: usize) -> Self {
         Self {
-            buf: vec![0u8; BATCH_CHUNKS * SEALED_CHUNK],
-            lens: Vec::with_capacity(BATCH_CHUNKS),
+            buf: vec![0u8; chunks * SEALED_CHUNK],
+            lens: Vec::with_capacity(chunks),
             first: 0,
             last_in_stream: false,
         }

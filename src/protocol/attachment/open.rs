@@ -238,8 +238,9 @@ pub fn decrypt<R: BufRead + Send, W: Write>(
     let known_layout = key.stream_len.map(layout_of).transpose()?;
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch>>(2);
     let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(3);
+    let per_batch = batch_chunks(known_layout.map(|(chunks, _)| chunks));
     for _ in 0..3 {
-        let _ = free_tx.send(Batch::new());
+        let _ = free_tx.send(Batch::new(per_batch));
     }
     let mut sink = PlainSink::new(output, key);
     std::thread::scope(|scope| -> Result<()> {
@@ -259,7 +260,7 @@ pub fn decrypt<R: BufRead + Send, W: Write>(
                 batch.first = counter;
                 batch.last_in_stream = false;
                 let outcome = (|| -> Result<()> {
-                    for slot in 0..BATCH_CHUNKS {
+                    for slot in 0..per_batch {
                         let start = slot * SEALED_CHUNK;
                         let (want, last) = match layout {
                             Some((chunks, last_len)) if counter + 1 == chunks => {
@@ -313,7 +314,7 @@ pub fn decrypt<R: BufRead + Send, W: Write>(
                         if last {
                             if !input.fill_buf()?.is_empty() {
                                 return Err(AttachmentError::AppendedData {
-                                    after_chunk: counter,
+                                    last_chunk: counter - 1,
                                 });
                             }
                             batch.last_in_stream = true;
@@ -409,7 +410,7 @@ fn open_chunk(
     }
     if !last && try_open(data, counter, true) {
         return Err(AttachmentError::AppendedData {
-            after_chunk: counter + 1,
+            last_chunk: counter,
         });
     }
     let low = counter.saturating_sub(DIAGNOSIS_WINDOW);
@@ -420,18 +421,18 @@ fn open_chunk(
         if try_open(data, other, false) || try_open(data, other, true) {
             return Err(if other < counter {
                 AttachmentError::Duplicated {
-                    chunk: counter + 1,
-                    copy_of: other + 1,
+                    chunk: counter,
+                    copy_of: other,
                 }
             } else {
                 AttachmentError::Reordered {
-                    chunk: counter + 1,
-                    belongs_at: other + 1,
+                    chunk: counter,
+                    belongs_at: other,
                 }
             });
         }
     }
-    Err(AttachmentError::ChunkModified { chunk: counter + 1 })
+    Err(AttachmentError::ChunkModified { chunk: counter })
 }
 
 enum SinkState {

@@ -74,37 +74,7 @@ impl Sealing {
         }
         let prefix = stream_prefix(metadata)?;
         let total = stream_len(prefix.len(), metadata.size, format.tags(recipients.len()));
-        let mut header =
-            Vec::with_capacity(format.fixed_len() + recipients.len() * STANZA_LEN + HEADER_MAC_LEN);
-        header.extend_from_slice(MAGIC);
-        header.push(KIND_FILE);
-        header.push(format.code());
-        header.extend_from_slice(&epoch.to_bytes());
-        if format == Format::V3 {
-            header.extend_from_slice(&total.to_be_bytes());
-        }
-        header.push(u8::try_from(recipients.len()).unwrap_or(0));
-        let fixed: Vec<u8> = header.clone();
-        for (recipient, &nonce) in recipients.iter().zip(nonces) {
-            let hint = recipient.key.key_hint();
-            let wrap = recipient.key.file_wrap_key(recipient.direction);
-            let aad = wrap_aad(format, &fixed, &hint, recipient.direction);
-            let wrapped = Aes256Gcm::new(wrap.expose_bytes().into())
-                .encrypt(
-                    Nonce::<U12>::from_slice(&nonce),
-                    AeadPayload {
-                        msg: key.0.expose_secret(),
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| AttachmentError::Malformed("key wrap"))?;
-            header.extend_from_slice(&hint.0);
-            header.push(recipient.direction.code());
-            header.extend_from_slice(&nonce);
-            header.extend_from_slice(&wrapped);
-        }
-        let mac = key.header_mac(format, &header);
-        header.extend_from_slice(&mac);
+        let header = build_header(format, total, recipients, &key, nonces)?;
         let sender_keys = match format {
             Format::V2 => Vec::new(),
             Format::V3 => recipients
@@ -175,8 +145,9 @@ impl Sealing {
         };
         let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch>>(2);
         let (free_tx, free_rx) = mpsc::sync_channel::<Batch>(3);
+        let per_batch = batch_chunks(Some(chunks));
         for _ in 0..3 {
-            let _ = free_tx.send(Batch::new());
+            let _ = free_tx.send(Batch::new(per_batch));
         }
         std::thread::scope(|scope| -> Result<()> {
             // Reader: fills batches from the plaintext stream, hashing content.
@@ -189,7 +160,7 @@ impl Sealing {
                     batch.lens.clear();
                     batch.first = counter;
                     let mut failed = None;
-                    for slot in 0..BATCH_CHUNKS {
+                    for slot in 0..per_batch {
                         if counter >= chunks {
                             break;
                         }
@@ -336,6 +307,147 @@ impl<R: Read> PlainSource<'_, R> {
         }
         Ok(n)
     }
+}
+
+/// The header: fixed part, one stanza per recipient (the file key wrapped
+/// under that recipient's wrap key), then the header MAC.
+fn build_header(
+    format: Format,
+    total: u64,
+    recipients: &[Recipient],
+    key: &FileKey,
+    nonces: &[[u8; 12]],
+) -> Result<Vec<u8>> {
+    let first = recipients.first().ok_or(AttachmentError::Recipients)?;
+    let epoch = first.key.epoch();
+    let mut header =
+        Vec::with_capacity(format.fixed_len() + recipients.len() * STANZA_LEN + HEADER_MAC_LEN);
+    header.extend_from_slice(MAGIC);
+    header.push(KIND_FILE);
+    header.push(format.code());
+    header.extend_from_slice(&epoch.to_bytes());
+    if format == Format::V3 {
+        header.extend_from_slice(&total.to_be_bytes());
+    }
+    header.push(u8::try_from(recipients.len()).unwrap_or(0));
+    let fixed: Vec<u8> = header.clone();
+    for (recipient, &nonce) in recipients.iter().zip(nonces) {
+        let hint = recipient.key.key_hint();
+        let wrap = recipient.key.file_wrap_key(recipient.direction);
+        let aad = wrap_aad(format, &fixed, &hint, recipient.direction);
+        let wrapped = Aes256Gcm::new(wrap.expose_bytes().into())
+            .encrypt(
+                Nonce::<U12>::from_slice(&nonce),
+                AeadPayload {
+                    msg: key.0.expose_secret(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| AttachmentError::Malformed("key wrap"))?;
+        header.extend_from_slice(&hint.0);
+        header.push(recipient.direction.code());
+        header.extend_from_slice(&nonce);
+        header.extend_from_slice(&wrapped);
+    }
+    let mac = key.header_mac(format, &header);
+    header.extend_from_slice(&mac);
+    Ok(header)
+}
+
+/// A plaintext stream for [`seal_stream`]: fuzzing only.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum FuzzStream<'a> {
+    /// Any bytes as the stream, with any declared length.
+    Raw {
+        /// The stream length the header announces.
+        declared: u64,
+        /// The stream, chunked and sealed as it is.
+        stream: &'a [u8],
+    },
+    /// A stream laid out as 10.4 says, with any metadata bytes, the
+    /// content's real hash and a valid sender tag, and fuzzer-chosen
+    /// padding bytes (zeros make a valid file).
+    Laid {
+        /// The metadata bytes (any, not necessarily JSON).
+        metadata: &'a [u8],
+        /// The content.
+        content: &'a [u8],
+        /// Padding, repeated or cut to the Padmé length.
+        padding: &'a [u8],
+    },
+}
+
+/// Seals a chosen plaintext stream as a format 3 file for one recipient,
+/// so that a fuzzer reaches the parsers behind the AEAD (metadata JSON,
+/// layout, padding, hash, sender tag). Fuzzing and tests only: it makes
+/// files no honest sender makes.
+#[doc(hidden)]
+pub fn seal_stream(recipient: &Recipient, file_key: [u8; 32], stream: &FuzzStream<'_>) -> Vec<u8> {
+    let format = Format::V3;
+    let key = FileKey::from_bytes(file_key);
+    let recipients = std::slice::from_ref(recipient);
+    let declared = match stream {
+        FuzzStream::Raw { declared, .. } => *declared,
+        FuzzStream::Laid {
+            metadata, content, ..
+        } => stream_len(4 + metadata.len(), content.len() as u64, 1),
+    };
+    let Ok(header) = build_header(format, declared, recipients, &key, &[[7u8; 12]]) else {
+        return Vec::new();
+    };
+    let plain = match stream {
+        FuzzStream::Raw { stream, .. } => stream.to_vec(),
+        FuzzStream::Laid {
+            metadata,
+            content,
+            padding,
+        } => {
+            let mut out = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+            out.extend_from_slice(
+                &u32::try_from(metadata.len())
+                    .unwrap_or(u32::MAX)
+                    .to_be_bytes(),
+            );
+            out.extend_from_slice(metadata);
+            out.extend_from_slice(content);
+            let digest: [u8; 32] = Sha256::digest(content).into();
+            out.extend_from_slice(&digest);
+            let sender = recipient.key.file_sender_key(recipient.direction);
+            out.extend_from_slice(&sender_tag(
+                &sender,
+                &header,
+                &out[..4 + metadata.len()],
+                &digest,
+            ));
+            let total = usize::try_from(declared).unwrap_or(0);
+            let mut pad = padding.iter().copied().cycle();
+            while out.len() < total {
+                out.push(if padding.is_empty() {
+                    0
+                } else {
+                    pad.next().unwrap_or(0)
+                });
+            }
+            out
+        }
+    };
+    let aad = &header[header.len() - HEADER_MAC_LEN..];
+    let cipher = key.payload_cipher(format);
+    let chunks = plain.len().div_ceil(CHUNK_SIZE).max(1) as u64;
+    let mut out = header.clone();
+    for i in 0..chunks {
+        let start = usize::try_from(i).unwrap_or(0) * CHUNK_SIZE;
+        let chunk = &plain[start.min(plain.len())..(start + CHUNK_SIZE).min(plain.len())];
+        let nonce = chunk_nonce(i, i + 1 == chunks);
+        let payload = AeadPayload { msg: chunk, aad };
+        out.extend(
+            cipher
+                .encrypt(Nonce::<U12>::from_slice(&nonce), payload)
+                .unwrap_or_default(),
+        );
+    }
+    out
 }
 
 /// What another recipient of a format 3 file can make, knowing its file key

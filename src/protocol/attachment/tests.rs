@@ -129,7 +129,7 @@ fn each_kind_of_damage_has_its_own_error() {
     modified[chunk(2).start + 10] ^= 1;
     assert!(matches!(
         open(&modified, 1),
-        Err(AttachmentError::ChunkModified { chunk: 3 })
+        Err(AttachmentError::ChunkModified { chunk: 2 })
     ));
 
     let truncated = file[..chunk(3).end].to_vec();
@@ -158,8 +158,8 @@ fn each_kind_of_damage_has_its_own_error() {
     assert!(matches!(
         open(&swapped, 1),
         Err(AttachmentError::Reordered {
-            chunk: 2,
-            belongs_at: 3
+            chunk: 1,
+            belongs_at: 2
         })
     ));
 
@@ -171,8 +171,8 @@ fn each_kind_of_damage_has_its_own_error() {
     assert!(matches!(
         open(&duplicated, 1),
         Err(AttachmentError::Duplicated {
-            chunk: 3,
-            copy_of: 2
+            chunk: 2,
+            copy_of: 1
         })
     ));
 

@@ -42,10 +42,14 @@ pub const SEALING_KEY_STEP_LABEL: &str = "medcrypt/audit/v1/sealing-key-step";
 const MAC_LABEL: &[u8] = b"medcrypt/audit/v1/mac";
 const HEAD_LABEL: &[u8] = b"medcrypt/audit/v1/head";
 const BODY_AAD_LABEL: &[u8] = b"medcrypt/audit/v1/body";
+mod export;
 #[cfg(test)]
 mod tests;
 mod verify;
 
+pub use export::{
+    EXPORT_FORMAT, ExportError, ExportHead, VerifiedExport, export_json, verify_export,
+};
 pub use verify::{AuditFault, Checkpoint, CheckpointError, Head, Trust, VerifyReport, verify};
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -221,7 +225,7 @@ impl SealingKey {
         macs_equal(&self.head_mac(seq, mac), head_mac)
     }
 
-    fn mac(&self, seq: u64, kind: RecordKind, body: &[u8], prev: &[u8; 32]) -> [u8; 32] {
+    pub(crate) fn mac(&self, seq: u64, kind: RecordKind, body: &[u8], prev: &[u8; 32]) -> [u8; 32] {
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret()) {
             Ok(mac) => mac,
             Err(_) => return [0u8; 32],
@@ -284,6 +288,9 @@ pub struct Sealer {
     key: SealingKey,
     last_seq: u64,
     last_mac: [u8; 32],
+    /// Vectors only: body nonces derived from the sequence number, so the
+    /// vector files are reproducible.
+    vector_nonces: bool,
 }
 
 impl fmt::Debug for Sealer {
@@ -303,6 +310,16 @@ impl Sealer {
             key,
             last_seq,
             last_mac,
+            vector_nonces: false,
+        }
+    }
+
+    /// [`Sealer::new`] with body nonces derived from the sequence number:
+    /// for the vector files only, which must be reproducible.
+    pub(crate) fn for_vectors(enc_key: &[u8; 32], key: SealingKey) -> Self {
+        Self {
+            vector_nonces: true,
+            ..Self::new(enc_key, key, 0, [0; 32])
         }
     }
 
@@ -341,7 +358,13 @@ impl Sealer {
         let day = self.key.day;
         let plain = serde_json::to_vec(event).unwrap_or_default();
         let mut nonce = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce);
+        if self.vector_nonces {
+            use sha2::Digest as _;
+            let digest = Sha256::digest(format!("medcrypt test vector audit nonce:{seq}"));
+            nonce.copy_from_slice(&digest[..12]);
+        } else {
+            OsRng.fill_bytes(&mut nonce);
+        }
         let aad = body_aad(seq, day, kind);
         let sealed = Aes256Gcm::new(self.enc_key.expose_secret().into())
             .encrypt(

@@ -198,6 +198,17 @@ pub enum CheckpointError {
     Typo,
 }
 
+impl CheckpointError {
+    /// A stable name, for the vectors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotACheckpoint => "not_a_checkpoint",
+            Self::Malformed(_) => "malformed",
+            Self::Typo => "typo",
+        }
+    }
+}
+
 /// The check digits of a line, case-insensitively (a line retyped in
 /// capitals is the same line).
 fn checkpoint_check(line: &str) -> String {
@@ -241,7 +252,7 @@ impl Checkpoint {
     /// [`CheckpointError`] saying what is wrong with the line.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
         let text = text.trim();
-        let (store_id, rest) = if let Some(rest) = text.strip_prefix(CHECKPOINT_V2) {
+        let (store_id, fields) = if text.starts_with(CHECKPOINT_V2) {
             let (body, check) = text
                 .rsplit_once(':')
                 .ok_or(CheckpointError::Malformed("check digits"))?;
@@ -251,23 +262,33 @@ impl Checkpoint {
             if !checkpoint_check(body).eq_ignore_ascii_case(check) {
                 return Err(CheckpointError::Typo);
             }
-            let (id, rest) = rest
-                .split_once(':')
+            let (id, fields) = body
+                .get(CHECKPOINT_V2.len()..)
+                .and_then(|r| r.split_once(':'))
                 .ok_or(CheckpointError::Malformed("store id"))?;
-            let rest = &rest[..rest.len() - check.len() - 1];
-            let id = (id != "-").then(|| id.to_ascii_lowercase());
-            (id, rest)
+            let id = match id {
+                "-" => None,
+                id if id.len() == 10 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    Some(id.to_ascii_lowercase())
+                }
+                _ => return Err(CheckpointError::Malformed("store id")),
+            };
+            (id, fields)
         } else if let Some(rest) = text.strip_prefix(CHECKPOINT_V1) {
             (None, rest)
         } else {
             return Err(CheckpointError::NotACheckpoint);
         };
-        let (seq, rest) = rest
+        // seq : mac : time (the time itself contains colons).
+        let (seq, rest) = fields
             .split_once(':')
             .ok_or(CheckpointError::Malformed("sequence number"))?;
         let (mac, time) = rest
             .split_once(':')
             .ok_or(CheckpointError::Malformed("MAC"))?;
+        if seq.is_empty() || seq.len() > 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CheckpointError::Malformed("sequence number"));
+        }
         let seq = seq
             .parse()
             .map_err(|_| CheckpointError::Malformed("sequence number"))?;
@@ -275,6 +296,9 @@ impl Checkpoint {
             .ok()
             .and_then(|m| m.try_into().ok())
             .ok_or(CheckpointError::Malformed("MAC"))?;
+        if crate::protocol::epoch::parse_utc(time).is_none() {
+            return Err(CheckpointError::Malformed("time"));
+        }
         Ok(Self {
             store_id,
             seq,
@@ -431,7 +455,11 @@ pub fn verify(
             }
             // A repair entry may follow a cut across days: the seals of the
             // days between died with their keys. Its MAC is checked below.
-            Some(day) if record.day > day && is_repair(record, enc_key) => {
+            Some(day)
+                if record.day > day
+                    && record.day <= head.key.day()
+                    && is_repair(record, enc_key) =>
+            {
                 current_day = Some(record.day);
                 day_sealed = false;
                 if full {

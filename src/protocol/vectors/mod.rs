@@ -18,6 +18,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
 
+mod more;
+
 /// `keys.json`: the key schedule for one pairing secret.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct KeyScheduleFile {
@@ -544,6 +546,319 @@ fn wire_cases() -> Vec<WireCase> {
         )
         .expect(unknown_kind, "unsupported_payload"),
     );
+    cases.extend(more_wire_cases(&wire, text, &nov));
+    cases
+}
+
+/// Wire text of arbitrary body bytes with a correct checksum.
+fn with_checksum(content: &[u8]) -> String {
+    let mut body = content.to_vec();
+    body.extend_from_slice(&crate::protocol::wire::checksum(content));
+    format!("{V2_PREFIX}{}", URL_SAFE_NO_PAD.encode(body))
+}
+
+/// An authentic message of the November key around chosen plaintext bytes
+/// (zero-padded to a multiple of 32).
+fn sealed_raw(name: &str, key: &EpochKey, sequence: u32, plain: &[u8]) -> String {
+    WireMessage::seal_raw_with_nonce(
+        key,
+        Direction::PhysicianToPatient,
+        sequence,
+        plain,
+        vector_nonce(name),
+    )
+    .map(|m| m.to_text())
+    .unwrap_or_default()
+}
+
+/// The prefix forms, the version token, whitespace, canonical base64, the
+/// layout checks and the plaintext rules: one reason to fail per case.
+fn more_wire_cases(wire: &str, text: &str, nov: &EpochKey) -> Vec<WireCase> {
+    use Direction::PhysicianToPatient as D2P;
+    let now = utc("2026-11-22T10:00:00Z");
+    let case = |name, comment| CaseBuilder {
+        name,
+        comment,
+        secret: SECRET_A,
+        start: "2026-11",
+        receiver: "patient",
+        now,
+    };
+    let body = &wire[V2_PREFIX.len()..];
+    let mut cases = Vec::new();
+    let mut push = |name: &'static str, comment: &'static str, wire: String, expect: &str| {
+        cases.push(case(name, comment).expect(wire, expect));
+    };
+    // Prefix forms (section 5, step 1).
+    push(
+        "v2_prefix_bracketed",
+        "A v2 message in brackets, as v1 is written: v2 is never bracketed.",
+        format!("[{wire}]"),
+        "malformed",
+    );
+    push(
+        "v2_prefix_v1_without_bracket",
+        "MEDCRYPT:v1: without its opening bracket: v1 is always bracketed.",
+        format!("MEDCRYPT:v1:{body}"),
+        "malformed",
+    );
+    push(
+        "v2_prefix_bracket_no_version",
+        "[MEDCRYPT: and nothing readable after it: cut in transit.",
+        "[MEDCRYPT:".into(),
+        "damaged",
+    );
+    push(
+        "v2_prefix_no_version",
+        "MEDCRYPT: followed directly by the body: the version was lost.",
+        format!("MEDCRYPT:{body}"),
+        "damaged",
+    );
+    push(
+        "v2_prefix_version_punctuation",
+        "v! is not a version token (v then 1-4 digits, no leading zero).",
+        format!("MEDCRYPT:v!:{body}"),
+        "damaged",
+    );
+    push(
+        "v2_prefix_version_non_ascii",
+        "vé is not a version token.",
+        format!("MEDCRYPT:vé:{body}"),
+        "damaged",
+    );
+    push(
+        "v2_prefix_version_trailing_letter",
+        "v2x is not a version token.",
+        format!("MEDCRYPT:v2x:{body}"),
+        "damaged",
+    );
+    push(
+        "v2_prefix_version_leading_zero",
+        "v02 is not a version token (leading zero).",
+        format!("MEDCRYPT:v02:{body}"),
+        "damaged",
+    );
+    push(
+        "v2_prefix_version_ten",
+        "v10 is a version token of another version.",
+        format!("MEDCRYPT:v10:{body}"),
+        "unsupported_version",
+    );
+    push(
+        "v2_prefix_bracketed_v3",
+        "[MEDCRYPT:v3: is another version, bracketed or not.",
+        format!("[MEDCRYPT:v3:{body}]"),
+        "unsupported_version",
+    );
+    push(
+        "v2_prefix_lower_case",
+        "The prefix is case-sensitive.",
+        format!("medcrypt:v2:{body}"),
+        "malformed",
+    );
+    push(
+        "v2_prefix_empty_input",
+        "Nothing at all (or only white space).",
+        " \n".into(),
+        "malformed",
+    );
+    // White space: Unicode White_Space is removed, nothing else.
+    let mut nbsp = wire.to_owned();
+    nbsp.insert(50, '\u{00A0}');
+    nbsp.insert(20, '\u{2028}');
+    nbsp.insert(70, '\u{0085}');
+    cases.push(
+        case(
+            "v2_whitespace_unicode",
+            "No-break space, line separator and NEL (all Unicode White_Space) are removed.",
+        )
+        .success(nbsp, text, "2026-11", D2P, 1),
+    );
+    let mut push = |name: &'static str, comment: &'static str, wire: String, expect: &str| {
+        cases.push(case(name, comment).expect(wire, expect));
+    };
+    let mut us = wire.to_owned();
+    us.insert(50, '\u{001F}');
+    push(
+        "v2_not_whitespace_unit_separator",
+        "U+001F is not Unicode White_Space (Python's isspace() says it is): it stays, and is not base64url.",
+        us,
+        "damaged",
+    );
+    let mut zw = wire.to_owned();
+    zw.insert(50, '\u{200B}');
+    push(
+        "v2_not_whitespace_zero_width",
+        "A zero-width space is not White_Space: it stays, and is not base64url.",
+        zw,
+        "damaged",
+    );
+    // Canonical base64url (section 1).
+    push(
+        "v2_base64_padding",
+        "Padding '=' is not base64url without padding.",
+        format!("{wire}="),
+        "damaged",
+    );
+    let std_alphabet = if body.contains('-') {
+        wire.replacen('-', "+", 1)
+    } else {
+        wire.replacen('_', "/", 1)
+    };
+    push(
+        "v2_base64_standard_alphabet",
+        "A character of standard base64 ('+' or '/') instead of base64url.",
+        std_alphabet,
+        "damaged",
+    );
+    push(
+        "v2_base64_length_1_mod_4",
+        "A length of 1 mod 4 cannot be base64.",
+        format!("{wire}A"),
+        "damaged",
+    );
+    let mut chars: Vec<char> = wire.chars().collect();
+    if let Some(last) = chars.last_mut() {
+        // The last character carries unused low bits (the body's length is
+        // not a multiple of 3): set the lowest.
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let value = alphabet.find(*last).unwrap_or(0);
+        *last = alphabet.as_bytes()[value ^ 1].into();
+    }
+    push(
+        "v2_base64_non_canonical",
+        "The last character has non-zero unused bits: a non-canonical encoding of the same bytes.",
+        chars.into_iter().collect(),
+        "damaged",
+    );
+    push(
+        "v2_empty_body",
+        "Nothing after the prefix.",
+        V2_PREFIX.into(),
+        "damaged",
+    );
+    push(
+        "v2_body_shorter_than_checksum",
+        "Three bytes: less than a checksum.",
+        format!("{V2_PREFIX}AAAA"),
+        "damaged",
+    );
+    // Layout (steps 4-5), each with a correct checksum.
+    push(
+        "v2_malformed_short_header",
+        "A correct checksum over 12 bytes: shorter than a header.",
+        with_checksum(&[2; 12]),
+        "malformed",
+    );
+    let header: Vec<u8> = URL_SAFE_NO_PAD.decode(body).unwrap_or_default()[..13].to_vec();
+    let mut month13 = header.clone();
+    month13[3] = 13;
+    month13.extend_from_slice(&[0; 12 + 48]);
+    push(
+        "v2_malformed_month_13",
+        "Month 13 in the header.",
+        with_checksum(&month13),
+        "malformed",
+    );
+    let mut month0 = header.clone();
+    month0[3] = 0;
+    month0.extend_from_slice(&[0; 12 + 48]);
+    push(
+        "v2_malformed_month_0",
+        "Month 0 in the header.",
+        with_checksum(&month0),
+        "malformed",
+    );
+    let mut year = header.clone();
+    year[1..3].copy_from_slice(&1999u16.to_be_bytes());
+    year.extend_from_slice(&[0; 12 + 48]);
+    push(
+        "v2_malformed_year_1999",
+        "Year 1999 in the header.",
+        with_checksum(&year),
+        "malformed",
+    );
+    let mut only_tag = header.clone();
+    only_tag.extend_from_slice(&[0; 12 + 16]);
+    push(
+        "v2_malformed_no_ciphertext_block",
+        "A tag but no 32-byte block (k = 0).",
+        with_checksum(&only_tag),
+        "malformed",
+    );
+    let mut odd = header.clone();
+    odd.extend_from_slice(&[0; 12 + 33 + 16]);
+    push(
+        "v2_malformed_ciphertext_length",
+        "Ciphertext of 33 bytes plus tag: not a multiple of 32.",
+        with_checksum(&odd),
+        "malformed",
+    );
+    let mut version_first = header;
+    version_first[0] = 7;
+    version_first[3] = 13;
+    push(
+        "v2_version_before_layout",
+        "Version byte 7 and month 13: the version is checked first.",
+        with_checksum(&version_first),
+        "unsupported_version",
+    );
+    // Plaintext (step 10): authentic, so these are the sender's bugs.
+    let mut plain = vec![1, 0, 0, 0, 2, b'h', b'i'];
+    plain.resize(32, 0);
+    plain[31] = 1;
+    push(
+        "v2_malformed_nonzero_padding",
+        "Authentic, but a padding byte is not zero.",
+        sealed_raw("v2_malformed_nonzero_padding", nov, 11, &plain),
+        "malformed",
+    );
+    let mut long_len = vec![1, 0, 0, 0, 40];
+    long_len.resize(32, b'a');
+    push(
+        "v2_malformed_length_past_end",
+        "Authentic, but the length field runs past the plaintext.",
+        sealed_raw("v2_malformed_length_past_end", nov, 12, &long_len),
+        "malformed",
+    );
+    let mut extra_block = vec![1, 0, 0, 0, 2, b'h', b'i'];
+    extra_block.resize(64, 0);
+    push(
+        "v2_malformed_extra_padding_block",
+        "Authentic, but padded to 64 bytes where 32 suffice.",
+        sealed_raw("v2_malformed_extra_padding_block", nov, 13, &extra_block),
+        "malformed",
+    );
+    let bad_utf8 = [1, 0, 0, 0, 2, 0xC3, 0x28];
+    push(
+        "v2_malformed_invalid_utf8",
+        "Authentic, but the text is not UTF-8.",
+        sealed_raw("v2_malformed_invalid_utf8", nov, 14, &bad_utf8),
+        "malformed",
+    );
+    let mut kind_and_layout = vec![9, 0, 0, 0, 40];
+    kind_and_layout.resize(32, 0);
+    push(
+        "v2_layout_before_kind",
+        "Authentic, unknown kind 9 and a bad length: the layout is checked before the kind.",
+        sealed_raw("v2_layout_before_kind", nov, 15, &kind_and_layout),
+        "malformed",
+    );
+    // Receivers accept what senders never make.
+    let zero = seal("v2_sequence_zero", nov, D2P, 0, "seq 0");
+    cases.push(
+        case(
+            "v2_sequence_zero",
+            "Sequence 0: no MedCrypt sender uses it, a receiver accepts it like any other.",
+        )
+        .success(zero, "seq 0", "2026-11", D2P, 0),
+    );
+    let long: String = "x".repeat(4000);
+    let mut over = vec![1];
+    over.extend_from_slice(&4000u32.to_be_bytes());
+    over.extend_from_slice(long.as_bytes());
+    let over_wire = sealed_raw("v2_over_maximum_length", nov, 16, &over);
+    cases.push(case("v2_over_maximum_length", "4000 bytes of text (over the 3003 a sender may put in one chat message): a receiver accepts it.").success(over_wire, &long, "2026-11", D2P, 16));
     cases
 }
 
@@ -773,7 +1088,10 @@ pub struct AttachmentCase {
     /// Name of an earlier case whose file this one edits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
-    /// The edit: `{"truncate_to": n}`, `{"flip_bit": [offset, bit]}` or `{"append_hex": "…"}`.
+    /// The edit, applied in this order: `truncate_to` n, `then_append_hex`
+    /// / `append_hex`, `flip_bit` [offset, bit], `remove_range` [start, end],
+    /// `copy_range` [start, end, at] (inserts a copy of bytes start..end of
+    /// the file as it then is at offset `at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit: Option<serde_json::Value>,
     /// `success` or the name of the error.
@@ -1127,6 +1445,302 @@ fn attachment_cases() -> Vec<AttachmentCase> {
     );
     c.file = Some(hex::encode(b"%PDF-1.7 plain text"));
     cases.push(c);
+    cases.extend(more_attachment_cases(small_file.len(), two_file.len()));
+    cases
+}
+
+/// A file sealed for SECRET_A's patient around a chosen plaintext stream
+/// (see [`crate::protocol::attachment::seal_stream`]).
+fn sealed_stream(name: &str, stream: &crate::protocol::attachment::FuzzStream<'_>) -> Vec<u8> {
+    let recipient = crate::protocol::attachment::Recipient {
+        key: key_at(&SECRET_A, "2026-11", "2026-11"),
+        direction: Direction::PhysicianToPatient,
+    };
+    crate::protocol::attachment::seal_stream(&recipient, vector_file_key(name), stream)
+}
+
+/// Header checks, the chunk failures in their order of detection, and the
+/// rules for what is inside the authenticated stream.
+fn more_attachment_cases(small_len: usize, two_len: usize) -> Vec<AttachmentCase> {
+    use crate::protocol::attachment::FuzzStream;
+    use serde_json::json;
+    let now = utc("2026-11-22T10:00:00Z");
+    let header_len = 22 + 65 + 32;
+    let case = |name: &str, comment: &str, expect: &str| AttachmentCase {
+        name: name.into(),
+        comment: comment.into(),
+        pairing_secret: hex::encode(SECRET_A),
+        start_epoch: "2026-11".into(),
+        receiver: "patient".into(),
+        now: rfc3339(now),
+        file: None,
+        base: None,
+        edit: None,
+        expect: expect.into(),
+        metadata: None,
+        content: None,
+        content_sha256: None,
+    };
+    let edit = |name: &str, comment: &str, expect: &str, base: &str, edit: serde_json::Value| {
+        let mut c = case(name, comment, expect);
+        c.base = Some(base.into());
+        c.edit = Some(edit);
+        c
+    };
+    let one = "attachment_one_chunk";
+    let two = "attachment_two_chunks";
+    let mut cases = vec![
+        // The header, in the order it is read (10.2).
+        edit(
+            "attachment_header_short",
+            "Cut inside the header (50 bytes).",
+            "truncated",
+            one,
+            json!({ "truncate_to": 50 }),
+        ),
+        edit(
+            "attachment_magic_only",
+            "Only the first 9 bytes: too short to be an attachment.",
+            "not_attachment",
+            one,
+            json!({ "truncate_to": 9 }),
+        ),
+        edit(
+            "attachment_part_given_as_file",
+            "Kind byte 'P' (a part's header) where a file's 'F' stands.",
+            "not_attachment",
+            one,
+            json!({ "flip_bit": [8, 4] }),
+        ),
+        edit(
+            "attachment_unsupported_version",
+            "Version byte 7.",
+            "unsupported_version",
+            one,
+            json!({ "flip_bit": [9, 2] }),
+        ),
+        edit(
+            "attachment_bad_month",
+            "Month 13 in the header's epoch.",
+            "malformed",
+            one,
+            json!({ "flip_bit": [12, 4] }),
+        ),
+        edit(
+            "attachment_stream_length_not_padme",
+            "A stream length that is not a Padmé length: refused before any key is used.",
+            "malformed",
+            one,
+            json!({ "flip_bit": [20, 0] }),
+        ),
+        edit(
+            "attachment_zero_recipients",
+            "Stanza count 0.",
+            "malformed",
+            one,
+            json!({ "flip_bit": [21, 0] }),
+        ),
+        edit(
+            "attachment_seventeen_recipients",
+            "Stanza count 17.",
+            "malformed",
+            one,
+            json!({ "flip_bit": [21, 4] }),
+        ),
+        edit(
+            "attachment_stanza_altered",
+            "One bit of the wrapped file key flipped: the stanza does not unwrap.",
+            "authentication_failed",
+            one,
+            json!({ "flip_bit": [22 + 20, 0] }),
+        ),
+        // Chunks, in the order of detection (10.4).
+        edit(
+            "attachment_bare_tag_after_header",
+            "The header, then 16 bytes where the first chunk should be: the header announces 4 KiB, so the input ends early.",
+            "truncated",
+            one,
+            json!({ "truncate_to": header_len, "then_append_hex": "00".repeat(16) }),
+        ),
+        edit(
+            "attachment_one_chunk_appended",
+            "A one-chunk file with a byte appended: the header gives the chunk's length, so the extra byte is seen after it opens.",
+            "appended_data",
+            one,
+            json!({ "append_hex": "00" }),
+        ),
+        edit(
+            "attachment_first_chunk_cut_at_boundary",
+            "A two-chunk file cut after its first chunk: the input ends before the announced length.",
+            "truncated",
+            two,
+            json!({ "truncate_to": header_len + 65_536 + 16 }),
+        ),
+        edit(
+            "attachment_last_chunk_altered",
+            "One bit of the last chunk flipped.",
+            "chunk_modified",
+            two,
+            json!({ "flip_bit": [two_len - 1, 7] }),
+        ),
+        edit(
+            "attachment_chunk_duplicated",
+            "The first chunk repeated in place of the second (the file keeps its length).",
+            "duplicated",
+            "attachment_three_chunks",
+            json!({ "remove_range": [header_len + 65_552, header_len + 2 * 65_552], "copy_range": [header_len, header_len + 65_552, header_len + 65_552] }),
+        ),
+        edit(
+            "attachment_middle_chunk_removed",
+            "The middle of three full chunks removed: the last chunk stands at position 1.",
+            "reordered",
+            "attachment_three_chunks",
+            json!({ "remove_range": [header_len + 65_552, header_len + 2 * 65_552] }),
+        ),
+    ];
+    let _ = small_len;
+    // Three full chunks: a stream of exactly 3 × 65,536 bytes.
+    let three = vector_content(196_608 - 4 - 44 - 32 - 32 - 200);
+    let three_file = seal_file("attachment_three_chunks", &three, "ct.dcm", &[SECRET_A]);
+    let mut c = case(
+        "attachment_three_chunks",
+        "Three full chunks (a stream of exactly 3 × 65,536 bytes); content byte i = (i × 31) mod 251.",
+        "success",
+    );
+    c.file = Some(hex::encode(&three_file));
+    c.metadata = Some(crate::protocol::attachment::Metadata {
+        name: "ct.dcm".into(),
+        mime: crate::protocol::attachment::guess_mime("ct.dcm").into(),
+        size: three.len() as u64,
+    });
+    c.content_sha256 = Some(hex::encode(Sha256::digest(&three)));
+    cases.insert(0, c);
+    // Inside the authenticated stream (10.4): made with the file key, so
+    // these are what a broken or hostile sender can make.
+    let laid = |name: &str,
+                comment: &str,
+                expect: &str,
+                metadata: &[u8],
+                content: &[u8],
+                padding: &[u8]| {
+        let mut c = case(name, comment, expect);
+        c.file = Some(hex::encode(sealed_stream(
+            name,
+            &FuzzStream::Laid {
+                metadata,
+                content,
+                padding,
+            },
+        )));
+        c
+    };
+    let content = b"Hb 13.9 g/dL";
+    cases.push(laid(
+        "attachment_metadata_duplicate_key",
+        "Metadata with \"name\" twice: refused.",
+        "malformed",
+        br#"{"name":"a.txt","name":"b.txt","mime":"text/plain","size":12}"#,
+        content,
+        b"",
+    ));
+    let mut unknown = laid(
+        "attachment_metadata_unknown_key",
+        "Metadata with a key this version does not know: ignored.",
+        "success",
+        br#"{"name":"hb.txt","mime":"text/plain","size":12,"lang":"es"}"#,
+        content,
+        b"",
+    );
+    unknown.metadata = Some(crate::protocol::attachment::Metadata {
+        name: "hb.txt".into(),
+        mime: "text/plain".into(),
+        size: 12,
+    });
+    unknown.content = Some(hex::encode(content));
+    unknown.content_sha256 = Some(hex::encode(Sha256::digest(content)));
+    cases.push(unknown);
+    let mut spaced = laid(
+        "attachment_metadata_not_canonical",
+        "Metadata with spaces and another key order (not the canonical form a sender writes): read all the same.",
+        "success",
+        br#"{ "size": 12, "mime": "text/plain", "name": "hb.txt" }"#,
+        content,
+        b"",
+    );
+    spaced.metadata = Some(crate::protocol::attachment::Metadata {
+        name: "hb.txt".into(),
+        mime: "text/plain".into(),
+        size: 12,
+    });
+    spaced.content = Some(hex::encode(content));
+    spaced.content_sha256 = Some(hex::encode(Sha256::digest(content)));
+    cases.push(spaced);
+    cases.push(laid(
+        "attachment_metadata_not_utf8",
+        "Metadata whose name holds a byte that is not UTF-8.",
+        "malformed",
+        b"{\"name\":\"a\xff.txt\",\"mime\":\"text/plain\",\"size\":12}",
+        content,
+        b"",
+    ));
+    cases.push(laid(
+        "attachment_metadata_missing_size",
+        "Metadata without \"size\".",
+        "malformed",
+        br#"{"name":"a.txt","mime":"text/plain"}"#,
+        content,
+        b"",
+    ));
+    cases.push(laid(
+        "attachment_metadata_size_mismatch",
+        "Metadata announcing 13 bytes for 12: the hash is read one byte off.",
+        "malformed",
+        br#"{"name":"a.txt","mime":"text/plain","size":13}"#,
+        content,
+        b"",
+    ));
+    cases.push(laid(
+        "attachment_nonzero_padding",
+        "Valid content, hash and sender tag; a padding byte is 1.",
+        "malformed",
+        br#"{"name":"a.txt","mime":"text/plain","size":12}"#,
+        content,
+        &[0, 0, 1],
+    ));
+    let mut long_meta = b"{\"name\":\"".to_vec();
+    long_meta.extend(std::iter::repeat_n(b'a', 4100));
+    long_meta.extend_from_slice(br#"","mime":"text/plain","size":12}"#);
+    cases.push(laid(
+        "attachment_metadata_too_long",
+        "Metadata of more than 4096 bytes.",
+        "malformed",
+        &long_meta,
+        content,
+        b"",
+    ));
+    let raw = |name: &str, comment: &str, expect: &str, declared: u64, stream: &[u8]| {
+        let mut c = case(name, comment, expect);
+        c.file = Some(hex::encode(sealed_stream(
+            name,
+            &FuzzStream::Raw { declared, stream },
+        )));
+        c
+    };
+    let mut wrong_hash = 44u32.to_be_bytes().to_vec();
+    wrong_hash.extend_from_slice(br#"{"name":"a.txt","mime":"text/plain","size":12}"#);
+    wrong_hash.truncate(4 + 44);
+    wrong_hash.extend_from_slice(content);
+    wrong_hash.extend_from_slice(&[0x55; 32]);
+    wrong_hash.resize(4096, 0);
+    cases.push(raw(
+        "attachment_content_hash_mismatch",
+        "The SHA-256 after the content is not the content's.",
+        "malformed",
+        4096,
+        &wrong_hash,
+    ));
+    cases.push(raw("attachment_stream_longer_than_declared", "A stream of 8192 bytes where the header announces 4096: its first chunk is longer than announced.", "chunk_modified", 4096, &[0u8; 8192]));
+    let _ = two_len;
     cases
 }
 
@@ -1163,5 +1777,9 @@ pub fn generate() -> Vec<(&'static str, String)> {
                 cases: attachment_cases(),
             }),
         ),
+        ("codes.json", to_json(&more::codes())),
+        ("shares.json", to_json(&more::shares())),
+        ("parts.json", to_json(&more::parts())),
+        ("audit.json", to_json(&more::audit())),
     ]
 }

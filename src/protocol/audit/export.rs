@@ -1,0 +1,288 @@
+//! The audit export: everything verification needs, in one JSON file, so
+//! that an auditor checks a log with the file and the verification code
+//! alone, without the store (wire-spec 9.7).
+
+use serde_json::{Map, Value};
+
+use super::*;
+use crate::protocol::codes::VerificationCode;
+
+/// The `format` of an export file.
+pub const EXPORT_FORMAT: &str = "medcrypt-audit-export/v1";
+
+/// How many days past the code's first day an export may claim: a bound on
+/// the key derivation a hostile file can ask for (about 100 years).
+const MAX_EXPORT_DAYS: u32 = 36_600;
+
+/// What an export carries about the store besides its records.
+pub struct ExportHead<'a> {
+    /// The store id (10 hex digits), if the store has one.
+    pub store_id: Option<&'a str>,
+    /// The store's current day (its sealing key's day).
+    pub day: u32,
+    /// Sequence number of the last record.
+    pub last_seq: u64,
+    /// MAC of the last record.
+    pub last_mac: [u8; 32],
+    /// The head MAC under the current day's key, if bound.
+    pub head_mac: Option<[u8; 32]>,
+}
+
+/// Writes the export file (wire-spec 9.7): one JSON object, records in
+/// order, with the audit encryption key so that every body is checked.
+pub fn export_json(head: &ExportHead<'_>, enc_key: &[u8; 32], records: &[Record]) -> String {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            let event = open_body(enc_key, record)
+                .and_then(|e| serde_json::to_value(e).ok())
+                .unwrap_or(Value::Null);
+            let mut object = Map::new();
+            object.insert("seq".into(), record.seq.into());
+            object.insert("day".into(), record.day.into());
+            object.insert("kind".into(), kind_name(record.kind).into());
+            object.insert("body".into(), hex::encode(&record.body).into());
+            object.insert("mac".into(), hex::encode(record.mac).into());
+            object.insert("event".into(), event);
+            Value::Object(object)
+        })
+        .collect();
+    let mut object = Map::new();
+    object.insert("format".into(), EXPORT_FORMAT.into());
+    object.insert(
+        "store_id".into(),
+        head.store_id.map_or(Value::Null, Value::from),
+    );
+    object.insert("day".into(), head.day.into());
+    object.insert("last_seq".into(), head.last_seq.into());
+    object.insert("last_mac".into(), hex::encode(head.last_mac).into());
+    object.insert(
+        "head_mac".into(),
+        head.head_mac.map_or(Value::Null, |m| hex::encode(m).into()),
+    );
+    object.insert("encryption_key".into(), hex::encode(enc_key).into());
+    object.insert("records".into(), Value::Array(records));
+    let mut text = Value::Object(object).to_string();
+    text.push('\n');
+    text
+}
+
+fn kind_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Entry => "entry",
+        RecordKind::Seal => "seal",
+    }
+}
+
+/// Why an export could not be verified at all (as opposed to a fault in
+/// the log it carries).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// Not an export file, or a field is missing or invalid.
+    #[error("this is not a readable MedCrypt audit export: {0}")]
+    Unreadable(String),
+    /// The code's store id is not the export's.
+    #[error(
+        "the verification code belongs to another store (store id {code}; the export's is {export})"
+    )]
+    ForeignCode {
+        /// The code's store id.
+        code: String,
+        /// The export's store id.
+        export: String,
+    },
+    /// The checkpoint's store id is not the export's.
+    #[error("the checkpoint belongs to another store")]
+    ForeignCheckpoint,
+    /// The log it carries fails verification.
+    #[error(transparent)]
+    Fault(#[from] AuditFault),
+}
+
+impl ExportError {
+    /// A stable name: `unreadable`, `foreign_code`, `foreign_checkpoint`,
+    /// or the fault's.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreadable(_) => "unreadable",
+            Self::ForeignCode { .. } => "foreign_code",
+            Self::ForeignCheckpoint => "foreign_checkpoint",
+            Self::Fault(fault) => fault.kind(),
+        }
+    }
+}
+
+/// A verified export: the report and every event, as decrypted.
+#[derive(Debug)]
+pub struct VerifiedExport {
+    /// What was verified.
+    pub report: VerifyReport,
+    /// The store id the export names.
+    pub store_id: Option<String>,
+    /// Each record's sequence number and, for entries, its event.
+    pub events: Vec<(u64, Option<AuditEvent>)>,
+}
+
+fn unreadable(why: impl Into<String>) -> ExportError {
+    ExportError::Unreadable(why.into())
+}
+
+fn field<'v>(object: &'v Map<String, Value>, name: &str) -> Result<&'v Value, ExportError> {
+    object
+        .get(name)
+        .ok_or_else(|| unreadable(format!("no \"{name}\"")))
+}
+
+fn hex_field<const N: usize>(value: &Value, name: &str) -> Result<[u8; N], ExportError> {
+    value
+        .as_str()
+        .filter(|s| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+        .ok_or_else(|| unreadable(format!("\"{name}\" is not {N} bytes of lower-case hex")))
+}
+
+fn uint(value: &Value, name: &str) -> Result<u64, ExportError> {
+    value
+        .as_u64()
+        .ok_or_else(|| unreadable(format!("\"{name}\" is not a whole number")))
+}
+
+fn record_of(value: &Value) -> Result<(Record, &Value), ExportError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| unreadable("a record is not an object"))?;
+    let seq = uint(field(object, "seq")?, "seq")?;
+    let day = u32::try_from(uint(field(object, "day")?, "day")?)
+        .map_err(|_| unreadable("\"day\" is out of range"))?;
+    let kind = match field(object, "kind")?.as_str() {
+        Some("entry") => RecordKind::Entry,
+        Some("seal") => RecordKind::Seal,
+        _ => return Err(unreadable("\"kind\" is neither \"entry\" nor \"seal\"")),
+    };
+    let body = field(object, "body")?
+        .as_str()
+        .filter(|s| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .and_then(|s| hex::decode(s).ok())
+        .ok_or_else(|| unreadable("\"body\" is not lower-case hex"))?;
+    let mac = hex_field::<32>(field(object, "mac")?, "mac")?;
+    let event = object.get("event").unwrap_or(&Value::Null);
+    Ok((
+        Record {
+            seq,
+            day,
+            kind,
+            body,
+            mac,
+        },
+        event,
+    ))
+}
+
+/// Verifies an export file with the audit verification code (and
+/// optionally the latest checkpoint), without the store: the file's head
+/// is checked under the key the code derives for the file's day, every MAC
+/// from the code, every body with the file's encryption key, and each
+/// `event` shown must be what its body decrypts to.
+///
+/// # Errors
+/// [`ExportError`]: unreadable, another store's code or checkpoint, or the
+/// log's first fault.
+pub fn verify_export(
+    data: &[u8],
+    code: &VerificationCode,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<VerifiedExport, ExportError> {
+    let value: Value =
+        serde_json::from_slice(data).map_err(|e| unreadable(format!("not JSON ({e})")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| unreadable("not a JSON object"))?;
+    if field(object, "format")?.as_str() != Some(EXPORT_FORMAT) {
+        return Err(unreadable(format!("\"format\" is not \"{EXPORT_FORMAT}\"")));
+    }
+    let store_id = match field(object, "store_id")? {
+        Value::Null => None,
+        Value::String(id)
+            if id.len() == 10 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Some(id.clone())
+        }
+        _ => return Err(unreadable("\"store_id\" is not 10 lower-case hex digits")),
+    };
+    if let Some(given) = code.store_id.map(hex::encode)
+        && store_id.as_ref() != Some(&given)
+    {
+        return Err(ExportError::ForeignCode {
+            code: given,
+            export: store_id.unwrap_or_else(|| "none".into()),
+        });
+    }
+    if let (Some(cp_id), Some(ours)) = (
+        checkpoint.and_then(|cp| cp.store_id.as_ref()),
+        store_id.as_ref(),
+    ) && cp_id != ours
+    {
+        return Err(ExportError::ForeignCheckpoint);
+    }
+    let day = u32::try_from(uint(field(object, "day")?, "day")?)
+        .map_err(|_| unreadable("\"day\" is out of range"))?;
+    if day < code.key.day() || day - code.key.day() > MAX_EXPORT_DAYS {
+        return Err(unreadable(
+            "\"day\" is before the code's first day or implausibly far after it",
+        ));
+    }
+    let last_seq = uint(field(object, "last_seq")?, "last_seq")?;
+    let last_mac = hex_field::<32>(field(object, "last_mac")?, "last_mac")?;
+    let head_mac = match field(object, "head_mac")? {
+        Value::Null => None,
+        other => Some(hex_field::<32>(other, "head_mac")?),
+    };
+    let enc_key = hex_field::<32>(field(object, "encryption_key")?, "encryption_key")?;
+    let list = field(object, "records")?
+        .as_array()
+        .ok_or_else(|| unreadable("\"records\" is not a list"))?;
+    let mut records = Vec::with_capacity(list.len());
+    let mut shown = Vec::with_capacity(list.len());
+    for item in list {
+        let (record, event) = record_of(item)?;
+        records.push(record);
+        shown.push(event);
+    }
+    let Some(current) = code.key.step_to(day) else {
+        return Err(unreadable("\"day\" is before the code's first day"));
+    };
+    let head = Head {
+        key: &current,
+        last_seq,
+        last_mac,
+        head_mac,
+    };
+    let report = verify(
+        &records,
+        Trust::VerificationKey(&code.key),
+        Some(&enc_key),
+        &head,
+        checkpoint,
+    )?;
+    let mut events = Vec::with_capacity(records.len());
+    for (record, shown) in records.iter().zip(shown) {
+        let event = open_body(&enc_key, record);
+        let decrypted = event
+            .as_ref()
+            .and_then(|e| serde_json::to_value(e).ok())
+            .unwrap_or(Value::Null);
+        if *shown != decrypted {
+            return Err(AuditFault::Modified { seq: record.seq }.into());
+        }
+        events.push((
+            record.seq,
+            event.filter(|_| record.kind == RecordKind::Entry),
+        ));
+    }
+    Ok(VerifiedExport {
+        report,
+        store_id,
+        events,
+    })
+}
