@@ -1445,7 +1445,7 @@ fn attachment_cases() -> Vec<AttachmentCase> {
     );
     c.file = Some(hex::encode(b"%PDF-1.7 plain text"));
     cases.push(c);
-    cases.extend(more_attachment_cases(small_file.len(), two_file.len()));
+    cases.extend(more_attachment_cases(&small_file, two_file.len()));
     cases
 }
 
@@ -1461,7 +1461,7 @@ fn sealed_stream(name: &str, stream: &crate::protocol::attachment::FuzzStream<'_
 
 /// Header checks, the chunk failures in their order of detection, and the
 /// rules for what is inside the authenticated stream.
-fn more_attachment_cases(small_len: usize, two_len: usize) -> Vec<AttachmentCase> {
+fn more_attachment_cases(small_file: &[u8], two_len: usize) -> Vec<AttachmentCase> {
     use crate::protocol::attachment::FuzzStream;
     use serde_json::json;
     let now = utc("2026-11-22T10:00:00Z");
@@ -1598,7 +1598,11 @@ fn more_attachment_cases(small_len: usize, two_len: usize) -> Vec<AttachmentCase
             json!({ "remove_range": [header_len + 65_552, header_len + 2 * 65_552] }),
         ),
     ];
-    let _ = small_len;
+    let mut part = small_file.to_vec();
+    part[8] = b'P';
+    let mut c = case("attachment_part_given_alone", "Kind byte 'P' (a part's header) given where a whole file was expected: give all the parts.", "malformed");
+    c.file = Some(hex::encode(part));
+    cases.push(c);
     // Three full chunks: a stream of exactly 3 × 65,536 bytes.
     let three = vector_content(196_608 - 4 - 44 - 32 - 32 - 200);
     let three_file = seal_file("attachment_three_chunks", &three, "ct.dcm", &[SECRET_A]);
