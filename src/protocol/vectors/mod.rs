@@ -1045,8 +1045,128 @@ fn legacy() -> LegacyFile {
                 "malformed",
                 None,
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            more_v1_cases(&nov, text)
+                .into_iter()
+                .map(|(name, comment, wire, expect, plain)| {
+                    case(
+                        name,
+                        comment,
+                        utc("2026-11-20T09:00:00Z"),
+                        wire,
+                        expect,
+                        plain,
+                    )
+                }),
+        )
+        .collect(),
     }
+}
+
+/// The v1 parse order of section 6, one reason to fail each.
+fn more_v1_cases<'a>(
+    wire: &str,
+    text: &'a str,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    String,
+    &'static str,
+    Option<&'a str>,
+)> {
+    use base64::engine::general_purpose::STANDARD;
+    let inner = wire
+        .trim_start_matches("[MEDCRYPT:v1:")
+        .trim_end_matches(']');
+    let fields: Vec<String> = inner.split(':').map(str::to_owned).collect();
+    let with = |i: usize, value: String| {
+        let mut f = fields.clone();
+        f[i] = value;
+        format!("[MEDCRYPT:v1:{}]", f.join(":"))
+    };
+    let unpadded = |field: &str| field.trim_end_matches('=').to_owned();
+    let mut wrapped = wire.to_owned();
+    wrapped.insert(30, '\n');
+    wrapped.insert(20, ' ');
+    let mut noncanonical = fields[3].clone();
+    // The tag (16 bytes) ends "xx==": the last character carries 4 unused bits.
+    let last = noncanonical.len() - 3;
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let value = alphabet.find(&noncanonical[last..=last]).unwrap_or(0);
+    noncanonical.replace_range(last..=last, &alphabet[(value ^ 1)..=(value ^ 1)]);
+    vec![
+        (
+            "v1_whitespace_inserted",
+            "A space and a line break inside: removed before parsing.",
+            wrapped,
+            "success",
+            Some(text),
+        ),
+        (
+            "v1_three_fields",
+            "Three fields instead of four.",
+            format!("[MEDCRYPT:v1:{}:{}:{}]", fields[0], fields[1], fields[2]),
+            "malformed",
+            None,
+        ),
+        (
+            "v1_missing_padding",
+            "The tag without its padding: padding is required.",
+            with(3, unpadded(&fields[3])),
+            "damaged",
+            None,
+        ),
+        (
+            "v1_non_canonical_tag",
+            "The tag's last character has a non-zero unused bit.",
+            with(3, noncanonical),
+            "damaged",
+            None,
+        ),
+        (
+            "v1_url_alphabet",
+            "A base64url character ('-') in the ciphertext: standard base64 only.",
+            with(2, format!("-{}", &fields[2][1..])),
+            "damaged",
+            None,
+        ),
+        (
+            "v1_bad_base64_before_shape",
+            "The tag is 15 bytes and the ciphertext has an invalid character: decoding comes first.",
+            format!(
+                "[MEDCRYPT:v1:{}:{}:!{}:{}]",
+                fields[0],
+                fields[1],
+                &fields[2][1..],
+                STANDARD.encode([0u8; 15])
+            ),
+            "damaged",
+            None,
+        ),
+        (
+            "v1_patient_id_not_utf8",
+            "A patient id that is not UTF-8.",
+            with(0, STANDARD.encode([0xff, 0xfe])),
+            "malformed",
+            None,
+        ),
+        (
+            "v1_nonce_11_bytes",
+            "An 11-byte nonce.",
+            with(1, STANDARD.encode([7u8; 11])),
+            "malformed",
+            None,
+        ),
+        (
+            "v1_tag_15_bytes",
+            "A 15-byte tag.",
+            with(3, STANDARD.encode([7u8; 15])),
+            "malformed",
+            None,
+        ),
+    ]
 }
 
 /// Puts a character outside the base64 alphabet at the start of the nonce field.
@@ -1600,7 +1720,11 @@ fn more_attachment_cases(small_file: &[u8], two_len: usize) -> Vec<AttachmentCas
     ];
     let mut part = small_file.to_vec();
     part[8] = b'P';
-    let mut c = case("attachment_part_given_alone", "Kind byte 'P' (a part's header) given where a whole file was expected: give all the parts.", "malformed");
+    let mut c = case(
+        "attachment_part_given_alone",
+        "Kind byte 'P' (a part's header) given where a whole file was expected: give all the parts.",
+        "malformed",
+    );
     c.file = Some(hex::encode(part));
     cases.push(c);
     // Three full chunks: a stream of exactly 3 × 65,536 bytes.
