@@ -77,15 +77,48 @@ pub fn render_svg(payload: &str) -> Result<String, QrError> {
 /// [`QrError::Image`] for an unreadable file, [`QrError::NotFound`] when it
 /// holds no decodable QR code.
 pub fn decode_image(bytes: &[u8]) -> Result<String, QrError> {
-    let image = image::load_from_memory(bytes).map_err(|e| QrError::Image(e.to_string()))?;
-    let mut prepared = rqrr::PreparedImage::prepare(image.to_luma8());
-    prepared
-        .detect_grids()
-        .iter()
-        .find_map(|grid| grid.decode().ok())
-        .map(|(_, content)| content)
-        .ok_or(QrError::NotFound)
+    // A hostile or broken file may declare any dimensions: bound them, and
+    // the memory decoding may take, before anything is allocated.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| QrError::Image(e.to_string()))?;
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| QrError::Image(e.to_string()))?;
+    let luma = image.to_luma8();
+    drop(image);
+    let find = |luma: image::GrayImage| {
+        let mut prepared = rqrr::PreparedImage::prepare(luma);
+        prepared
+            .detect_grids()
+            .iter()
+            .find_map(|grid| grid.decode().ok())
+            .map(|(_, content)| content)
+    };
+    // A phone photo is large: look in a reduced copy first (fast), then at
+    // full size if that found nothing.
+    if luma.width().max(luma.height()) > SEARCH_SIDE {
+        let small = image::imageops::thumbnail(
+            &luma,
+            luma.width() * SEARCH_SIDE / luma.width().max(luma.height()),
+            luma.height() * SEARCH_SIDE / luma.width().max(luma.height()),
+        );
+        if let Some(found) = find(small) {
+            return Ok(found);
+        }
+    }
+    find(luma).ok_or(QrError::NotFound)
 }
+
+/// Larger images are refused (a 12-megapixel photo is 4000 × 3000).
+const MAX_SIDE: u32 = 10_000;
+/// At most this much memory for decoding one image.
+const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+/// Images are searched for a QR code at this size (long side) first.
+const SEARCH_SIDE: u32 = 1600;
 
 #[cfg(test)]
 mod tests {
@@ -103,6 +136,36 @@ mod tests {
             decode_image(b"not an image"),
             Err(QrError::Image(_))
         ));
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn an_image_declaring_huge_dimensions_is_refused_before_allocating() {
+        // A PNG whose header declares 100,000 × 100,000 pixels (40 GB as
+        // RGBA) and holds nothing else.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        assert!(matches!(decode_image(&png), Err(QrError::Image(_))));
     }
 
     #[test]

@@ -327,6 +327,74 @@ fn split_parts_in_any_order_missing_and_foreign_parts() {
 }
 
 #[test]
+fn a_damaged_part_header_is_named_not_taken_for_a_whole_file() {
+    // Reported: index 0 or part version 3 read as "a whole attachment and
+    // parts were given together" (exit 2). Each has its own name now
+    // (wire-spec 10.5), and nothing is written.
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pat, _) = paired(dir.path());
+    let input = dir.path().join("echo.mp4");
+    std::fs::write(&input, content(1_500_000, 9)).unwrap();
+    let base = dir.path().join("echo.medcrypt");
+    let parts = encrypt(
+        &doc,
+        &["alice"],
+        &input,
+        &["-o", base.to_str().unwrap(), "--part-size", "1M"],
+    );
+    assert_eq!(parts.len(), 2);
+    let out = dir.path().join("echo-out.mp4");
+    let edited = |name: &str, edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut bytes = std::fs::read(&parts[1]).unwrap();
+        edit(&mut bytes);
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let zero = edited("index0.medcrypt", &|b| b[26..28].copy_from_slice(&[0, 0]));
+    let v3 = edited("v3.medcrypt", &|b| b[9] = 3);
+    let over = edited("over.medcrypt", &|b| b[26..28].copy_from_slice(&[0, 9]));
+    for (bad, code, name) in [
+        (&zero, 7, "part_index_invalid"),
+        (&v3, 7, "unsupported_part_version"),
+        (&over, 7, "part_index_invalid"),
+        (&parts[0], 2, "duplicate_part"),
+    ] {
+        let run = pat.run_at(
+            &[
+                "attach",
+                "decrypt",
+                parts[0].to_str().unwrap(),
+                bad.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            "",
+            NOV,
+        );
+        assert_eq!(run.code, code, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(name), "{name}: {}", run.stderr);
+        assert!(!run.stderr.contains("given together"), "{}", run.stderr);
+        assert!(!out.exists(), "{name}: output written");
+    }
+    // A whole file among parts is a usage error, named as such.
+    let whole = dir.path().join("whole.medcrypt");
+    encrypt(&doc, &["alice"], &input, &["-o", whole.to_str().unwrap()]);
+    let run = pat.run_at(
+        &[
+            "attach",
+            "decrypt",
+            parts[0].to_str().unwrap(),
+            whole.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("mixed_inputs"), "{}", run.stderr);
+}
+
+#[test]
 fn damaged_files_fail_with_their_own_error_and_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (doc, pat, _) = paired(dir.path());
@@ -372,7 +440,7 @@ fn damaged_files_fail_with_their_own_error_and_leave_nothing() {
                 b
             },
             3,
-            "chunk 3 was altered",
+            "chunk 2 (counting from 0) was altered",
         ),
         (
             "reordered",
@@ -395,7 +463,7 @@ fn damaged_files_fail_with_their_own_error_and_leave_nothing() {
                 b
             },
             3,
-            "is a copy of chunk 2",
+            "is a copy of chunk 1",
         ),
         (
             "not-encrypted",

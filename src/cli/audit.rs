@@ -84,7 +84,7 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
                         "OK: {} records ({} entries, {} day seals) over {} days.",
                         report.records, report.entries, report.seals, report.days,
                     ))?;
-                    for line in proven(&report, checkpoint.as_ref()) {
+                    for line in proven(&report, checkpoint.as_ref(), false) {
                         out(format_args!("  {line}"))?;
                     }
                     Ok(())
@@ -162,9 +162,20 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
 }
 
 /// What a successful verification proves, and what it does not.
-fn proven(report: &medcrypt::audit::VerifyReport, checkpoint: Option<&Checkpoint>) -> Vec<String> {
+fn proven(
+    report: &medcrypt::audit::VerifyReport,
+    checkpoint: Option<&Checkpoint>,
+    export: bool,
+) -> Vec<String> {
     let mut lines = Vec::new();
-    if report.full {
+    if export {
+        lines.push(
+            "Proven from the verification code: no entry of an earlier day was altered, removed, \
+             reordered or inserted, and the export ends where the store had sealed the log on \
+             the export's day; every entry shown is the one its record holds."
+                .to_owned(),
+        );
+    } else if report.full {
         lines.push(
             "Proven from the verification code: no entry of an earlier day was altered, removed, \
              reordered or inserted; the store's key is the one the code derives for today; the \
@@ -251,7 +262,7 @@ pub(super) fn verify_export(
                 report.days,
                 verified.store_id.as_deref().unwrap_or("without an id"),
             ))?;
-            for line in proven(report, checkpoint.as_ref()) {
+            for line in proven(report, checkpoint.as_ref(), true) {
                 out(format_args!("  {line}"))?;
             }
             Ok(())

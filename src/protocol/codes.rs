@@ -29,6 +29,8 @@ const PAIRING_CODE_VERSION: u8 = 3;
 const PAIRING_CODE_VERSION_2: u8 = 2;
 /// Scheme and path of the QR payload.
 pub const QR_URI_PREFIX: &str = "medcrypt://pair/v2?";
+/// The latest expiry an invitation may carry: 9999-12-31T23:59:59Z.
+const MAX_EXPIRY: i64 = 253_402_300_799;
 
 /// A typed code or QR payload that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -515,6 +517,7 @@ impl PairingInvite {
                             .parse::<i64>()
                             .ok()
                             .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                            .filter(|t| *t <= MAX_EXPIRY)
                             .and_then(|t| DateTime::from_timestamp(t, 0))
                             .ok_or(CodeError::NotPairing("bad expiry"))?,
                     );

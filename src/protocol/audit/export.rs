@@ -249,6 +249,18 @@ pub fn verify_export(
         records.push(record);
         shown.push(event);
     }
+    // A first-release code names no store: one that does not verify the
+    // first record is another store's code, not a fault of this log.
+    if code.store_id.is_none()
+        && records
+            .first()
+            .is_some_and(|r| r.seq != 1 || !code.key.verifies(r, 1, &[0u8; 32]))
+    {
+        return Err(ExportError::ForeignCode {
+            code: "none (a first-release code)".into(),
+            export: store_id.unwrap_or_else(|| "none".into()),
+        });
+    }
     let Some(current) = code.key.step_to(day) else {
         return Err(unreadable("\"day\" is before the code's first day"));
     };

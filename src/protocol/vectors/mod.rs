@@ -1898,8 +1898,8 @@ pub fn generate() -> Vec<(&'static str, String)> {
             to_json(&AttachmentFile {
                 description: "MedCrypt attachments (format 3, and format 2 as still read). Build the receiver's epoch chain from pairing_secret \
                               and start_epoch, advance it to `now`; take `file` (hex), or the file of case \
-                              `base` changed by `edit` (truncate_to, then_append_hex, flip_bit [offset, bit], \
-                              append_hex); read the header, unwrap the file key as `receiver`, decrypt; expect \
+                              `base` changed by `edit` (applied in this order: truncate_to, then_append_hex / append_hex, \
+                              flip_bit [offset, bit], remove_range [start, end], copy_range [start, end, at]); read the header, unwrap the file key as `receiver`, decrypt; expect \
                               `success` with `metadata` and `content_sha256`, or the named error."
                     .into(),
                 cases: attachment_cases(),

@@ -119,6 +119,11 @@ pub(super) fn codes() -> Value {
     ];
     for (name, comment, uri) in [
         (
+            "invite_expiry_after_9999",
+            "x after 9999-12-31T23:59:59Z.",
+            format!("{base}&n=&x=253402300800"),
+        ),
+        (
             "invite_wrong_scheme",
             "Another prefix.",
             uri.replacen("medcrypt://pair/v2?", "medcrypt://pair/v3?", 1),
@@ -374,8 +379,7 @@ pub(super) fn codes() -> Value {
             "checkpoint_upper_case",
             "Retyped in capitals: the check is over the lower-cased line.",
             line.to_uppercase()
-                .replacen("MEDCRYPT-AUDIT:V2:", "MEDCRYPT-AUDIT:v2:", 1)
-                .replace('T', "T"),
+                .replacen("MEDCRYPT-AUDIT:V2:", "MEDCRYPT-AUDIT:v2:", 1),
             Some(hex::encode(store_id)),
         ),
         cp_ok(
@@ -847,6 +851,19 @@ pub(super) fn audit() -> Value {
         "foreign_code",
         None,
         &other_code,
+    );
+    let mut v1 = SealingKey::from_bytes(log.first.day(), &array::<32>("another store's key"))
+        .expose_bytes()
+        .to_vec();
+    v1.extend_from_slice(&log.first.day().to_be_bytes()[1..]);
+    let v1_other = codes::encode_checked("medcrypt/audit/v1/verification-code", &v1, 5);
+    case(
+        "audit_foreign_first_release_code",
+        "A first-release code (no store id) that does not verify the first record: another store's.",
+        good.clone(),
+        "foreign_code",
+        None,
+        &v1_other,
     );
     let mut v = good.clone();
     let body = v["records"][1]["body"]
