@@ -83,8 +83,21 @@ pub fn legacy(data: &[u8]) {
     }
 }
 
-/// Decrypts `file` for `role` with the fuzz pairing, into memory.
+/// Decrypts `file` (binary or ASCII-armoured) for `role` with the fuzz
+/// pairing, into memory.
 fn open_file(file: &[u8], role: Role) {
+    let dearmored;
+    let file = if attachment::is_armored(file) {
+        match attachment::dearmor(file) {
+            Ok(bytes) => {
+                dearmored = bytes;
+                &dearmored[..]
+            }
+            Err(_) => return,
+        }
+    } else {
+        file
+    };
     let mut input = BufReader::new(file);
     let Ok(header) = Header::read(&mut input) else {
         return;
@@ -263,6 +276,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         }
         if size == 100 {
             out.push(("attachment", [&[0u8][..], &file].concat()));
+            out.push((
+                "attachment",
+                [&[0u8][..], &attachment::armor(&file)].concat(),
+            ));
             // Two parts of the small file.
             let cut = file.len() / 2;
             let mut parts = Vec::new();

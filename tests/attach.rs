@@ -532,3 +532,76 @@ fn expired_attachment_names_the_destruction_date() {
         run.stderr
     );
 }
+
+#[test]
+fn an_armoured_file_is_text_and_decrypts_like_the_binary_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pat, _) = paired(dir.path());
+    let input = dir.path().join("hemograma.pdf");
+    std::fs::write(&input, content(300_000, 3)).unwrap();
+    let armored = dir.path().join("hemograma.medcrypt.txt");
+    encrypt(
+        &doc,
+        &["alice"],
+        &input,
+        &["-o", armored.to_str().unwrap(), "--armor"],
+    );
+    let text = std::fs::read_to_string(&armored).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN MEDCRYPT FILE-----\n"),
+        "{}",
+        &text[..40]
+    );
+    assert!(text.ends_with("-----END MEDCRYPT FILE-----\n"));
+    assert!(
+        text.lines()
+            .all(|l| l.len() <= 64 || l.starts_with("-----"))
+    );
+    let out = dir.path().join("out.pdf");
+    pat.ok(
+        &[
+            "attach",
+            "decrypt",
+            armored.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), content(300_000, 3));
+    // Cut in copying: truncated, nothing written.
+    let cut = dir.path().join("cut.medcrypt.txt");
+    std::fs::write(&cut, &text[..text.len() / 2]).unwrap();
+    let out2 = dir.path().join("out2.pdf");
+    let run = pat.run_at(
+        &[
+            "attach",
+            "decrypt",
+            cut.to_str().unwrap(),
+            "-o",
+            out2.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("truncated"), "{}", run.stderr);
+    assert!(!out2.exists());
+    // Armour and parts do not mix on the way out.
+    let run = doc.run_at(
+        &[
+            "attach",
+            "encrypt",
+            "--to",
+            "alice",
+            input.to_str().unwrap(),
+            "--armor",
+            "--part-size",
+            "1M",
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}

@@ -241,6 +241,12 @@ fn attachment_vectors() {
         };
         let mut out = Vec::new();
         let result = (|| {
+            // ASCII armour (10.7) is taken off first.
+            let bytes = if medcrypt::attachment::is_armored(&bytes) {
+                medcrypt::attachment::dearmor(&bytes)?
+            } else {
+                bytes.clone()
+            };
             let mut input = std::io::BufReader::new(&bytes[..]);
             let header = Header::read(&mut input)?;
             let key = header.unwrap(&chain, role, at)?;

@@ -443,6 +443,32 @@ impl<'a> Agent<'a> {
             self.skip(update_id)?;
             return Ok(self.instructions());
         };
+        // An ASCII-armoured file (wire-spec 10.7) is read like a binary one.
+        let dearmored;
+        let bytes = if crate::protocol::attachment::is_armored(bytes) {
+            match crate::protocol::attachment::dearmor(bytes) {
+                Ok(binary) => {
+                    dearmored = binary;
+                    &dearmored[..]
+                }
+                Err(err) => {
+                    self.handled(
+                        update_id,
+                        now,
+                        "attach_decrypt_failed",
+                        &pairing.alias,
+                        "rejected",
+                        &[("kind", err.kind().to_owned())],
+                    )?;
+                    return Ok(Action::reply(
+                        "⚠ This file arrived damaged or incomplete. Please send it again."
+                            .to_owned(),
+                    ));
+                }
+            }
+        } else {
+            bytes
+        };
         let part = match PartHeader::read(bytes) {
             Ok(part) => part,
             Err(err) => {

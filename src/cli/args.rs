@@ -281,6 +281,11 @@ pub(super) enum AttachCommand {
         /// Telegram bot's 20 MB download limit).
         #[arg(long, value_name = "SIZE", value_parser = checked(super::attach::parse_size))]
         part_size: Option<String>,
+        /// Write ASCII armour (base64 lines between BEGIN/END lines, a
+        /// `.medcrypt.txt` file) for messengers that accept only text
+        /// documents, such as WhatsApp; `attach decrypt` reads both forms.
+        #[arg(long)]
+        armor: bool,
     },
     /// Decrypt an attachment (or all parts of one, in any order).
     Decrypt {

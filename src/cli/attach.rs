@@ -23,8 +23,21 @@ pub(super) fn run(session: &Session, action: AttachCommand) -> Result<()> {
             name,
             output,
             part_size,
+            armor,
         } => {
             let part_size = part_size.as_deref().map(parse_size).transpose()?;
+            let layout = match (part_size, armor) {
+                (Some(_), true) => {
+                    return Err(usage(
+                        "--armor and --part-size cannot be combined",
+                        "armour is for messengers that take text documents of up to 100 MB \
+                         (WhatsApp): send the file whole",
+                    ));
+                }
+                (Some(limit), false) => medcrypt::session::Layout::Parts(limit),
+                (None, true) => medcrypt::session::Layout::Armored,
+                (None, false) => medcrypt::session::Layout::Whole,
+            };
             let mut bar = Bar::new("encrypting");
             let written = if file.as_os_str() == "-" {
                 super::io::paste_prompt("Type or paste the content, then press Ctrl-D");
@@ -35,7 +48,7 @@ pub(super) fn run(session: &Session, action: AttachCommand) -> Result<()> {
                     name.as_deref().unwrap_or("note.txt"),
                     &bytes,
                     output.as_deref(),
-                    part_size,
+                    layout,
                     &mut |done, total| bar.update(done, total),
                 )?
             } else {
@@ -49,7 +62,7 @@ pub(super) fn run(session: &Session, action: AttachCommand) -> Result<()> {
                     &to,
                     &file,
                     output.as_deref(),
-                    part_size,
+                    layout,
                     &mut |done, total| bar.update(done, total),
                 )?
             };

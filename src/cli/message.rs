@@ -45,7 +45,7 @@ pub(super) fn encrypt_as_attachment(
         "note.txt",
         text.as_bytes(),
         output,
-        None,
+        medcrypt::session::Layout::Whole,
         &mut |_, _| {},
     )?;
     for path in written {

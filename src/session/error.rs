@@ -122,6 +122,11 @@ impl From<AttachmentError> for Error {
         match err {
             // A header that cannot be opened is told like a message.
             AttachmentError::Header(inner) => Self::Decrypt(inner),
+            // A damaged ASCII armour surfaces as a read error: named.
+            AttachmentError::Io(io) => match crate::protocol::attachment::armor_error(io) {
+                AttachmentError::Io(io) => Self::Attachment(AttachmentError::Io(io)),
+                named => Self::Attachment(named),
+            },
             other => Self::Attachment(other),
         }
     }

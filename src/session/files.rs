@@ -4,7 +4,7 @@
 //! beside the destination, renamed into place only when complete.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -13,8 +13,8 @@ use aes_gcm::aead::rand_core::RngCore;
 use chrono::{DateTime, Utc};
 
 use crate::protocol::attachment::{
-    self, Assembly, AttachmentError, Decrypted, Header, Metadata, PART_HEADER_LEN, PartError,
-    PartHeader, Recipient, Sealing, guess_mime, sanitize_file_name,
+    self, ArmorReader, ArmorWriter, Assembly, AttachmentError, Decrypted, Header, Metadata,
+    PART_HEADER_LEN, PartError, PartHeader, Recipient, Sealing, guess_mime, sanitize_file_name,
 };
 use crate::protocol::epoch::{Epoch, check_window};
 use crate::protocol::wire::{DecryptError, SealError};
@@ -341,13 +341,26 @@ impl Write for PartWriter<'_> {
     }
 }
 
-fn default_output_name(now: DateTime<Utc>) -> PathBuf {
+fn default_output_name(now: DateTime<Utc>, armored: bool) -> PathBuf {
     // Neutral: the original name travels only inside the encryption.
     PathBuf::from(format!(
-        "attachment-{}-{}.medcrypt",
+        "attachment-{}-{}.medcrypt{}",
         now.format("%Y%m%d"),
-        random_suffix()
+        random_suffix(),
+        if armored { ".txt" } else { "" }
     ))
+}
+
+/// How an encrypted file is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One binary `.medcrypt` file.
+    Whole,
+    /// One ASCII-armoured file (wire-spec 10.7), for messengers that take
+    /// only text documents.
+    Armored,
+    /// Numbered parts of at most this many bytes, headers included.
+    Parts(u64),
 }
 
 fn part_path(output: &Path, index: u16, count: u16) -> PathBuf {
@@ -404,7 +417,7 @@ impl Session {
         to: &[String],
         input: &Path,
         output: Option<&Path>,
-        part_size: Option<u64>,
+        layout: Layout,
         progress: Progress<'_>,
     ) -> Result<Vec<PathBuf>> {
         if input.is_dir() {
@@ -424,7 +437,7 @@ impl Session {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "attachment".to_owned());
         let reader = BufReader::with_capacity(READ_BUFFER, file);
-        self.encrypt_from(to, &name, size, reader, output, part_size, progress)
+        self.encrypt_from(to, &name, size, reader, output, layout, progress)
     }
 
     /// Encrypts `bytes` (a note typed or piped in, never written to disk in
@@ -438,11 +451,11 @@ impl Session {
         name: &str,
         bytes: &[u8],
         output: Option<&Path>,
-        part_size: Option<u64>,
+        layout: Layout,
         progress: Progress<'_>,
     ) -> Result<Vec<PathBuf>> {
         let size = bytes.len() as u64;
-        self.encrypt_from(to, name, size, bytes, output, part_size, progress)
+        self.encrypt_from(to, name, size, bytes, output, layout, progress)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -453,7 +466,7 @@ impl Session {
         size: u64,
         reader: impl Read + Send,
         output: Option<&Path>,
-        part_size: Option<u64>,
+        layout: Layout,
         progress: Progress<'_>,
     ) -> Result<Vec<PathBuf>> {
         let now = self.now();
@@ -465,12 +478,29 @@ impl Session {
         };
         let sealing = Sealing::new(&metadata, &recipients)?;
         let total = sealing.total_len();
-        let output = output.map_or_else(|| default_output_name(now), Path::to_path_buf);
+        let armored = matches!(layout, Layout::Armored);
+        let output = output.map_or_else(|| default_output_name(now, armored), Path::to_path_buf);
         let mut progress = |done: u64| progress(done.min(size), size);
         let io = |what: &str| Error::io(format!("cannot write {what}"));
 
-        let written = match part_size {
-            None => {
+        let written = match layout {
+            Layout::Armored => {
+                if output.exists() {
+                    return Err(Error::refused(
+                        format!("{} already exists", output.display()),
+                        "choose another name with -o",
+                    ));
+                }
+                let mut temp = TempFile::beside(self, &output)?;
+                let clone = temp.file()?.try_clone().map_err(io("the output"))?;
+                let mut writer = ArmorWriter::new(BufWriter::with_capacity(READ_BUFFER, clone))
+                    .map_err(io("the output"))?;
+                sealing.write(reader, &mut writer, &mut progress)?;
+                writer.finish().map_err(io("the output"))?;
+                temp.persist(&output, false)?;
+                vec![output]
+            }
+            Layout::Whole => {
                 if output.exists() {
                     return Err(Error::refused(
                         format!("{} already exists", output.display()),
@@ -484,7 +514,7 @@ impl Session {
                 temp.persist(&output, false)?;
                 vec![output]
             }
-            Some(limit) => {
+            Layout::Parts(limit) => {
                 let count = PartHeader::count_for(total, limit).ok_or_else(|| {
                     Error::usage(
                         format!("cannot split {total} bytes into parts of {limit} bytes"),
@@ -794,13 +824,23 @@ fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
     // bytes that tell a part from a whole file are kept and put back.
     let mut headers = Vec::new();
     for path in files {
-        let mut file = File::open(path).map_err(read_err(path))?;
+        let file = File::open(path).map_err(read_err(path))?;
+        let len = file.metadata().map_err(read_err(path))?.len();
+        // Binary or ASCII-armoured (wire-spec 10.7): the armour is taken
+        // off as the file is read.
+        let mut buffered = BufReader::with_capacity(READ_BUFFER, file);
+        let peek = buffered.fill_buf().map_err(read_err(path))?;
+        let mut reader: Box<dyn Read + Send> = if attachment::is_armored(peek) {
+            Box::new(ArmorReader::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
         let mut head = vec![0u8; PART_HEADER_LEN];
-        let got =
-            crate::protocol::attachment::read_full(&mut file, &mut head).map_err(read_err(path))?;
+        let got = crate::protocol::attachment::read_full(&mut reader, &mut head)
+            .map_err(|e| Error::from(AttachmentError::Io(e)))?;
         head.truncate(got);
         let part = PartHeader::parse(&head);
-        headers.push((path.clone(), part, head, file));
+        headers.push((path.clone(), part, head, (reader, len)));
     }
     let heads: Vec<&[u8]> = headers
         .iter()
@@ -809,29 +849,23 @@ fn open_inputs(files: &[PathBuf]) -> Result<(Box<dyn Read + Send>, u64)> {
     let order = match attachment::assemble(&heads) {
         Ok(Assembly::Whole) => {
             // `assemble` says `Whole` of exactly one input.
-            let Some((path, _, head, file)) = headers.into_iter().next() else {
+            let Some((_, _, head, (reader, len))) = headers.into_iter().next() else {
                 return Err(part_error(&PartError::SeveralFiles, files));
             };
-            let len = file.metadata().map_err(read_err(&path))?.len();
-            return Ok((Box::new(std::io::Cursor::new(head).chain(file)), len));
+            return Ok((Box::new(std::io::Cursor::new(head).chain(reader)), len));
         }
         Ok(Assembly::Parts(order)) => order,
         Err(err) => return Err(part_error(&err, files)),
     };
-    let mut inputs: Vec<Option<(PathBuf, File)>> = headers
+    let mut inputs: Vec<Option<(Box<dyn Read + Send>, u64)>> = headers
         .into_iter()
-        .map(|(path, _, _, file)| Some((path, file)))
+        .map(|(_, _, _, input)| Some(input))
         .collect();
-    let slots: Vec<Option<(PathBuf, File)>> = order.iter().map(|&i| inputs[i].take()).collect();
     let mut total = 0u64;
     let mut chained: Box<dyn Read + Send> = Box::new(std::io::empty());
-    for (path, file) in slots.into_iter().flatten() {
-        total += file
-            .metadata()
-            .map_err(read_err(&path))?
-            .len()
-            .saturating_sub(PART_HEADER_LEN as u64);
-        chained = Box::new(chained.chain(file)); // each file is positioned after its header
+    for (reader, len) in order.iter().filter_map(|&i| inputs[i].take()) {
+        total += len.saturating_sub(PART_HEADER_LEN as u64);
+        chained = Box::new(chained.chain(reader)); // each input is positioned after its header
     }
     Ok((chained, total))
 }

@@ -29,7 +29,7 @@ pub use audit::AuditFilter;
 pub use error::{Error, ErrorKind, Result};
 pub use escrow::{CombineAction, CombineOutcome, SplitOutcome, read_share, share_page};
 pub use files::{
-    DecryptedFile, Destination, Progress, TempFile, free_path, remove_live_temporaries,
+    DecryptedFile, Destination, Layout, Progress, TempFile, free_path, remove_live_temporaries,
 };
 pub use keys::{KeyState, LiveKey, PairingKeys, shred_due};
 pub use mailbox::{Queued, SendContent};

@@ -400,7 +400,41 @@ def parse_metadata(raw):
     return {"name": meta["name"], "mime": meta["mime"], "size": meta["size"]}
 
 
+ARMOR_BEGIN, ARMOR_END = b"-----BEGIN MEDCRYPT FILE-----", b"-----END MEDCRYPT FILE-----"
+ASCII_WS = b" \t\n\r\x0b\x0c"
+
+
+def dearmor(data):
+    """10.7: the bytes an ASCII-armoured file carries."""
+    lines = data.split(b"\n")
+    complete = [True] * (len(lines) - 1) + [False]  # the last piece had no line break
+    i = 0
+    while i < len(lines) and lines[i].rstrip(b"\r").strip(ASCII_WS) == b"":
+        i += 1
+    ensure(i < len(lines) and lines[i].rstrip(b"\r").lstrip(ASCII_WS) == ARMOR_BEGIN, "not_attachment")
+    out, last_read = b"", False
+    for j in range(i + 1, len(lines)):
+        line = lines[j][:-1] if lines[j].endswith(b"\r") and complete[j] else lines[j]
+        if line == ARMOR_END:
+            rest = b"\n".join(lines[j + 1:])
+            ensure(rest.strip(ASCII_WS) == b"", "malformed")
+            return out
+        if not complete[j]:
+            raise Fail("truncated")  # cut inside a line, or before the END line
+        ensure(not last_read and 1 <= len(line) <= 64, "malformed")
+        try:
+            chunk = base64.b64decode(line, validate=True)
+        except ValueError:
+            raise Fail("malformed")
+        ensure(base64.b64encode(chunk) == line, "malformed")  # canonical
+        out += chunk
+        last_read = len(line) < 64 or line.endswith(b"=")
+    raise Fail("truncated")
+
+
 def open_attachment(case, data):
+    if data.lstrip(ASCII_WS).startswith(ARMOR_BEGIN):
+        data = dearmor(data)
     version, fixed, ep, total, header, stanzas = read_header(data)
     fk, index, sender_key = unwrap(case, version, fixed, ep, header, stanzas)
     v = f"medcrypt/v{version}"

@@ -35,12 +35,16 @@ use sha2::Sha256;
 use crate::protocol::keys::{Direction, EpochKey, KEY_HINT_LEN, KeyHint, MessageKey, derive_key};
 use crate::protocol::wire::DecryptError;
 
+mod armor;
 mod open;
 mod parts;
 mod seal;
 #[cfg(test)]
 mod tests;
 
+pub use armor::{
+    ARMOR_BEGIN, ARMOR_END, ArmorReader, ArmorWriter, armor, armor_error, dearmor, is_armored,
+};
 pub use open::{Header, OpenKey, decrypt};
 pub use parts::{Assembly, PartError, PartHeader, assemble};
 pub(crate) use seal::forge_same_size;

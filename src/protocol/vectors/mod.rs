@@ -1565,8 +1565,131 @@ fn attachment_cases() -> Vec<AttachmentCase> {
     );
     c.file = Some(hex::encode(b"%PDF-1.7 plain text"));
     cases.push(c);
+    cases.extend(armor_cases(&small_file, &small, now));
     cases.extend(more_attachment_cases(&small_file, two_file.len()));
     cases
+}
+
+/// The ASCII armour of 10.7 around the one-chunk file.
+fn armor_cases(file: &[u8], content: &[u8], now: DateTime<Utc>) -> Vec<AttachmentCase> {
+    use crate::protocol::attachment::armor;
+    let armored = String::from_utf8(armor(file)).unwrap_or_default();
+    let case = |name: &str, comment: &str, expect: &str, text: String| {
+        let success = expect == "success";
+        AttachmentCase {
+            name: name.into(),
+            comment: comment.into(),
+            pairing_secret: hex::encode(SECRET_A),
+            start_epoch: "2026-11".into(),
+            receiver: "patient".into(),
+            now: rfc3339(now),
+            file: Some(hex::encode(text.as_bytes())),
+            base: None,
+            edit: None,
+            expect: expect.into(),
+            metadata: success.then(|| crate::protocol::attachment::Metadata {
+                name: "labs.txt".into(),
+                mime: crate::protocol::attachment::guess_mime("labs.txt").into(),
+                size: content.len() as u64,
+            }),
+            content: success.then(|| hex::encode(content)),
+            content_sha256: success.then(|| hex::encode(Sha256::digest(content))),
+        }
+    };
+    let lines: Vec<&str> = armored.lines().collect();
+    let body = &lines[1..lines.len() - 1];
+    let join = |lines: &[&str]| lines.join("\n") + "\n";
+    let mut short_middle: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    short_middle[2].pop();
+    let mut padded_middle: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let first = std::mem::take(&mut padded_middle[1]);
+    padded_middle[1] = format!("{}==", &first[..62]);
+    let mut noncanonical: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let last = noncanonical.len() - 2;
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let line = &mut noncanonical[last];
+    let data_end = line.trim_end_matches('=').len();
+    if data_end < line.len() {
+        let at = data_end - 1;
+        let value = alphabet.find(&line[at..=at]).unwrap_or(0);
+        line.replace_range(at..=at, &alphabet[(value ^ 1)..=(value ^ 1)]);
+    }
+    let _ = body;
+    vec![
+        case(
+            "armor_file",
+            "The one-chunk file in ASCII armour: 64 characters a line, LF.",
+            "success",
+            armored.clone(),
+        ),
+        case(
+            "armor_crlf_and_blank_lines",
+            "CRLF line endings, blank lines and spaces before BEGIN, blank lines after END.",
+            "success",
+            format!(
+                "\r\n  \n  {}\r\n\r\n",
+                armored.trim_end().replace('\n', "\r\n")
+            ),
+        ),
+        case(
+            "armor_no_final_newline",
+            "No line break after the END line.",
+            "success",
+            armored.trim_end().to_owned(),
+        ),
+        case(
+            "armor_missing_end",
+            "The END line missing: cut.",
+            "truncated",
+            join(&lines[..lines.len() - 1]),
+        ),
+        case(
+            "armor_cut_mid_line",
+            "Cut in the middle of a line.",
+            "truncated",
+            armored[..armored.len() / 2].to_owned(),
+        ),
+        case(
+            "armor_short_middle_line",
+            "A line of 63 characters before the last.",
+            "malformed",
+            short_middle.join("\n") + "\n",
+        ),
+        case(
+            "armor_padding_in_middle",
+            "Padding on a line that is not the last.",
+            "malformed",
+            padded_middle.join("\n") + "\n",
+        ),
+        case(
+            "armor_non_canonical",
+            "The last line's final character carries a non-zero unused bit.",
+            "malformed",
+            noncanonical.join("\n") + "\n",
+        ),
+        case(
+            "armor_text_after_end",
+            "Text after the END line.",
+            "malformed",
+            format!("{armored}thanks\n"),
+        ),
+        case(
+            "armor_wrong_begin",
+            "Another BEGIN line.",
+            "not_attachment",
+            armored.replacen("MEDCRYPT FILE", "MEDCRYPT MESSAGE", 1),
+        ),
+        case(
+            "armor_url_alphabet",
+            "A base64url character in a line.",
+            "malformed",
+            {
+                let mut l: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+                l[1].replace_range(0..1, "-");
+                l.join("\n") + "\n"
+            },
+        ),
+    ]
 }
 
 /// A file sealed for SECRET_A's patient around a chosen plaintext stream
