@@ -134,7 +134,10 @@ fn connected(dir: &Path, fake: &FakeTelegram) -> (Party, Party) {
         .nth(5)
         .unwrap()
         .to_owned();
-    assert!(reply.contains(&first_group), "{reply} / {safety}");
+    // The messenger reads the confirmation: no part of the safety number,
+    // no name.
+    assert!(!reply.contains(&first_group), "{reply} / {safety}");
+    assert!(!reply.contains("Silva"), "{reply}");
     // The token is single-use.
     fake.user_sends_text(888, &format!("/start {token}"));
     wait_until("refusal", || {
@@ -209,6 +212,14 @@ fn deep_link_messages_and_documents_both_ways() {
     );
     for reply in replies_to(&fake, PATIENT_CHAT) {
         assert!(!reply.contains("150/95"), "a reply echoed content: {reply}");
+        // Neutral acknowledgements: no counter shared across chats, no
+        // size (it would undo the padding), no name.
+        assert!(!reply.contains('#'), "a reply carries a counter: {reply}");
+        assert!(!reply.contains("bytes"), "a reply carries a size: {reply}");
+        assert!(
+            !reply.contains("Silva"),
+            "a reply names the physician: {reply}"
+        );
     }
 
     // The same message again (a patient pasting twice) is recognised as

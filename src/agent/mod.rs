@@ -272,7 +272,8 @@ impl<'a> Agent<'a> {
                     Ok(receipt)
                 });
                 match receipt {
-                    Ok(Receipt::New { id }) => Ok(Action::reply(format!("Received ✓ #{id}"))),
+                    // Neutral and per chat: no counter shared across chats.
+                    Ok(Receipt::New { .. }) => Ok(Action::reply("Received ✓")),
                     Ok(Receipt::Again(_)) => Ok(Action::reply(
                         "This message was already received ✓ (sent twice?)",
                     )),
@@ -395,16 +396,11 @@ impl<'a> Agent<'a> {
                         .bind_chat(&pairing, TRANSPORT, &chat.to_string(), now)?;
                     self.done(update_id)
                 })?;
-                let first = pairing
-                    .safety_number
-                    .as_deref()
-                    .and_then(|s| s.split(' ').next())
-                    .unwrap_or_default()
-                    .to_owned();
-                Ok(Action::reply(format!(
-                    "Connected ✓ You can now send encrypted messages to {}. Check that your safety number starts with {first}.",
-                    self.physician
-                )))
+                // The messenger reads this: it names no one and gives no
+                // part of the safety number.
+                Ok(Action::reply(
+                    "Connected ✓ You can now send encrypted messages in this chat. Compare the safety number on your screen with the one your physician shows you.",
+                ))
             }
             (Some(_), Some(_)) => {
                 self.skip(update_id)?;
@@ -530,11 +526,9 @@ impl<'a> Agent<'a> {
                     self.done(update_id)?;
                     Ok(receipt)
                 })?;
+                // Neither a counter nor the size (which would undo the padding).
                 Ok(Action::reply(match receipt {
-                    Receipt::New { id } => format!(
-                        "Received ✓ #{id} (a file of {} bytes)",
-                        decrypted.metadata.size
-                    ),
+                    Receipt::New { .. } => "Received ✓".to_owned(),
                     Receipt::Again(_) => {
                         "This file was already received ✓ (sent twice?)".to_owned()
                     }

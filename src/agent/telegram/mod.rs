@@ -492,10 +492,8 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
                     notify_owner(
                         session,
                         bot,
-                        &format!(
-                            "⚠ MedCrypt could not deliver outbox item #{} to {}: {err}",
-                            item.id, item.alias
-                        ),
+                        // Telegram reads this: no patient, no counter, no error text.
+                        "⚠ MedCrypt could not deliver a message after several attempts. Run `medcrypt outbox` on your computer to see which, and retry it.",
                     )
                     .await?;
                 } else {
