@@ -451,6 +451,40 @@ fn a_storm_of_429s_and_500s_delivers_everything_once() {
 }
 
 #[test]
+fn a_send_whose_answer_was_lost_is_not_repeated() {
+    // Reported: an ambiguous network error after sendDocument made
+    // Telegram deliver a prescription twice. A send that may have happened
+    // becomes `uncertain`, and only the owner sends it again.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, _pat) = connected(dir.path(), &fake);
+    doc.ok(
+        &["send", "--to", "alice", "Amoxicillin 500 mg, 3 times a day"],
+        "",
+        NOV,
+    );
+    let before = fake.sent().len();
+    fake.set_faults(Faults {
+        lose_answers: 1,
+        ..Faults::default()
+    });
+    let agent = Agent::start(&doc, &fake, &[]);
+    wait_until("uncertain", || {
+        doc.ok(&["outbox"], "", NOV).contains("uncertain")
+    });
+    // Several more polling rounds: nothing is sent again by itself.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    agent.stop();
+    let to_patient = fake.sent()[before..]
+        .iter()
+        .filter(|s| s.chat_id == PATIENT_CHAT)
+        .count();
+    assert_eq!(to_patient, 1, "sent again without the owner asking");
+    let outbox = doc.ok(&["outbox"], "", NOV);
+    assert!(outbox.contains("uncertain"), "{outbox}");
+}
+
+#[test]
 fn owner_link_receives_a_checkpoint_and_keep_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();

@@ -48,6 +48,9 @@ pub struct Faults {
     pub duplicate_updates: bool,
     /// The HTTP `Date` of every answer (else the real time).
     pub server_date: Option<chrono::DateTime<chrono::Utc>>,
+    /// Deliver this many sends, then lose the answer (an unreadable body,
+    /// as when a connection breaks after the request was processed).
+    pub lose_answers: u32,
 }
 
 #[derive(Default)]
@@ -403,6 +406,10 @@ async fn method(
                 sent.document = Some((name, bytes));
             }
             inner.sent.push(sent);
+            if inner.faults.lose_answers > 0 {
+                inner.faults.lose_answers -= 1;
+                return (StatusCode::OK, "{\"ok\":tr").into_response();
+            }
             ok(message)
         }
         "getfile" => {

@@ -450,7 +450,8 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
                 .await
                 .map(|_| ()),
             OutboxKind::Document => {
-                let name = format!("medcrypt-{}.medcrypt", item.id);
+                // A neutral name: no counter shared across chats.
+                let name = format!("medcrypt-{}.medcrypt", neutral_suffix());
                 bot.send_document(
                     ChatId(chat),
                     InputFile::memory(payload.to_vec()).file_name(name),
@@ -480,6 +481,31 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
                     "rate limited"
                 );
                 break;
+            }
+            // The request may have reached Telegram and the answer been
+            // lost (a network error after sending, an unreadable answer): a
+            // send that may have happened is never repeated automatically.
+            Err(
+                err @ (RequestError::Network(_)
+                | RequestError::InvalidJson { .. }
+                | RequestError::Io(_)),
+            ) => {
+                store.outbox_set_state(
+                    item.id,
+                    "uncertain",
+                    None,
+                    Some(&format!(
+                        "the answer was lost ({err}): check the chat, then `medcrypt outbox retry`"
+                    )),
+                    now,
+                )?;
+                tracing::warn!(outbox = item.id, error = %err, "delivery uncertain");
+                notify_owner(
+                    session,
+                    bot,
+                    "⚠ MedCrypt may or may not have delivered a message (the answer was lost). It will not be sent again by itself: run `medcrypt outbox` on your computer, check with the patient, and retry it if needed.",
+                )
+                .await?;
             }
             Err(err) => {
                 let attempts = item.attempts + 1;
@@ -513,6 +539,14 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Eight random hex digits for a document's name.
+fn neutral_suffix() -> String {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut bytes = [0u8; 4];
+    aes_gcm::aead::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// Sends `text` to the owner's chat; whether it was delivered.
