@@ -451,6 +451,54 @@ fn a_storm_of_429s_and_500s_delivers_everything_once() {
 }
 
 #[test]
+fn a_document_whose_download_fails_is_fetched_again_not_skipped() {
+    // Reported: a failed document followed by a text that succeeded in the
+    // same batch moved the offset past the document, which was lost.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, pat) = connected(dir.path(), &fake);
+    let input = dir.path().join("ecg.txt");
+    std::fs::write(&input, "ECG: sinus rhythm").unwrap();
+    let encrypted = dir.path().join("ecg.medcrypt");
+    pat.ok(
+        &[
+            "attach",
+            "encrypt",
+            "--to",
+            "dr-silva",
+            input.to_str().unwrap(),
+            "-o",
+            encrypted.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    let wire = pat.encrypt("dr-silva", "Sent you my ECG", NOV);
+    fake.set_faults(Faults {
+        fail_downloads: 1,
+        ..Faults::default()
+    });
+    // Both in one batch: the document first, then the text.
+    fake.user_sends_document(
+        PATIENT_CHAT,
+        "ecg.medcrypt",
+        &std::fs::read(&encrypted).unwrap(),
+    );
+    fake.user_sends_text(PATIENT_CHAT, &wire);
+    let agent = Agent::start(&doc, &fake, &[]);
+    wait_until("both received", || {
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .filter(|r| r.starts_with("Received ✓"))
+            .count()
+            == 2
+    });
+    agent.stop();
+    let inbox = doc.ok(&["inbox"], "", NOV);
+    assert!(inbox.contains("ecg.txt"), "{inbox}");
+}
+
+#[test]
 fn a_send_whose_answer_was_lost_is_not_repeated() {
     // Reported: an ambiguous network error after sendDocument made
     // Telegram deliver a prescription twice. A send that may have happened

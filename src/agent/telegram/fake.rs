@@ -48,6 +48,8 @@ pub struct Faults {
     pub duplicate_updates: bool,
     /// The HTTP `Date` of every answer (else the real time).
     pub server_date: Option<chrono::DateTime<chrono::Utc>>,
+    /// Answer this many file downloads with HTTP 500.
+    pub fail_downloads: u32,
     /// Deliver this many sends, then lose the answer (an unreadable body,
     /// as when a connection breaks after the request was processed).
     pub lose_answers: u32,
@@ -469,9 +471,13 @@ async fn download(
     State(shared): State<Arc<Shared>>,
     Path((bot, path)): Path<(String, String)>,
 ) -> Response {
-    let inner = shared.lock();
+    let mut inner = shared.lock();
     if bot != format!("bot{}", inner.token) {
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if inner.faults.fail_downloads > 0 {
+        inner.faults.fail_downloads -= 1;
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let file_id = path.rsplit('/').next().unwrap_or_default();
     match inner.files.get(file_id) {

@@ -284,8 +284,15 @@ async fn run_async(session: &Session, options: &Options) -> Result<()> {
                 Ok(updates) => {
                     // Handled to the end even if a signal arrives meanwhile.
                     for update in updates {
-                        if let Some((chat, message, action)) = handle_update(session, &bot, &plain, options, update).await? {
-                            replies.spawn(perform(bot.clone(), chat, message, action));
+                        match handle_update(session, &bot, &plain, options, update).await? {
+                            Step::Next(Some((chat, message, action))) => {
+                                replies.spawn(perform(bot.clone(), chat, message, action));
+                            }
+                            Step::Next(None) => {}
+                            Step::Retry => {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                break;
+                            }
                         }
                     }
                     while replies.try_join_next().is_some() {}
@@ -344,19 +351,19 @@ async fn handle_update(
     plain: &Bot,
     options: &Options,
     update: Update,
-) -> Result<Option<(ChatId, MessageId, Action)>> {
+) -> Result<Step> {
     let store = session.store();
     let update_id = i64::from(update.id.0);
     if update_id < next_update_id(store)? {
         // Delivered again (a retry after a crash or a duplicate): already handled.
         tracing::debug!(update_id, "duplicate update skipped");
-        return Ok(None);
+        return Ok(Step::Next(None));
     }
     let agent = Agent::new(session, options.keep_plaintext)?;
     let now = session.now();
     let UpdateKind::Message(message) = update.kind else {
         agent.skip(update_id)?;
-        return Ok(None);
+        return Ok(Step::Next(None));
     };
     let chat = message.chat.id;
     let action = if let Some(text) = message.text() {
@@ -369,9 +376,11 @@ async fn handle_update(
             match download(bot, plain, &document.file.id).await {
                 Ok(bytes) => agent.on_document(update_id, chat.0, &bytes, now)?,
                 Err(err) => {
-                    // Not marked handled: the update is fetched again.
+                    // Not marked handled, and nothing after it in this batch
+                    // is: the offset stays here, so the update is fetched
+                    // again (a later update marked done would move past it).
                     tracing::warn!(update_id, error = %err, "download failed; will retry");
-                    return Ok(None);
+                    return Ok(Step::Retry);
                 }
             }
         }
@@ -386,7 +395,15 @@ async fn handle_update(
         deleted = action.delete,
         "update handled"
     );
-    Ok(Some((chat, message.id, action)))
+    Ok(Step::Next(Some((chat, message.id, action))))
+}
+
+/// What to do after one update of a batch.
+enum Step {
+    /// Go on with the next update, after this reply (if any).
+    Next(Option<(ChatId, MessageId, Action)>),
+    /// Stop this batch: the update must be fetched again.
+    Retry,
 }
 
 async fn download(
