@@ -245,8 +245,25 @@ fn deep_link_messages_and_documents_both_ways() {
             .iter()
             .any(|r| r.contains("file in plain text") && r.contains("was deleted"))
     });
+    // And anything else that is not well-formed ciphertext: a photo, an
+    // edited message, text that merely starts with MEDCRYPT:.
+    fake.user_sends_photo(PATIENT_CHAT);
+    fake.user_edits_message(PATIENT_CHAT, "I meant 10 mg");
+    fake.user_sends_text(PATIENT_CHAT, "MEDCRYPT: my HIV test came back negative");
+    wait_until("three more deletions and warnings", || {
+        let replies = replies_to(&fake, PATIENT_CHAT);
+        fake.deleted().len() == 5
+            && replies.iter().any(|r| r.contains("photo"))
+            && replies.iter().any(|r| r.contains("edited"))
+    });
+    let replies = replies_to(&fake, PATIENT_CHAT);
+    assert!(replies.iter().any(|r| r.contains("photo")), "{replies:?}");
+    assert!(
+        replies.iter().any(|r| r.contains("an edited message")),
+        "{replies:?}"
+    );
     let deleted = fake.deleted();
-    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert_eq!(deleted.len(), 5, "{deleted:?}");
     assert!(
         deleted
             .iter()

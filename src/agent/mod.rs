@@ -220,7 +220,12 @@ impl<'a> Agent<'a> {
         };
         Ok(Action {
             reply: Some(format!(
-                "⚠ Please do not send a {what} in plain text here: this chat is for encrypted messages only. {how}{}",
+                "⚠ Please do not send {} {what} in plain text here: this chat is for encrypted messages only. {how}{}",
+                if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                },
                 if deleted {
                     format!(" Your {what} was deleted.")
                 } else {
@@ -306,17 +311,47 @@ impl<'a> Agent<'a> {
                 }
             }
             Err(err) => {
+                // Not well-formed ciphertext (text that merely starts with
+                // MEDCRYPT:) may be plaintext: it goes like any plaintext.
+                let delete = matches!(err, DecryptError::Malformed(_) | DecryptError::Damaged(_))
+                    && !self.keep_plaintext;
                 self.handled(
                     update_id,
                     now,
                     "decrypt_failed",
                     &pairing.alias,
                     "rejected",
-                    &[("kind", err.kind().to_owned())],
+                    &[
+                        ("kind", err.kind().to_owned()),
+                        ("deleted", delete.to_string()),
+                    ],
                 )?;
-                Ok(Action::reply(explain(&err)))
+                Ok(Action {
+                    reply: Some(explain(&err)),
+                    delete,
+                })
             }
         }
+    }
+
+    /// Anything else in a chat — a photo, voice, video, sticker, an edited
+    /// message: in a bound chat it is not ciphertext, so it is deleted
+    /// (unless plaintext is kept) and the patient told; elsewhere ignored.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn on_other(
+        &self,
+        update_id: i64,
+        chat: i64,
+        what: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
+            self.skip(update_id)?;
+            return Ok(Action::default());
+        };
+        self.reject_plaintext(update_id, &pairing, what, now)
     }
 
     /// Decrypts wire text from a bound chat (v2, or v1 for a legacy

@@ -207,7 +207,28 @@ impl FakeTelegram {
         })
     }
 
+    /// A patient sends a photo (never ciphertext); returns the update id.
+    pub fn user_sends_photo(&self, chat_id: i64) -> i64 {
+        self.push_message(chat_id, |m| {
+            m["photo"] = json!([{
+                "file_id": "P1", "file_unique_id": "PU1", "width": 90, "height": 90, "file_size": 1000,
+            }]);
+        })
+    }
+
+    /// A patient edits an earlier message to `text`; returns the update id.
+    pub fn user_edits_message(&self, chat_id: i64, text: &str) -> i64 {
+        self.push_update(chat_id, "edited_message", |m| {
+            m["text"] = json!(text);
+            m["edit_date"] = json!(now_unix());
+        })
+    }
+
     fn push_message(&self, chat_id: i64, fill: impl FnOnce(&mut Value)) -> i64 {
+        self.push_update(chat_id, "message", fill)
+    }
+
+    fn push_update(&self, chat_id: i64, kind: &str, fill: impl FnOnce(&mut Value)) -> i64 {
         let mut inner = self.shared.lock();
         let update_id = inner.next_update_id;
         inner.next_update_id += 1;
@@ -218,10 +239,9 @@ impl FakeTelegram {
             "chat": chat(chat_id), "from": user(chat_id),
         });
         fill(&mut message);
-        inner.updates.push((
-            update_id,
-            json!({ "update_id": update_id, "message": message }),
-        ));
+        inner
+            .updates
+            .push((update_id, json!({ "update_id": update_id, kind: message })));
         drop(inner);
         self.shared.new_update.notify_waiters();
         update_id

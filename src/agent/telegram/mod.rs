@@ -361,9 +361,17 @@ async fn handle_update(
     }
     let agent = Agent::new(session, options.keep_plaintext)?;
     let now = session.now();
-    let UpdateKind::Message(message) = update.kind else {
-        agent.skip(update_id)?;
-        return Ok(Step::Next(None));
+    let message = match update.kind {
+        UpdateKind::Message(message) => message,
+        // An edit would change what was received: refused like plaintext.
+        UpdateKind::EditedMessage(message) => {
+            let action = agent.on_other(update_id, message.chat.id.0, "edited message", now)?;
+            return Ok(Step::Next(Some((message.chat.id, message.id, action))));
+        }
+        _ => {
+            agent.skip(update_id)?;
+            return Ok(Step::Next(None));
+        }
     };
     let chat = message.chat.id;
     let action = if let Some(text) = message.text() {
@@ -385,8 +393,8 @@ async fn handle_update(
             }
         }
     } else {
-        agent.skip(update_id)?;
-        Action::default()
+        // A photo, voice note, video, sticker…: never ciphertext.
+        agent.on_other(update_id, chat.0, "photo, voice or other media", now)?
     };
     tracing::info!(
         update_id,
