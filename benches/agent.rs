@@ -135,6 +135,7 @@ fn main() {
             api_url: Some(url),
             poll_timeout: 1,
             keep_plaintext: false,
+            show_owner_link: false,
             tick: Duration::from_secs(3600),
             run_for: Some(Duration::from_secs(600)),
         };

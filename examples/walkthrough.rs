@@ -64,6 +64,7 @@ fn agent(store_path: std::path::PathBuf, url: String, seconds: u64) -> std::thre
             api_url: Some(url),
             poll_timeout: 1,
             keep_plaintext: false,
+            show_owner_link: false,
             tick: Duration::from_millis(300),
             run_for: Some(Duration::from_secs(seconds)),
         };

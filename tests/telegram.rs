@@ -565,8 +565,16 @@ fn owner_link_receives_a_checkpoint_and_keep_plaintext() {
     let fresh = Party::new(dir2.path(), "doc");
     fresh.ok(&["init", "--name", "Dr. Who"], "", NOV);
     let fake2 = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
-    let mut child = Agent::start(&fresh, &fake2, &[]);
+    // Not on a terminal (a service): no link is made or printed.
+    let quiet = Agent::start(&fresh, &fake2, &[]);
     wait_until("polling", || fake2.requests("getUpdates") > 0);
+    let (stdout, _) = quiet.stop();
+    assert!(!stdout.contains("?start=owner_"), "{stdout}");
+    assert!(stdout.contains("in a terminal"), "{stdout}");
+    // Asked for explicitly (as on a terminal): shown once.
+    let polls = fake2.requests("getUpdates");
+    let mut child = Agent::start(&fresh, &fake2, &["--show-owner-link"]);
+    wait_until("polling", || fake2.requests("getUpdates") > polls);
     let pid = child.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let out = child.child.wait_with_output().unwrap();

@@ -39,6 +39,7 @@ pub(super) fn run(ctx: &super::Context, session: &Session, transport: AgentComma
                     .filter(|u| !u.is_empty()),
                 poll_timeout: args.poll_timeout,
                 keep_plaintext: args.keep_plaintext,
+                show_owner_link: args.show_owner_link,
                 tick: std::time::Duration::from_secs(args.tick_seconds.max(1)),
                 run_for: args.run_for.map(std::time::Duration::from_secs),
             };

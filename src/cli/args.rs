@@ -525,6 +525,11 @@ pub(super) struct TelegramArgs {
     /// Warn about plaintext messages but do not delete them.
     #[arg(long)]
     pub(super) keep_plaintext: bool,
+    /// Print the one-time link to your notice chat even when the output is
+    /// not a terminal (it is shown once; never under a service manager,
+    /// whose log would keep it).
+    #[arg(long)]
+    pub(super) show_owner_link: bool,
     /// Long-polling timeout in seconds.
     #[arg(long, default_value_t = 25, hide = true)]
     pub(super) poll_timeout: u32,

@@ -34,6 +34,9 @@ pub struct Options {
     pub poll_timeout: u32,
     /// Keep plaintext messages instead of deleting them.
     pub keep_plaintext: bool,
+    /// Print the physician's one-time owner link even when standard output
+    /// is not a terminal (a service manager's log would keep it).
+    pub show_owner_link: bool,
     /// How often rotation, shredding and the checkpoint run.
     pub tick: Duration,
     /// Stop after this long (tests, the walkthrough); `None` runs until a signal.
@@ -191,6 +194,7 @@ pub fn deliver_notices_now(session: &Session) -> bool {
         api_url,
         poll_timeout: 0,
         keep_plaintext: false,
+        show_owner_link: false,
         tick: Duration::from_secs(60),
         run_for: None,
     };
@@ -249,9 +253,18 @@ async fn run_async(session: &Session, options: &Options) -> Result<()> {
     let recovered = store.outbox_recover(now)?;
     tracing::info!(bot = %username, recovered, "agent started");
     println!("MedCrypt agent running as @{username}. Stop with Ctrl-C.");
-    if let Some(token) = crate::agent::owner_token(store)? {
+    // The owner link is a capability: shown once, on a terminal, never
+    // in a service's log. It is made only when it can be shown.
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if on_terminal || options.show_owner_link {
+        if let Some(token) = crate::agent::owner_token(store)? {
+            println!(
+                "Physician: open https://t.me/{username}?start={token} once, to receive notices in your own chat."
+            );
+        }
+    } else if crate::agent::owner_chat(store)?.is_none() {
         println!(
-            "Physician: open https://t.me/{username}?start={token} once, to receive notices in your own chat."
+            "No notice chat is connected: run `medcrypt agent telegram` once in a terminal to get the link (it is never written to a log)."
         );
     }
 
@@ -649,6 +662,7 @@ mod tests {
             api_url: None,
             poll_timeout: 25,
             keep_plaintext: false,
+            show_owner_link: false,
             tick: Duration::from_secs(60),
             run_for: None,
         };
