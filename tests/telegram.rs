@@ -516,6 +516,37 @@ fn a_document_whose_download_fails_is_fetched_again_not_skipped() {
 }
 
 #[test]
+fn a_document_that_never_downloads_does_not_stop_the_agent() {
+    // A file Telegram will never serve is retried a few times, then the
+    // patient is asked to send it again and later updates go through.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, pat) = connected(dir.path(), &fake);
+    fake.set_faults(Faults {
+        fail_downloads: 1000,
+        ..Faults::default()
+    });
+    fake.user_sends_document(PATIENT_CHAT, "x.medcrypt", b"MEDCRYPTF\x03whatever");
+    let wire = pat.encrypt("dr-silva", "Are you there?", NOV);
+    fake.user_sends_text(PATIENT_CHAT, &wire);
+    let agent = Agent::start(&doc, &fake, &[]);
+    wait_until("the resend request and the text", || {
+        let replies = replies_to(&fake, PATIENT_CHAT);
+        replies
+            .iter()
+            .any(|r| r.contains("could not be downloaded"))
+            && replies.iter().any(|r| r.starts_with("Received ✓"))
+    });
+    agent.stop();
+    let audit = doc.ok(
+        &["audit", "show", "--action", "attach_decrypt_failed"],
+        "",
+        NOV,
+    );
+    assert!(audit.contains("download_failed"), "{audit}");
+}
+
+#[test]
 fn a_send_whose_answer_was_lost_is_not_repeated() {
     // Reported: an ambiguous network error after sendDocument made
     // Telegram deliver a prescription twice. A send that may have happened

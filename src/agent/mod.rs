@@ -31,6 +31,12 @@ pub const DOWNLOAD_LIMIT: u64 = 20 * 1000 * 1000;
 const OFFSET_KEY: &str = "telegram.offset";
 const OWNER_TOKEN_KEY: &str = "owner_token_hash";
 const OWNER_CHAT_KEY: &str = "owner_chat";
+/// The update whose download keeps failing, and how many times it failed.
+const DOWNLOAD_FAILURES_KEY: &str = "telegram.download_failures";
+/// After this many failed downloads of one document, the patient is asked
+/// to send it again and the agent goes on (a file Telegram will never serve
+/// must not stop every later update).
+pub const MAX_DOWNLOAD_ATTEMPTS: u32 = 5;
 
 /// What the transport should do in the chat after an update.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -590,6 +596,56 @@ impl<'a> Agent<'a> {
                 }))
             }
         }
+    }
+
+    /// Counts one more failed download of `update_id`'s document; returns
+    /// how many times it failed in a row.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn download_failed(&self, update_id: i64) -> Result<u32> {
+        let previous = self
+            .store
+            .agent_value(DOWNLOAD_FAILURES_KEY)?
+            .and_then(|v| {
+                let (id, count) = v.split_once(':')?;
+                (id.parse::<i64>().ok()? == update_id).then(|| count.parse::<u32>().ok())?
+            })
+            .unwrap_or(0);
+        let count = previous + 1;
+        self.store
+            .set_agent_value(DOWNLOAD_FAILURES_KEY, &format!("{update_id}:{count}"))?;
+        Ok(count)
+    }
+
+    /// A document that could not be downloaded after
+    /// [`MAX_DOWNLOAD_ATTEMPTS`]: recorded, and the patient asked to send
+    /// it again; the agent goes on with later updates.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn on_undownloadable(
+        &self,
+        update_id: i64,
+        chat: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        let subject = self
+            .store
+            .pairing_for_chat(TRANSPORT, &chat.to_string())?
+            .map(|p| p.alias)
+            .unwrap_or_default();
+        self.handled(
+            update_id,
+            now,
+            "attach_decrypt_failed",
+            &subject,
+            "failed",
+            &[("kind", "download_failed".to_owned())],
+        )?;
+        Ok(Action::reply(
+            "⚠ This file could not be downloaded from Telegram. Please send it again.",
+        ))
     }
 
     /// The answer to a document too large for a bot to download.

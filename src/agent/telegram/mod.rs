@@ -302,8 +302,8 @@ async fn run_async(session: &Session, options: &Options) -> Result<()> {
                                 replies.spawn(perform(bot.clone(), chat, message, action));
                             }
                             Step::Next(None) => {}
-                            Step::Retry => {
-                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            Step::Retry(wait) => {
+                                tokio::time::sleep(wait).await;
                                 break;
                             }
                         }
@@ -399,9 +399,17 @@ async fn handle_update(
                 Err(err) => {
                     // Not marked handled, and nothing after it in this batch
                     // is: the offset stays here, so the update is fetched
-                    // again (a later update marked done would move past it).
-                    tracing::warn!(update_id, error = %err, "download failed; will retry");
-                    return Ok(Step::Retry);
+                    // again (a later update marked done would move past it)
+                    // — up to a bound, then the patient is asked to resend.
+                    let failures = agent.download_failed(update_id)?;
+                    if failures < crate::agent::MAX_DOWNLOAD_ATTEMPTS {
+                        tracing::warn!(update_id, failures, error = %err, "download failed; will retry");
+                        // 1, 2, 4, 8 s: a passing outage of Telegram's file
+                        // servers is waited out.
+                        return Ok(Step::Retry(Duration::from_secs(1 << (failures - 1).min(3))));
+                    }
+                    tracing::warn!(update_id, failures, error = %err, "download failed; given up");
+                    agent.on_undownloadable(update_id, chat.0, now)?
                 }
             }
         }
@@ -423,8 +431,8 @@ async fn handle_update(
 enum Step {
     /// Go on with the next update, after this reply (if any).
     Next(Option<(ChatId, MessageId, Action)>),
-    /// Stop this batch: the update must be fetched again.
-    Retry,
+    /// Stop this batch and wait this long: the update must be fetched again.
+    Retry(Duration),
 }
 
 async fn download(
