@@ -547,6 +547,44 @@ fn a_document_that_never_downloads_does_not_stop_the_agent() {
 }
 
 #[test]
+fn a_flood_of_junk_links_is_counted_not_logged_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, _pat) = connected(dir.path(), &fake);
+    for i in 0..60 {
+        fake.user_sends_text(10_000 + i, &format!("/start junk{i}"));
+    }
+    let agent = Agent::start(&doc, &fake, &[]);
+    let answered = || -> usize { (0..60).map(|i| replies_to(&fake, 10_000 + i).len()).sum() };
+    wait_until("every update handled and answered", || {
+        fake.unconfirmed_updates() == 0 && answered() >= 49
+    });
+
+    // Replies are throttled (30 a second): give any 51st time to show.
+    std::thread::sleep(Duration::from_millis(2500));
+    agent.stop();
+    let answered = answered();
+    // `connected` already refused one reused link (chat 888) today.
+    assert_eq!(
+        answered as u64,
+        medcrypt::agent::STRANGER_REPLIES_PER_DAY - 1
+    );
+    for i in 0..60 {
+        for reply in replies_to(&fake, 10_000 + i) {
+            assert!(!reply.contains("Silva"), "{reply}");
+        }
+    }
+    let audit = doc.ok(&["audit", "show", "--action", "chat_bind"], "", NOV);
+    let rejected: Vec<&str> = audit.lines().filter(|l| l.contains("rejected")).collect();
+    assert_eq!(
+        rejected.len(),
+        2,
+        "the 1st (chat 888) and the 10th only: {audit}"
+    );
+    assert!(rejected[1].contains("rejections_today=10"), "{audit}");
+}
+
+#[test]
 fn a_send_whose_answer_was_lost_is_not_repeated() {
     // Reported: an ambiguous network error after sendDocument made
     // Telegram deliver a prescription twice. A send that may have happened

@@ -31,6 +31,10 @@ pub const DOWNLOAD_LIMIT: u64 = 20 * 1000 * 1000;
 const OFFSET_KEY: &str = "telegram.offset";
 const OWNER_TOKEN_KEY: &str = "owner_token_hash";
 const OWNER_CHAT_KEY: &str = "owner_chat";
+/// Today's count of messages from strangers: `YYYY-MM-DD:count`.
+const STRANGERS_KEY: &str = "strangers_today";
+/// Strangers are answered at most this many times a day, in all.
+pub const STRANGER_REPLIES_PER_DAY: u64 = 50;
 /// The update whose download keeps failing, and how many times it failed.
 const DOWNLOAD_FAILURES_KEY: &str = "telegram.download_failures";
 /// After this many failed downloads of one document, the patient is asked
@@ -68,7 +72,6 @@ pub struct Agent<'a> {
     session: &'a Session,
     store: &'a Store,
     keep_plaintext: bool,
-    physician: String,
 }
 
 /// The next update id to ask for (Telegram's `offset`).
@@ -149,16 +152,12 @@ impl<'a> Agent<'a> {
     /// # Errors
     /// Database errors.
     pub fn new(session: &'a Session, keep_plaintext: bool) -> Result<Self> {
-        let store = session.store();
-        let physician = store
-            .setting("name")?
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "your physician".to_owned());
+        // Nothing the agent writes into a chat names anyone, so it does
+        // not even load the physician's name.
         Ok(Self {
             session,
-            store,
+            store: session.store(),
             keep_plaintext,
-            physician,
         })
     }
 
@@ -175,13 +174,68 @@ impl<'a> Agent<'a> {
         Ok(self.store.transaction(|| self.done(update_id))?)
     }
 
-    fn instructions(&self) -> Action {
-        Action::reply(format!(
-            "Hello! This chat carries encrypted messages between {} and their patients. \
+    /// What a chat nobody bound is told — names no one — at most
+    /// [`STRANGER_REPLIES_PER_DAY`] times a day in all, so that junk costs
+    /// neither messages nor audit records without bound.
+    fn instructions(&self, now: DateTime<Utc>) -> Result<Action> {
+        if self.stranger(now)? > STRANGER_REPLIES_PER_DAY {
+            return Ok(Action::default());
+        }
+        Ok(Action::reply(
+            "Hello! This chat carries encrypted messages between a practice and its patients. \
              To connect, open the link MedCrypt showed you after scanning the QR code at your visit. \
              Nothing you write here is kept.",
-            self.physician
         ))
+    }
+
+    /// Counts one more message from a stranger (an unbound chat, or a
+    /// binding link that is not valid) today; returns today's count.
+    fn stranger(&self, now: DateTime<Utc>) -> Result<u64> {
+        let day = now.format("%Y-%m-%d").to_string();
+        let count = self
+            .store
+            .agent_value(STRANGERS_KEY)?
+            .and_then(|v| {
+                let (d, c) = v.split_once(':')?;
+                (d == day).then(|| c.parse::<u64>().ok())?
+            })
+            .unwrap_or(0)
+            + 1;
+        self.store
+            .set_agent_value(STRANGERS_KEY, &format!("{day}:{count}"))?;
+        Ok(count)
+    }
+
+    /// Records a rejected binding: counted every time, but an audit entry
+    /// only for the 1st, 10th, 100th… of a day (with the count), so a flood
+    /// of junk links cannot fill the log.
+    fn reject_binding(
+        &self,
+        update_id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>> {
+        let count = self.stranger(now)?;
+        let mut power = 1u64;
+        while power < count {
+            power = power.saturating_mul(10);
+        }
+        if power == count {
+            self.handled(
+                update_id,
+                now,
+                "chat_bind",
+                "",
+                "rejected",
+                &[
+                    ("reason", reason.to_owned()),
+                    ("rejections_today", count.to_string()),
+                ],
+            )?;
+        } else {
+            self.skip(update_id)?;
+        }
+        Ok((count <= STRANGER_REPLIES_PER_DAY).then_some(count))
     }
 
     /// Records an update in the audit log and marks it handled, in one
@@ -260,7 +314,7 @@ impl<'a> Agent<'a> {
         }
         let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
             self.skip(update_id)?;
-            return Ok(self.instructions());
+            return self.instructions(now);
         };
         if !looks_encrypted(text) {
             return self.reject_plaintext(update_id, &pairing, "message", now);
@@ -388,8 +442,8 @@ impl<'a> Agent<'a> {
             self.skip(update_id)?;
             return Ok(
                 match self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? {
-                    Some(_) => Action::reply(format!("You are connected to {} ✓", self.physician)),
-                    None => self.instructions(),
+                    Some(_) => Action::reply("This chat is connected ✓"),
+                    None => self.instructions(now)?,
                 },
             );
         }
@@ -417,18 +471,13 @@ impl<'a> Agent<'a> {
             None => None,
         };
         if let Some(expires) = expired {
-            self.handled(
-                update_id,
-                now,
-                "chat_bind",
-                "",
-                "rejected",
-                &[("reason", "invitation expired".to_owned())],
-            )?;
-            return Ok(Action::reply(format!(
-                "Sorry, this invitation expired on {}. Please ask the practice for a new pairing.",
-                expires.format("%Y-%m-%d %H:%M UTC")
-            )));
+            let answer = self.reject_binding(update_id, "invitation expired", now)?;
+            return Ok(answer.map_or_else(Action::default, |_| {
+                Action::reply(format!(
+                    "Sorry, this invitation expired on {}. Please ask the practice for a new pairing.",
+                    expires.format("%Y-%m-%d %H:%M UTC")
+                ))
+            }));
         }
         match (pairing, bound_elsewhere) {
             (Some(pairing), None) => {
@@ -450,17 +499,12 @@ impl<'a> Agent<'a> {
                 ))
             }
             (None, _) => {
-                self.handled(
-                    update_id,
-                    now,
-                    "chat_bind",
-                    "",
-                    "rejected",
-                    &[("reason", "unknown or used token".to_owned())],
-                )?;
-                Ok(Action::reply(
-                    "Sorry, this link is not valid or was already used. Please ask the practice for a new pairing.",
-                ))
+                let answer = self.reject_binding(update_id, "unknown or used token", now)?;
+                Ok(answer.map_or_else(Action::default, |_| {
+                    Action::reply(
+                        "Sorry, this link is not valid or was already used. Please ask the practice for a new pairing.",
+                    )
+                }))
             }
         }
     }
@@ -478,7 +522,7 @@ impl<'a> Agent<'a> {
     ) -> Result<Action> {
         let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
             self.skip(update_id)?;
-            return Ok(self.instructions());
+            return self.instructions(now);
         };
         // An ASCII-armoured file (wire-spec 10.7) is read like a binary one.
         let dearmored;
