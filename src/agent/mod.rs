@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 use crate::protocol::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
 use crate::protocol::wire::{DecryptError, strip_whitespace};
 use crate::session::{Error as SessionError, Opened, Session};
-use crate::store::{Incoming, IncomingContent, PairingInfo, Receipt, Store, StoreError, Via};
+use crate::store::{
+    Incoming, IncomingContent, PairingInfo, PartSet, Receipt, Store, StoreError, Via,
+};
 
 /// The transport name of chat links made by this agent.
 const TRANSPORT: &str = "telegram";
@@ -568,17 +570,30 @@ impl<'a> Agent<'a> {
             }
         };
         let whole: Vec<u8> = if let Some(part) = part {
-            match self.store.telegram_part(&part, chat, bytes)? {
-                Some(parts) => parts
+            match self.store.telegram_part(&part, chat, bytes, now)? {
+                PartSet::Complete(parts) => parts
                     .iter()
                     .flat_map(|p| p[PART_HEADER_LEN.min(p.len())..].iter().copied())
                     .collect(),
-                None => {
+                PartSet::Waiting => {
                     self.skip(update_id)?;
                     return Ok(Action::reply(format!(
                         "Part {} of {} received; waiting for the others.",
                         part.index, part.count
                     )));
+                }
+                PartSet::TooLarge => {
+                    self.handled(
+                        update_id,
+                        now,
+                        "attach_decrypt_failed",
+                        &pairing.alias,
+                        "rejected",
+                        &[("kind", "parts_too_large".to_owned())],
+                    )?;
+                    return Ok(Action::reply(
+                        "⚠ These parts add up to more than this chat can hold while they arrive. Please send a smaller file, or split it differently.",
+                    ));
                 }
             }
         } else {

@@ -98,7 +98,11 @@ impl Store {
     }
 
     /// Keeps one part of a split attachment received in a chat until all
-    /// have arrived; returns every part once the set is complete.
+    /// have arrived; returns every part once the set is complete. Unfinished
+    /// sets expire after [`PART_SET_LIFETIME`]; a chat keeps at most
+    /// [`PART_SETS_PER_CHAT`] of them and [`PART_BYTES_PER_CHAT`] bytes in
+    /// all (the oldest other sets go first), so junk parts cannot fill the
+    /// disk.
     ///
     /// # Errors
     /// Database errors.
@@ -107,12 +111,54 @@ impl Store {
         header: &crate::protocol::attachment::PartHeader,
         chat_id: i64,
         data: &[u8],
-    ) -> Result<Option<Vec<Vec<u8>>>> {
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<PartSet> {
         self.in_transaction(|| {
+            let expired = super::now_text(now - PART_SET_LIFETIME);
             self.conn.execute(
-                "INSERT OR REPLACE INTO telegram_parts (file_id, idx, count, chat_id, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![header.file_id.to_vec(), header.index, header.count, chat_id, data],
+                "DELETE FROM telegram_parts WHERE received_at < ?1",
+                [&expired],
             )?;
+            self.conn.execute(
+                "INSERT OR REPLACE INTO telegram_parts (file_id, idx, count, chat_id, data, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![header.file_id.to_vec(), header.index, header.count, chat_id, data, super::now_text(now)],
+            )?;
+            // This chat's other unfinished sets, oldest first.
+            let others: Vec<(Vec<u8>, i64)> = {
+                let mut stmt = self.conn.prepare(
+                    "SELECT file_id, SUM(LENGTH(data)) FROM telegram_parts
+                      WHERE chat_id = ?1 AND file_id != ?2
+                      GROUP BY file_id ORDER BY MIN(received_at), MIN(rowid)",
+                )?;
+                stmt.query_map(params![chat_id, header.file_id.to_vec()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<std::result::Result<_, _>>()?
+            };
+            let current: i64 = self.conn.query_row(
+                "SELECT SUM(LENGTH(data)) FROM telegram_parts WHERE chat_id = ?1 AND file_id = ?2",
+                params![chat_id, header.file_id.to_vec()],
+                |r| r.get(0),
+            )?;
+            let limit = i64::try_from(PART_BYTES_PER_CHAT).unwrap_or(i64::MAX);
+            if current > limit {
+                self.conn.execute(
+                    "DELETE FROM telegram_parts WHERE file_id = ?1",
+                    [header.file_id.to_vec()],
+                )?;
+                return Ok(PartSet::TooLarge);
+            }
+            let mut total: i64 = current + others.iter().map(|(_, n)| n).sum::<i64>();
+            let mut sets = others.len() + 1;
+            for (file_id, bytes) in &others {
+                if sets <= PART_SETS_PER_CHAT && total <= limit {
+                    break;
+                }
+                self.conn
+                    .execute("DELETE FROM telegram_parts WHERE file_id = ?1", [file_id])?;
+                sets -= 1;
+                total -= bytes;
+            }
             let mut stmt = self.conn.prepare(
                 "SELECT data FROM telegram_parts WHERE file_id = ?1 AND count = ?2 AND chat_id = ?3 ORDER BY idx",
             )?;
@@ -124,10 +170,28 @@ impl Store {
                     "DELETE FROM telegram_parts WHERE file_id = ?1",
                     [header.file_id.to_vec()],
                 )?;
-                Ok(Some(parts))
+                Ok(PartSet::Complete(parts))
             } else {
-                Ok(None)
+                Ok(PartSet::Waiting)
             }
         })
     }
 }
+
+/// Where a chat's set of parts stands after one more part.
+#[derive(Debug)]
+pub enum PartSet {
+    /// More parts are to come.
+    Waiting,
+    /// Every part, in index order.
+    Complete(Vec<Vec<u8>>),
+    /// The set alone is over [`PART_BYTES_PER_CHAT`]: dropped.
+    TooLarge,
+}
+
+/// How long an unfinished set of parts is kept.
+pub const PART_SET_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// Unfinished sets kept per chat.
+pub const PART_SETS_PER_CHAT: usize = 4;
+/// Bytes of unfinished parts kept per chat.
+pub const PART_BYTES_PER_CHAT: u64 = 200 * 1024 * 1024;

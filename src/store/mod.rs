@@ -19,6 +19,7 @@
 //! use cases, the agent, or any front end.
 
 mod agent_state;
+pub use agent_state::{PART_BYTES_PER_CHAT, PART_SET_LIFETIME, PART_SETS_PER_CHAT, PartSet};
 mod audit;
 mod backup;
 mod clock;

@@ -135,7 +135,7 @@ fn busy(count: i32) -> bool {
     u128::from(u32::try_from(count).unwrap_or(0)) * u128::from(STEP_MS) < wait_limit().as_millis()
 }
 
-pub(super) const SCHEMA_VERSION: u32 = 6;
+pub(super) const SCHEMA_VERSION: u32 = 7;
 
 const MIGRATIONS: &[&str] = &[
     // Version 1.
@@ -313,6 +313,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE secrets (
         name TEXT PRIMARY KEY,            -- 'telegram_token'
         value BLOB NOT NULL);             -- sealed",
+    // Version 7: unfinished part sets expire and are bounded per chat.
+    "ALTER TABLE telegram_parts ADD COLUMN received_at TEXT NOT NULL DEFAULT '1970-01-01T00:00:00Z';",
 ];
 
 /// Opens a recognised (or new) store for reading and writing; a store
