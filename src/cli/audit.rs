@@ -140,7 +140,14 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
                 .as_ref()
                 .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
             let text = match format.as_str() {
-                "json" => session.audit_export(&destination)?,
+                "json" => {
+                    note(format_args!(
+                        "note: a verifiable export holds the audit log's encryption key: with a later \
+                         copy of the store file it opens later audit entries too (names of pairings, \
+                         times, break-glass reasons; never a message). Keep it like the log itself."
+                    ));
+                    session.audit_export(&destination)?
+                }
                 "jsonl" => session.audit_export_jsonl(&destination)?,
                 _ => {
                     return Err(hinted(
@@ -219,6 +226,9 @@ fn proven(
     lines
 }
 
+/// The largest export file `audit verify --export` reads (256 MiB).
+const MAX_EXPORT_FILE: u64 = 256 * 1024 * 1024;
+
 /// `audit verify --export FILE --code CODE`: checks an export file with the
 /// verification code alone, without a store.
 pub(super) fn verify_export(
@@ -245,6 +255,14 @@ pub(super) fn verify_export(
             })
         })
         .transpose()?;
+    // An export of years of entries is a few megabytes; refuse what no
+    // store writes before reading it.
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_EXPORT_FILE) {
+        return Err(usage(
+            format!("{} is larger than any audit export", path.display()),
+            "give the file written by `medcrypt audit export --format json`",
+        ));
+    }
     let data = std::fs::read(path).map_err(|e| {
         usage(
             format!("cannot read the export {}: {e}", path.display()),
@@ -262,6 +280,13 @@ pub(super) fn verify_export(
                 report.days,
                 verified.store_id.as_deref().unwrap_or("without an id"),
             ))?;
+            // How recent the export is: what it cannot show is after this.
+            if let Some(last) = verified.events.iter().rev().find_map(|(_, e)| e.as_ref()) {
+                out(format_args!(
+                    "  The export's last entry: {} {} at {}.",
+                    last.action, last.subject, last.time
+                ))?;
+            }
             for line in proven(report, checkpoint.as_ref(), true) {
                 out(format_args!("  {line}"))?;
             }

@@ -439,10 +439,16 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn audit_export(&self) -> Result<String> {
-        let records = self.audit_records()?;
-        let (sealer, head_mac) = self.load_head()?;
-        let enc = zeroize::Zeroizing::new(self.audit_enc_array()?);
-        let store_id = self.store_id()?;
+        // Records and head read in one transaction: an agent appending in
+        // between would leave the export's head past its last record.
+        let (records, (sealer, head_mac), enc, store_id) = self.transaction(|| {
+            Ok((
+                self.audit_records()?,
+                self.load_head()?,
+                zeroize::Zeroizing::new(self.audit_enc_array()?),
+                self.store_id()?,
+            ))
+        })?;
         Ok(crate::protocol::audit::export_json(
             &crate::protocol::audit::ExportHead {
                 store_id: store_id.as_deref(),

@@ -687,7 +687,8 @@ def export_readable(exp):
             and is_uint(exp["day"], 32) and is_uint(exp["last_seq"], 64) and is_hex(exp["last_mac"], 64)
             and (exp["head_mac"] is None or is_hex(exp["head_mac"], 64)) and is_hex(exp["encryption_key"], 64)
             and all(isinstance(r, dict) and is_uint(r.get("seq"), 64) and is_uint(r.get("day"), 32)
-                    and r.get("kind") in KINDS and is_hex(r.get("body")) and is_hex(r.get("mac"), 64)
+                    and r.get("kind") in KINDS and is_hex(r.get("body")) and len(r["body"]) <= 2 * 65536
+                    and is_hex(r.get("mac"), 64)
                     and "event" in r and (r["event"] is None or isinstance(r["event"], dict))
                     for r in exp["records"]))
 
@@ -724,6 +725,7 @@ def verify_export(case):
     ensure(not checkpoint or checkpoint[1] in (None, exp["store_id"]), "foreign_checkpoint")
     day, last_seq = exp["day"], exp["last_seq"]
     ensure(d0 <= day <= d0 + 36600, "unreadable")
+    ensure(exp["head_mac"] is not None, "head_mismatch")  # 9.7: always present
     records, keys, a = exp["records"], DayKeys(k0, d0), bytes.fromhex(exp["encryption_key"])
     ensure(records, "empty")
     head_mac = hmac256(keys(day), b"medcrypt/audit/v1/head", u(last_seq, 8), u(day, 4),

@@ -13,6 +13,10 @@ pub const EXPORT_FORMAT: &str = "medcrypt-audit-export/v1";
 /// How many days past the code's first day an export may claim: a bound on
 /// the key derivation a hostile file can ask for (about 100 years).
 const MAX_EXPORT_DAYS: u32 = 36_600;
+/// The longest record body an export may carry (an event is a few hundred
+/// bytes): a bound on the work a hostile file can ask for, since a failing
+/// record is looked for under thousands of keys and positions.
+const MAX_EXPORT_BODY: usize = 64 * 1024;
 
 /// What an export carries about the store besides its records.
 pub struct ExportHead<'a> {
@@ -162,9 +166,10 @@ fn record_of(value: &Value) -> Result<(Record, &Value), ExportError> {
     };
     let body = field(object, "body")?
         .as_str()
+        .filter(|s| s.len() <= 2 * MAX_EXPORT_BODY)
         .filter(|s| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
         .and_then(|s| hex::decode(s).ok())
-        .ok_or_else(|| unreadable("\"body\" is not lower-case hex"))?;
+        .ok_or_else(|| unreadable("\"body\" is not lower-case hex of at most 64 KiB"))?;
     let mac = hex_field::<32>(field(object, "mac")?, "mac")?;
     let event = object.get("event").unwrap_or(&Value::Null);
     Ok((
@@ -195,6 +200,9 @@ pub fn verify_export(
 ) -> Result<VerifiedExport, ExportError> {
     let value: Value =
         serde_json::from_slice(data).map_err(|e| unreadable(format!("not JSON ({e})")))?;
+    if has_duplicate_keys(data) {
+        return Err(unreadable("a key appears twice in one object"));
+    }
     let object = value
         .as_object()
         .ok_or_else(|| unreadable("not a JSON object"))?;
@@ -218,10 +226,8 @@ pub fn verify_export(
             export: store_id.unwrap_or_else(|| "none".into()),
         });
     }
-    if let (Some(cp_id), Some(ours)) = (
-        checkpoint.and_then(|cp| cp.store_id.as_ref()),
-        store_id.as_ref(),
-    ) && cp_id != ours
+    if let Some(cp_id) = checkpoint.and_then(|cp| cp.store_id.as_ref())
+        && store_id.as_ref() != Some(cp_id)
     {
         return Err(ExportError::ForeignCheckpoint);
     }
@@ -234,9 +240,17 @@ pub fn verify_export(
     }
     let last_seq = uint(field(object, "last_seq")?, "last_seq")?;
     let last_mac = hex_field::<32>(field(object, "last_mac")?, "last_mac")?;
+    // Every export of this release has a head MAC: without one, anyone
+    // could cut the records and set the head to match.
     let head_mac = match field(object, "head_mac")? {
-        Value::Null => None,
-        other => Some(hex_field::<32>(other, "head_mac")?),
+        Value::Null => {
+            return Err(AuditFault::HeadMismatch {
+                head: last_seq,
+                last: last_seq,
+            }
+            .into());
+        }
+        other => hex_field::<32>(other, "head_mac")?,
     };
     let enc_key = hex_field::<32>(field(object, "encryption_key")?, "encryption_key")?;
     let list = field(object, "records")?
@@ -249,26 +263,28 @@ pub fn verify_export(
         records.push(record);
         shown.push(event);
     }
-    // A first-release code names no store: one that does not verify the
-    // first record is another store's code, not a fault of this log.
+    let Some(current) = code.key.step_to(day) else {
+        return Err(unreadable("\"day\" is before the code's first day"));
+    };
+    // A first-release code names no store: one that verifies neither the
+    // first record nor the head is another store's code (wire-spec 9.1),
+    // not a fault of this log.
     if code.store_id.is_none()
+        && !current.head_ok(last_seq, &last_mac, &head_mac)
         && records
             .first()
-            .is_some_and(|r| r.seq != 1 || !code.key.verifies(r, 1, &[0u8; 32]))
+            .is_none_or(|r| r.seq != 1 || !code.key.verifies(r, 1, &[0u8; 32]))
     {
         return Err(ExportError::ForeignCode {
             code: "none (a first-release code)".into(),
             export: store_id.unwrap_or_else(|| "none".into()),
         });
     }
-    let Some(current) = code.key.step_to(day) else {
-        return Err(unreadable("\"day\" is before the code's first day"));
-    };
     let head = Head {
         key: &current,
         last_seq,
         last_mac,
-        head_mac,
+        head_mac: Some(head_mac),
     };
     let report = verify(
         &records,
@@ -297,4 +313,74 @@ pub fn verify_export(
         store_id,
         events,
     })
+}
+
+/// Whether any JSON object in `data` (valid JSON) has a key twice: a reader
+/// that kept the first would see another file than this one.
+fn has_duplicate_keys(data: &[u8]) -> bool {
+    use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Check;
+    impl<'de> Visitor<'de> for Check {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut keys = std::collections::HashSet::new();
+            let mut duplicate = false;
+            while let Some(key) = map.next_key::<String>()? {
+                duplicate |= !keys.insert(key);
+                duplicate |= map.next_value_seed(CheckSeed)?;
+            }
+            Ok(duplicate)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut duplicate = false;
+            while let Some(d) = seq.next_element_seed(CheckSeed)? {
+                duplicate |= d;
+            }
+            Ok(duplicate)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    struct CheckSeed;
+    impl<'de> serde::de::DeserializeSeed<'de> for CheckSeed {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(Check)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(data);
+    serde::de::DeserializeSeed::deserialize(CheckSeed, &mut de).unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        assert!(!has_duplicate_keys(br#"{"a":1,"b":[{"c":1,"d":2}]}"#));
+        assert!(has_duplicate_keys(br#"{"a":1,"a":2}"#));
+        assert!(has_duplicate_keys(
+            br#"{"r":[{"event":{"x":1}},{"event":{"y":1,"y":2}}]}"#
+        ));
+    }
 }

@@ -1065,6 +1065,31 @@ pub(super) fn audit() -> Value {
         &code,
     );
     let mut v = good.clone();
+    v["records"].as_array_mut().map(Vec::pop);
+    let kept = v["records"].as_array().map_or(0, Vec::len);
+    v["last_seq"] = Value::from(kept);
+    v["last_mac"] = v["records"][kept - 1]["mac"].clone();
+    v["day"] = v["records"][kept - 1]["day"].clone();
+    v["head_mac"] = Value::Null;
+    case(
+        "audit_head_mac_null",
+        "The last record cut, the head set to match and its head MAC removed: an export without a head MAC is refused.",
+        v,
+        "head_mismatch",
+        None,
+        &code,
+    );
+    let mut v = good.clone();
+    v["records"][1]["body"] = Value::from("00".repeat(64 * 1024 + 1));
+    case(
+        "audit_body_too_long",
+        "A record body over 64 KiB: no entry is that long, and each failing record costs thousands of MACs to name.",
+        v,
+        "unreadable",
+        None,
+        &code,
+    );
+    let mut v = good.clone();
     v["format"] = Value::from("medcrypt-audit-export/v9");
     case(
         "audit_unreadable_format",
