@@ -496,10 +496,11 @@ fn a_document_whose_download_fails_is_fetched_again_not_skipped() {
         ..Faults::default()
     });
     // Both in one batch: the document first, then the text.
-    fake.user_sends_document(
+    fake.user_sends_document_with_caption(
         PATIENT_CHAT,
         "ecg.medcrypt",
         &std::fs::read(&encrypted).unwrap(),
+        "my ECG from the cardiologist",
     );
     fake.user_sends_text(PATIENT_CHAT, &wire);
     let agent = Agent::start(&doc, &fake, &[]);
@@ -510,9 +511,17 @@ fn a_document_whose_download_fails_is_fetched_again_not_skipped() {
             .count()
             == 2
     });
+    wait_until("the captioned document deleted", || {
+        fake.deleted().len() == 1
+    });
     agent.stop();
     let inbox = doc.ok(&["inbox"], "", NOV);
     assert!(inbox.contains("ecg.txt"), "{inbox}");
+    assert!(
+        replies_to(&fake, PATIENT_CHAT)
+            .iter()
+            .any(|r| r.contains("text written with the file was not encrypted"))
+    );
 }
 
 #[test]

@@ -207,6 +207,30 @@ impl FakeTelegram {
         })
     }
 
+    /// A patient sends a document with a caption; returns the update id.
+    pub fn user_sends_document_with_caption(
+        &self,
+        chat_id: i64,
+        file_name: &str,
+        bytes: &[u8],
+        caption: &str,
+    ) -> i64 {
+        let file_id = {
+            let mut inner = self.shared.lock();
+            let id = format!("F{}", inner.files.len() + 1);
+            inner.files.insert(id.clone(), bytes.to_vec());
+            id
+        };
+        let size = bytes.len();
+        self.push_message(chat_id, |m| {
+            m["document"] = json!({
+                "file_id": file_id, "file_unique_id": format!("U{file_id}"),
+                "file_size": size, "file_name": file_name,
+            });
+            m["caption"] = json!(caption);
+        })
+    }
+
     /// A patient sends a photo (never ciphertext); returns the update id.
     pub fn user_sends_photo(&self, chat_id: i64) -> i64 {
         self.push_message(chat_id, |m| {

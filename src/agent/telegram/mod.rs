@@ -56,6 +56,11 @@ impl std::fmt::Debug for Options {
     }
 }
 
+/// The transport name chats are bound under.
+const TRANSPORT_NAME: &str = "telegram";
+/// How long one document download may take (20 MB at a slow 200 kB/s).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -391,11 +396,35 @@ async fn handle_update(
         agent.on_text(update_id, chat.0, i64::from(message.id.0), text, now)?
     } else if let Some(document) = message.document() {
         let size = u64::from(document.file.size);
-        if size > DOWNLOAD_LIMIT {
+        let bound = store
+            .pairing_for_chat(TRANSPORT_NAME, &chat.0.to_string())?
+            .is_some();
+        if !bound {
+            // A stranger's document is not even downloaded.
+            agent.on_other(update_id, chat.0, "file", now)?
+        } else if size > DOWNLOAD_LIMIT {
             agent.on_oversized_document(update_id, size)?
         } else {
-            match download(bot, plain, &document.file.id).await {
-                Ok(bytes) => agent.on_document(update_id, chat.0, &bytes, now)?,
+            let fetched =
+                tokio::time::timeout(DOWNLOAD_TIMEOUT, download(bot, plain, &document.file.id))
+                    .await
+                    .unwrap_or_else(|_| Err("the download timed out".to_owned()));
+            match fetched {
+                Ok(bytes) => {
+                    let mut action = agent.on_document(update_id, chat.0, &bytes, now)?;
+                    // A caption is plaintext written with the file: it goes
+                    // like any plaintext (the file was already received).
+                    let captioned = message.caption().is_some_and(|c| !c.trim().is_empty());
+                    if captioned && !options.keep_plaintext {
+                        action.delete = true;
+                        let warning = "⚠ The text written with the file was not encrypted, so the message was deleted. Send text as an encrypted MEDCRYPT line.";
+                        action.reply = Some(match action.reply.take() {
+                            Some(reply) => format!("{reply}\n{warning}"),
+                            None => warning.to_owned(),
+                        });
+                    }
+                    action
+                }
                 Err(err) => {
                     // Not marked handled, and nothing after it in this batch
                     // is: the offset stays here, so the update is fetched
@@ -531,6 +560,27 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
             // The request may have reached Telegram and the answer been
             // lost (a network error after sending, an unreadable answer): a
             // send that may have happened is never repeated automatically.
+            // A connection that could not be made sent nothing: retried.
+            Err(RequestError::Network(ref e)) if e.is_connect() || e.is_builder() => {
+                let attempts = item.attempts + 1;
+                let backoff = chrono::TimeDelta::seconds(
+                    2i64.pow(u32::try_from(attempts).unwrap_or(8).min(11))
+                        .min(3600),
+                );
+                store.outbox_set_state(
+                    item.id,
+                    "queued",
+                    Some(now + backoff),
+                    Some("Telegram could not be reached; nothing was sent"),
+                    now,
+                )?;
+                tracing::warn!(
+                    outbox = item.id,
+                    attempts,
+                    "Telegram unreachable; will retry"
+                );
+                break;
+            }
             Err(
                 err @ (RequestError::Network(_)
                 | RequestError::InvalidJson { .. }
@@ -546,12 +596,12 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
                     now,
                 )?;
                 tracing::warn!(outbox = item.id, error = %err, "delivery uncertain");
-                notify_owner(
-                    session,
-                    bot,
+                // Queued durably: the network that lost the answer may
+                // lose this notice too; the agent delivers it when it can.
+                store.queue_notice(
                     "⚠ MedCrypt may or may not have delivered a message (the answer was lost). It will not be sent again by itself: run `medcrypt outbox` on your computer, check with the patient, and retry it if needed.",
-                )
-                .await?;
+                    now,
+                )?;
             }
             Err(err) => {
                 let attempts = item.attempts + 1;
