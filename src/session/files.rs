@@ -392,8 +392,19 @@ impl Session {
                 ));
             }
             let chain = self.store.chain(&pairing)?;
-            // All recipients of one file share one epoch: the first one's.
-            let epoch = *epoch.get_or_insert_with(|| chain.sending_epoch(self.now()));
+            // Every recipient's own sending month (wire-spec 2); one file
+            // has one month, so recipients whose months differ (a pairing
+            // that begins next month, minutes before it does) are refused.
+            let mine = chain.sending_epoch(self.now());
+            if epoch.is_some_and(|e| e != mine) {
+                return Err(Error::usage(
+                    format!(
+                        "{alias:?} begins in {mine}, the other recipients write in another month"
+                    ),
+                    "send the file to it separately, or wait until its month begins",
+                ));
+            }
+            let epoch = *epoch.get_or_insert(mine);
             let key = chain
                 .key_for(epoch)
                 .ok_or(SealError::NoKeyForEpoch(epoch))?

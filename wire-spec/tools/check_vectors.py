@@ -401,7 +401,7 @@ def parse_metadata(raw):
 
 
 ARMOR_BEGIN, ARMOR_END = b"-----BEGIN MEDCRYPT FILE-----", b"-----END MEDCRYPT FILE-----"
-ASCII_WS = b" \t\n\r\x0b\x0c"
+ASCII_WS = b" \t\n\r\x0c"  # 10.7: not vertical tab
 
 
 def dearmor(data):

@@ -125,6 +125,7 @@ enum State {
 /// The messages an [`ArmorReader`] fails with.
 const CUT: &str = "the armoured file ends before its END line";
 const BAD: &str = "the ASCII armour is damaged";
+const NOT: &str = "not ASCII armour";
 
 impl<R: BufRead> ArmorReader<R> {
     /// Reads armour from `input`.
@@ -176,7 +177,9 @@ impl<R: BufRead> ArmorReader<R> {
                     };
                     let trimmed: &[u8] = line.trim_ascii_start();
                     if trimmed != ARMOR_BEGIN.as_bytes() {
-                        return Err(invalid(BAD));
+                        // A text that merely starts like armour is not a
+                        // MedCrypt file at all (plaintext, for an agent).
+                        return Err(invalid(NOT));
                     }
                     self.state = State::Body;
                 }
@@ -247,6 +250,7 @@ pub fn armor_error(err: io::Error) -> AttachmentError {
         match err.get_ref().map(ToString::to_string).as_deref() {
             Some(CUT) => return AttachmentError::Truncated { chunks: 0 },
             Some(BAD) => return AttachmentError::Malformed("the ASCII armour is damaged"),
+            Some(NOT) => return AttachmentError::NotAttachment,
             _ => {}
         }
     }

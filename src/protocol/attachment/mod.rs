@@ -47,8 +47,9 @@ pub use armor::{
 };
 pub use open::{Header, OpenKey, decrypt};
 pub use parts::{Assembly, PartError, PartHeader, assemble};
+pub use seal::Sealing;
 pub(crate) use seal::forge_same_size;
-pub use seal::{FuzzStream, Sealing, seal_stream};
+pub(crate) use seal::{FuzzStream, seal_stream};
 
 /// First bytes of every MedCrypt binary file and part.
 pub const MAGIC: &[u8; 8] = b"MEDCRYPT";

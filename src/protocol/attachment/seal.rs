@@ -354,10 +354,9 @@ fn build_header(
     Ok(header)
 }
 
-/// A plaintext stream for [`seal_stream`]: fuzzing only.
-#[doc(hidden)]
+/// A plaintext stream for [`seal_stream`]: fuzzing and vectors only.
 #[derive(Debug)]
-pub enum FuzzStream<'a> {
+pub(crate) enum FuzzStream<'a> {
     /// Any bytes as the stream, with any declared length.
     Raw {
         /// The stream length the header announces.
@@ -381,9 +380,13 @@ pub enum FuzzStream<'a> {
 /// Seals a chosen plaintext stream as a format 3 file for one recipient,
 /// so that a fuzzer reaches the parsers behind the AEAD (metadata JSON,
 /// layout, padding, hash, sender tag). Fuzzing and tests only: it makes
-/// files no honest sender makes.
-#[doc(hidden)]
-pub fn seal_stream(recipient: &Recipient, file_key: [u8; 32], stream: &FuzzStream<'_>) -> Vec<u8> {
+/// files no honest sender makes, with a fixed wrap nonce: never reachable
+/// from outside the crate.
+pub(crate) fn seal_stream(
+    recipient: &Recipient,
+    file_key: [u8; 32],
+    stream: &FuzzStream<'_>,
+) -> Vec<u8> {
     let format = Format::V3;
     let key = FileKey::from_bytes(file_key);
     let recipients = std::slice::from_ref(recipient);

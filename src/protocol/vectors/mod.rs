@@ -1680,6 +1680,12 @@ fn armor_cases(file: &[u8], content: &[u8], now: DateTime<Utc>) -> Vec<Attachmen
             armored.replacen("MEDCRYPT FILE", "MEDCRYPT MESSAGE", 1),
         ),
         case(
+            "armor_begin_with_text",
+            "The BEGIN line followed by more text on its line: not armour (plaintext that starts like it).",
+            "not_attachment",
+            armored.replacen("FILE-----", "FILE----- my lab results", 1),
+        ),
+        case(
             "armor_url_alphabet",
             "A base64url character in a line.",
             "malformed",
