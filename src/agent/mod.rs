@@ -535,18 +535,13 @@ impl<'a> Agent<'a> {
                     &dearmored[..]
                 }
                 Err(err) => {
-                    self.handled(
+                    return self.refuse_file(
                         update_id,
+                        &pairing,
+                        err.kind(),
+                        "⚠ This file arrived damaged or incomplete. Please send it again.",
                         now,
-                        "attach_decrypt_failed",
-                        &pairing.alias,
-                        "rejected",
-                        &[("kind", err.kind().to_owned())],
-                    )?;
-                    return Ok(Action::reply(
-                        "⚠ This file arrived damaged or incomplete. Please send it again."
-                            .to_owned(),
-                    ));
+                    );
                 }
             }
         } else {
@@ -555,18 +550,13 @@ impl<'a> Agent<'a> {
         let part = match PartHeader::read(bytes) {
             Ok(part) => part,
             Err(err) => {
-                self.handled(
+                return self.refuse_file(
                     update_id,
+                    &pairing,
+                    err.kind(),
+                    "⚠ This part of a file is damaged or of a newer MedCrypt. Please send the file again.",
                     now,
-                    "attach_decrypt_failed",
-                    &pairing.alias,
-                    "rejected",
-                    &[("kind", err.kind().to_owned())],
-                )?;
-                return Ok(Action::reply(
-                    "⚠ This part of a file is damaged or of a newer MedCrypt. Please send the file again."
-                        .to_owned(),
-                ));
+                );
             }
         };
         let whole: Vec<u8> = if let Some(part) = part {
@@ -655,6 +645,27 @@ impl<'a> Agent<'a> {
                 }))
             }
         }
+    }
+
+    /// A file refused before decryption: audited with its `kind`, and the
+    /// patient told `reply`.
+    fn refuse_file(
+        &self,
+        update_id: i64,
+        pairing: &PairingInfo,
+        kind: &str,
+        reply: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        self.handled(
+            update_id,
+            now,
+            "attach_decrypt_failed",
+            &pairing.alias,
+            "rejected",
+            &[("kind", kind.to_owned())],
+        )?;
+        Ok(Action::reply(reply))
     }
 
     /// Counts one more failed download of `update_id`'s document; returns

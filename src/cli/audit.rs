@@ -66,18 +66,7 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
                 .map(|code| parse_verification_code(code))
                 .transpose()
                 .map_err(SessionError::from)?;
-            let checkpoint = checkpoint
-                .as_deref()
-                .map(|c| {
-                    Checkpoint::parse(c).map_err(|why| {
-                        usage(
-                            format!("this checkpoint line cannot be read: {why}"),
-                            "copy the whole line printed by `medcrypt audit checkpoint` again; \
-                             nothing was checked",
-                        )
-                    })
-                })
-                .transpose()?;
+            let checkpoint = checkpoint.as_deref().map(read_checkpoint).transpose()?;
             match session.audit_verify(code.as_ref(), checkpoint.as_ref()) {
                 Ok(report) => {
                     out(format_args!(
@@ -226,6 +215,17 @@ fn proven(
     lines
 }
 
+/// A checkpoint line given on the command line, or a usage error.
+fn read_checkpoint(line: &str) -> Result<Checkpoint> {
+    Checkpoint::parse(line).map_err(|why| {
+        usage(
+            format!("this checkpoint line cannot be read: {why}"),
+            "copy the whole line printed by `medcrypt audit checkpoint` again; \
+             nothing was checked",
+        )
+    })
+}
+
 /// The largest export file `audit verify --export` reads (256 MiB).
 const MAX_EXPORT_FILE: u64 = 256 * 1024 * 1024;
 
@@ -244,17 +244,7 @@ pub(super) fn verify_export(
             "type the code again from the paper it was printed on; nothing was checked",
         )
     })?;
-    let checkpoint = checkpoint
-        .map(|c| {
-            Checkpoint::parse(c).map_err(|why| {
-                usage(
-                    format!("this checkpoint line cannot be read: {why}"),
-                    "copy the whole line printed by `medcrypt audit checkpoint` again; \
-                     nothing was checked",
-                )
-            })
-        })
-        .transpose()?;
+    let checkpoint = checkpoint.map(read_checkpoint).transpose()?;
     // An export of years of entries is a few megabytes; refuse what no
     // store writes before reading it.
     if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_EXPORT_FILE) {

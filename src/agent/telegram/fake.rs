@@ -192,19 +192,7 @@ impl FakeTelegram {
 
     /// A patient sends a document; returns the update id.
     pub fn user_sends_document(&self, chat_id: i64, file_name: &str, bytes: &[u8]) -> i64 {
-        let file_id = {
-            let mut inner = self.shared.lock();
-            let id = format!("F{}", inner.files.len() + 1);
-            inner.files.insert(id.clone(), bytes.to_vec());
-            id
-        };
-        let size = bytes.len();
-        self.push_message(chat_id, |m| {
-            m["document"] = json!({
-                "file_id": file_id, "file_unique_id": format!("U{file_id}"),
-                "file_size": size, "file_name": file_name,
-            });
-        })
+        self.push_document(chat_id, file_name, bytes, None)
     }
 
     /// A patient sends a document with a caption; returns the update id.
@@ -214,6 +202,16 @@ impl FakeTelegram {
         file_name: &str,
         bytes: &[u8],
         caption: &str,
+    ) -> i64 {
+        self.push_document(chat_id, file_name, bytes, Some(caption))
+    }
+
+    fn push_document(
+        &self,
+        chat_id: i64,
+        file_name: &str,
+        bytes: &[u8],
+        caption: Option<&str>,
     ) -> i64 {
         let file_id = {
             let mut inner = self.shared.lock();
@@ -227,7 +225,9 @@ impl FakeTelegram {
                 "file_id": file_id, "file_unique_id": format!("U{file_id}"),
                 "file_size": size, "file_name": file_name,
             });
-            m["caption"] = json!(caption);
+            if let Some(caption) = caption {
+                m["caption"] = json!(caption);
+            }
         })
     }
 
