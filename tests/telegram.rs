@@ -125,6 +125,11 @@ fn connected(dir: &Path, fake: &FakeTelegram) -> (Party, Party) {
     });
     let reply = replies_to(fake, PATIENT_CHAT).pop().unwrap();
     let safety = doc.ok(&["pair", "list"], "", NOV);
+    // Which messenger account the pairing is bound to.
+    assert!(
+        safety.contains(&format!("telegram {PATIENT_CHAT}")),
+        "{safety}"
+    );
     let first_group = safety
         .lines()
         .nth(1)

@@ -239,7 +239,9 @@ fn list(session: &Session) -> Result<()> {
             .map(|t| when(t.with_timezone(&chrono::Utc)))
             .unwrap_or_else(|_| p.created_at.clone());
         let status = match (&state.chat, state.invite_expires, p.role) {
-            (Some(chat), _, _) => format!("bound to a {} chat", chat.transport),
+            // Which account: the messenger's chat (Telegram) or user
+            // (WhatsApp) id, shown only here, on the owner's screen.
+            (Some(chat), _, _) => format!("{} {}", chat.transport, printable_line(&chat.chat)),
             (None, _, _) if state.last_message.is_some() => "paired".to_owned(),
             (None, Some(expires), Role::Physician) if expires < now => {
                 "invitation expired".to_owned()
