@@ -27,6 +27,7 @@ use crate::store::{
 const TRANSPORT: &str = "telegram";
 
 pub mod telegram;
+pub mod whatsapp;
 
 /// A bot can download at most this many bytes from the Telegram cloud API.
 pub const DOWNLOAD_LIMIT: u64 = 20 * 1000 * 1000;
