@@ -588,6 +588,36 @@ fn an_armoured_file_is_text_and_decrypts_like_the_binary_one() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("truncated"), "{}", run.stderr);
     assert!(!out2.exists());
+    // Parts may come in both forms at once (wire-spec 10.7): one armoured
+    // by hand, one binary.
+    let base = dir.path().join("split.medcrypt");
+    let parts = encrypt(
+        &doc,
+        &["alice"],
+        &input,
+        &["-o", base.to_str().unwrap(), "--part-size", "200K"],
+    );
+    assert_eq!(parts.len(), 2);
+    let armored_part = dir.path().join("part1.medcrypt.txt");
+    std::fs::write(
+        &armored_part,
+        medcrypt::attachment::armor(&std::fs::read(&parts[0]).unwrap()),
+    )
+    .unwrap();
+    let out3 = dir.path().join("out3.pdf");
+    pat.ok(
+        &[
+            "attach",
+            "decrypt",
+            parts[1].to_str().unwrap(),
+            armored_part.to_str().unwrap(),
+            "-o",
+            out3.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(std::fs::read(&out3).unwrap(), content(300_000, 3));
     // Armour and parts do not mix on the way out.
     let run = doc.run_at(
         &[

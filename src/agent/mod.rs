@@ -574,17 +574,13 @@ impl<'a> Agent<'a> {
                     )));
                 }
                 PartSet::TooLarge => {
-                    self.handled(
+                    return self.refuse_file(
                         update_id,
-                        now,
-                        "attach_decrypt_failed",
-                        &pairing.alias,
-                        "rejected",
-                        &[("kind", "parts_too_large".to_owned())],
-                    )?;
-                    return Ok(Action::reply(
+                        &pairing,
+                        "parts_too_large",
                         "⚠ These parts add up to more than this chat can hold while they arrive. Please send a smaller file, or split it differently.",
-                    ));
+                        now,
+                    );
                 }
             }
         } else {
@@ -629,26 +625,19 @@ impl<'a> Agent<'a> {
                 self.reject_plaintext(update_id, &pairing, "file", now)
             }
             Err(err) => {
-                self.handled(
-                    update_id,
-                    now,
-                    "attach_decrypt_failed",
-                    &pairing.alias,
-                    "rejected",
-                    &[("kind", err.kind().to_owned())],
-                )?;
-                Ok(Action::reply(match &err {
+                let reply = match &err {
                     AttachmentError::Header(inner) => explain(inner),
                     AttachmentError::Truncated { .. } | AttachmentError::EmptyFinalChunk => {
                         "⚠ This file arrived incomplete. Please send it again.".to_owned()
                     }
                     _ => "⚠ This file could not be verified: it was changed or damaged. Please encrypt it again and send it.".to_owned(),
-                }))
+                };
+                self.refuse_file(update_id, &pairing, err.kind(), &reply, now)
             }
         }
     }
 
-    /// A file refused before decryption: audited with its `kind`, and the
+    /// A file refused: audited with its `kind`, and the
     /// patient told `reply`.
     fn refuse_file(
         &self,
