@@ -41,7 +41,7 @@ fn unfinished_sets_are_capped_per_chat_and_expire() {
         let (h, b) = part(id, 1, 2);
         let at = now() + TimeDelta::minutes(i64::from(id));
         assert!(matches!(
-            store.telegram_part(&h, 7, &b, at).unwrap(),
+            store.telegram_part(&h, "7", &b, at).unwrap(),
             PartSet::Waiting
         ));
     }
@@ -50,7 +50,7 @@ fn unfinished_sets_are_capped_per_chat_and_expire() {
     assert!(
         matches!(
             store
-                .telegram_part(&h, 7, &b, now() + TimeDelta::minutes(9))
+                .telegram_part(&h, "7", &b, now() + TimeDelta::minutes(9))
                 .unwrap(),
             PartSet::Waiting
         ),
@@ -58,7 +58,7 @@ fn unfinished_sets_are_capped_per_chat_and_expire() {
     );
     let (h, b) = part(5, 2, 2);
     match store
-        .telegram_part(&h, 7, &b, now() + TimeDelta::minutes(10))
+        .telegram_part(&h, "7", &b, now() + TimeDelta::minutes(10))
         .unwrap()
     {
         PartSet::Complete(parts) => assert_eq!(parts.len(), 2),
@@ -66,13 +66,13 @@ fn unfinished_sets_are_capped_per_chat_and_expire() {
     }
     // Another chat is not affected by chat 7's sets.
     let (h, b) = part(9, 1, 2);
-    store.telegram_part(&h, 8, &b, now()).unwrap();
+    store.telegram_part(&h, "8", &b, now()).unwrap();
     // A week later, unfinished sets are gone.
     let later = now() + TimeDelta::days(8);
     let (h, b) = part(9, 2, 2);
     assert!(
         matches!(
-            store.telegram_part(&h, 8, &b, later).unwrap(),
+            store.telegram_part(&h, "8", &b, later).unwrap(),
             PartSet::Waiting
         ),
         "the expired first part was dropped"

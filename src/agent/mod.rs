@@ -1,7 +1,7 @@
 //! The physician's agent, independent of any messenger: what an inbound
 //! text or document means for the store, and what the chat is told.
 //!
-//! A transport (one folder per messenger: [`telegram`]) turns updates into
+//! A transport (one folder per messenger: [`telegram`], [`whatsapp`]) turns updates into
 //! calls here and carries out the returned [`Action`]; the fake servers the
 //! tests use live beside the transport they imitate. Everything an update
 //! changes in the store — the inbox row, the replay record, the audit entry
@@ -23,8 +23,37 @@ use crate::store::{
     Incoming, IncomingContent, PairingInfo, PartSet, Receipt, Store, StoreError, Via,
 };
 
-/// The transport name of chat links made by this agent.
-const TRANSPORT: &str = "telegram";
+/// The messenger an agent serves: chat links are made under its name, and
+/// what "handled" means differs (Telegram: the update offset; WhatsApp:
+/// the durable webhook queue's row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Telegram, by long polling.
+    Telegram,
+    /// The WhatsApp Cloud API, by webhook.
+    WhatsApp,
+}
+
+impl Transport {
+    /// `telegram` or `whatsapp`: the name chat links are made under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Telegram => "telegram",
+            Self::WhatsApp => "whatsapp",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Telegram => "Telegram",
+            Self::WhatsApp => "WhatsApp",
+        }
+    }
+}
+
+/// A binding message older than this is refused: a backlog delivered days
+/// late (WhatsApp retries webhooks for 7 days) must not bind a chat.
+pub const BIND_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 pub mod telegram;
 pub mod whatsapp;
@@ -52,13 +81,24 @@ pub struct Action {
     pub reply: Option<String>,
     /// Delete the inbound message (plaintext in an encrypted chat).
     pub delete: bool,
+    /// The message was received and stored (the reply is a plain receipt,
+    /// which WhatsApp shows as read ticks instead of a message).
+    pub received: bool,
 }
 
 impl Action {
     fn reply(text: impl Into<String>) -> Self {
         Self {
             reply: Some(text.into()),
-            delete: false,
+            ..Self::default()
+        }
+    }
+
+    fn receipt(text: impl Into<String>) -> Self {
+        Self {
+            reply: Some(text.into()),
+            received: true,
+            ..Self::default()
         }
     }
 }
@@ -74,6 +114,7 @@ type StoreResult<T> = std::result::Result<T, StoreError>;
 pub struct Agent<'a> {
     session: &'a Session,
     store: &'a Store,
+    transport: Transport,
     keep_plaintext: bool,
 }
 
@@ -149,24 +190,49 @@ fn looks_encrypted(text: &str) -> bool {
 }
 
 impl<'a> Agent<'a> {
-    /// An agent over `store`; with `keep_plaintext`, plaintext messages are
-    /// warned about but not deleted.
+    /// The Telegram agent over `store`; with `keep_plaintext`, plaintext
+    /// messages are warned about but not deleted.
     ///
     /// # Errors
     /// Database errors.
     pub fn new(session: &'a Session, keep_plaintext: bool) -> Result<Self> {
+        Self::for_transport(session, Transport::Telegram, keep_plaintext)
+    }
+
+    /// The agent of `transport` over `store`. WhatsApp cannot delete a
+    /// user's message: there plaintext is always warned about instead.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn for_transport(
+        session: &'a Session,
+        transport: Transport,
+        keep_plaintext: bool,
+    ) -> Result<Self> {
         // Nothing the agent writes into a chat names anyone, so it does
         // not even load the physician's name.
         Ok(Self {
             session,
             store: session.store(),
-            keep_plaintext,
+            transport,
+            keep_plaintext: keep_plaintext || transport == Transport::WhatsApp,
         })
     }
 
-    fn done(&self, update_id: i64) -> StoreResult<()> {
-        let next = next_update_id(self.store)?.max(update_id + 1);
-        self.store.set_agent_value(OFFSET_KEY, &next.to_string())
+    /// Marks update (Telegram) or queued event (WhatsApp) `id` handled,
+    /// inside the caller's transaction.
+    fn done(&self, id: i64) -> StoreResult<()> {
+        match self.transport {
+            Transport::Telegram => {
+                let next = next_update_id(self.store)?.max(id + 1);
+                self.store.set_agent_value(OFFSET_KEY, &next.to_string())
+            }
+            Transport::WhatsApp => self.store.whatsapp_event_done(id),
+        }
+    }
+
+    fn pairing_for_chat(&self, chat: &str) -> StoreResult<Option<PairingInfo>> {
+        self.store.pairing_for_chat(self.transport.name(), chat)
     }
 
     /// Marks an update that needs no action as handled.
@@ -268,6 +334,7 @@ impl<'a> Agent<'a> {
         now: DateTime<Utc>,
     ) -> Result<Action> {
         let deleted = !self.keep_plaintext;
+        let cannot_delete = self.transport == Transport::WhatsApp;
         self.handled(
             update_id,
             now,
@@ -282,6 +349,7 @@ impl<'a> Agent<'a> {
             "Encrypt your message with MedCrypt and paste the MEDCRYPT line."
         };
         Ok(Action {
+            received: false,
             reply: Some(format!(
                 "⚠ Please do not send {} {what} in plain text here: this chat is for encrypted messages only. {how}{}",
                 if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
@@ -291,6 +359,10 @@ impl<'a> Agent<'a> {
                 },
                 if deleted {
                     format!(" Your {what} was deleted.")
+                } else if cannot_delete {
+                    format!(
+                        " MedCrypt cannot delete it here: please delete your {what} from this chat yourself (Delete for everyone)."
+                    )
                 } else {
                     String::new()
                 }
@@ -306,16 +378,24 @@ impl<'a> Agent<'a> {
     pub fn on_text(
         &self,
         update_id: i64,
-        chat: i64,
-        message_id: i64,
+        chat: &str,
         text: &str,
+        sent_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Action> {
-        let _ = message_id;
-        if let Some(rest) = text.strip_prefix("/start") {
-            return self.on_start(update_id, chat, rest.trim(), now);
+        match self.transport {
+            Transport::Telegram => {
+                if let Some(rest) = text.strip_prefix("/start") {
+                    return self.on_start(update_id, chat, rest.trim(), sent_at, now);
+                }
+            }
+            Transport::WhatsApp => {
+                if let Some(token) = crate::protocol::keys::token_from_binding_text(text) {
+                    return self.on_start(update_id, chat, &token, sent_at, now);
+                }
+            }
         }
-        let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
+        let Some(pairing) = self.pairing_for_chat(chat)? else {
             self.skip(update_id)?;
             return self.instructions(now);
         };
@@ -341,8 +421,8 @@ impl<'a> Agent<'a> {
                 });
                 match receipt {
                     // Neutral and per chat: no counter shared across chats.
-                    Ok(Receipt::New { .. }) => Ok(Action::reply("Received ✓")),
-                    Ok(Receipt::Again(_)) => Ok(Action::reply(
+                    Ok(Receipt::New { .. }) => Ok(Action::receipt("Received ✓")),
+                    Ok(Receipt::Again(_)) => Ok(Action::receipt(
                         "This message was already received ✓ (sent twice?)",
                     )),
                     Err(StoreError::Replayed {
@@ -392,6 +472,7 @@ impl<'a> Agent<'a> {
                 Ok(Action {
                     reply: Some(explain(&err)),
                     delete,
+                    received: false,
                 })
             }
         }
@@ -406,11 +487,11 @@ impl<'a> Agent<'a> {
     pub fn on_other(
         &self,
         update_id: i64,
-        chat: i64,
+        chat: &str,
         what: &str,
         now: DateTime<Utc>,
     ) -> Result<Action> {
-        let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
+        let Some(pairing) = self.pairing_for_chat(chat)? else {
             self.skip(update_id)?;
             return Ok(Action::default());
         };
@@ -434,27 +515,39 @@ impl<'a> Agent<'a> {
         }
     }
 
+    /// A binding: Telegram's `/start TOKEN`, or WhatsApp's prefilled
+    /// `MEDCRYPT BIND …` text sent at `sent_at`.
     fn on_start(
         &self,
         update_id: i64,
-        chat: i64,
+        chat: &str,
         token: &str,
+        sent_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Action> {
         if token.is_empty() {
             self.skip(update_id)?;
-            return Ok(
-                match self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? {
-                    Some(_) => Action::reply("This chat is connected ✓"),
-                    None => self.instructions(now)?,
-                },
-            );
+            return Ok(match self.pairing_for_chat(chat)? {
+                Some(_) => Action::reply("This chat is connected ✓"),
+                None => self.instructions(now)?,
+            });
+        }
+        if now - sent_at > BIND_MAX_AGE {
+            // A backlog delivered days late: whoever sent it then may not
+            // hold the chat now, and the patient has long been told.
+            let answer = self.reject_binding(update_id, "stale binding message", now)?;
+            return Ok(answer.map_or_else(Action::default, |_| {
+                Action::reply(
+                    "Sorry, this connection message arrived too late to be accepted. Please open the link from MedCrypt again and send it once more.",
+                )
+            }));
         }
         let hash = hex::encode(Sha256::digest(token.as_bytes()));
-        if self.store.agent_value(OWNER_TOKEN_KEY)?.as_deref() == Some(hash.as_str()) {
+        if self.transport == Transport::Telegram
+            && self.store.agent_value(OWNER_TOKEN_KEY)?.as_deref() == Some(hash.as_str())
+        {
             self.store.transaction(|| {
-                self.store
-                    .set_agent_value(OWNER_CHAT_KEY, &chat.to_string())?;
+                self.store.set_agent_value(OWNER_CHAT_KEY, chat)?;
                 self.store.set_agent_value(OWNER_TOKEN_KEY, "")?;
                 self.store.audit(now, "owner_bind", "", "ok", &[])?;
                 self.done(update_id)
@@ -464,7 +557,7 @@ impl<'a> Agent<'a> {
             ));
         }
         let pairing = self.store.pairing_by_token(token)?;
-        let bound_elsewhere = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())?;
+        let bound_elsewhere = self.pairing_for_chat(chat)?;
         let expired = match &pairing {
             Some(p) => self
                 .store
@@ -486,7 +579,7 @@ impl<'a> Agent<'a> {
             (Some(pairing), None) => {
                 self.store.transaction(|| {
                     self.store
-                        .bind_chat(&pairing, TRANSPORT, &chat.to_string(), now)?;
+                        .bind_chat(&pairing, self.transport.name(), chat, now)?;
                     self.done(update_id)
                 })?;
                 // The messenger reads this: it names no one and gives no
@@ -519,11 +612,11 @@ impl<'a> Agent<'a> {
     pub fn on_document(
         &self,
         update_id: i64,
-        chat: i64,
+        chat: &str,
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Action> {
-        let Some(pairing) = self.store.pairing_for_chat(TRANSPORT, &chat.to_string())? else {
+        let Some(pairing) = self.pairing_for_chat(chat)? else {
             self.skip(update_id)?;
             return self.instructions(now);
         };
@@ -561,7 +654,12 @@ impl<'a> Agent<'a> {
             }
         };
         let whole: Vec<u8> = if let Some(part) = part {
-            match self.store.telegram_part(&part, chat, bytes, now)? {
+            // Telegram chat ids and WhatsApp numbers may coincide.
+            let set_owner = match self.transport {
+                Transport::Telegram => chat.to_owned(),
+                Transport::WhatsApp => format!("whatsapp:{chat}"),
+            };
+            match self.store.telegram_part(&part, &set_owner, bytes, now)? {
                 PartSet::Complete(parts) => parts
                     .iter()
                     .flat_map(|p| p[PART_HEADER_LEN.min(p.len())..].iter().copied())
@@ -614,7 +712,7 @@ impl<'a> Agent<'a> {
                     Ok(receipt)
                 })?;
                 // Neither a counter nor the size (which would undo the padding).
-                Ok(Action::reply(match receipt {
+                Ok(Action::receipt(match receipt {
                     Receipt::New { .. } => "Received ✓".to_owned(),
                     Receipt::Again(_) => {
                         "This file was already received ✓ (sent twice?)".to_owned()
@@ -687,12 +785,11 @@ impl<'a> Agent<'a> {
     pub fn on_undownloadable(
         &self,
         update_id: i64,
-        chat: i64,
+        chat: &str,
         now: DateTime<Utc>,
     ) -> Result<Action> {
         let subject = self
-            .store
-            .pairing_for_chat(TRANSPORT, &chat.to_string())?
+            .pairing_for_chat(chat)?
             .map(|p| p.alias)
             .unwrap_or_default();
         self.handled(
@@ -703,9 +800,10 @@ impl<'a> Agent<'a> {
             "failed",
             &[("kind", "download_failed".to_owned())],
         )?;
-        Ok(Action::reply(
-            "⚠ This file could not be downloaded from Telegram. Please send it again.",
-        ))
+        Ok(Action::reply(format!(
+            "⚠ This file could not be downloaded from {}. Please send it again.",
+            self.transport.title()
+        )))
     }
 
     /// The answer to a document too large for a bot to download.

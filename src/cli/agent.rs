@@ -8,6 +8,7 @@ use medcrypt::session::{SendContent, Session};
 use medcrypt::session::{framed, printable_line};
 use medcrypt::store::HistoryContent;
 use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
 
 use super::args::{AgentCommand, OutboxCommand};
 use super::io::{self, out};
@@ -66,7 +67,116 @@ pub(super) fn run(ctx: &super::Context, session: &Session, transport: AgentComma
             medcrypt::agent::telegram::remember(session, &options)?;
             Ok(medcrypt::agent::telegram::run(session, &options)?)
         }
+        AgentCommand::WhatsApp(args) => {
+            let options = whatsapp_options(session, args)?;
+            super::check_clock(ctx, session, None)?;
+            io::init_logging();
+            super::start_using(session)?;
+            Ok(medcrypt::agent::whatsapp::run(session, &options)?)
+        }
     }
+}
+
+/// A secret from `--*-file` or the environment; `None` when neither is set.
+fn secret_setting(file: Option<&Path>, env: &str, what: &str) -> Result<Option<Zeroizing<String>>> {
+    match file {
+        Some(path) => {
+            io::warn_if_readable_by_others(path, what);
+            let value = io::read_secret_file(path, what)?;
+            Ok(Some(Zeroizing::new(value.expose_secret().to_owned())))
+        }
+        None => Ok(std::env::var(env)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Zeroizing::new(v.trim().to_owned()))),
+    }
+}
+
+/// The WhatsApp agent's settings, each missing one named.
+fn whatsapp_options(
+    session: &Session,
+    args: super::args::WhatsAppArgs,
+) -> Result<medcrypt::agent::whatsapp::Options> {
+    use medcrypt::agent::whatsapp::{DEFAULT_API_URL, Options, parse_template};
+    let token = secret_setting(args.token_file.as_deref(), "WHATSAPP_TOKEN", "access token")?;
+    let app_secret = secret_setting(
+        args.app_secret_file.as_deref(),
+        "WHATSAPP_APP_SECRET",
+        "app secret",
+    )?;
+    let verify_token = secret_setting(
+        args.verify_token_file.as_deref(),
+        "WHATSAPP_VERIFY_TOKEN",
+        "verify token",
+    )?;
+    let phone_number_id = args
+        .phone_number_id
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty());
+    let mut missing = Vec::new();
+    if token.is_none() {
+        missing.push("the access token (WHATSAPP_TOKEN or --token-file)");
+    }
+    if app_secret.is_none() {
+        missing.push("the app secret (WHATSAPP_APP_SECRET or --app-secret-file)");
+    }
+    if verify_token.is_none() {
+        missing.push("the verify token (WHATSAPP_VERIFY_TOKEN or --verify-token-file)");
+    }
+    if phone_number_id.is_none() {
+        missing.push("the phone number id (WHATSAPP_PHONE_NUMBER_ID or --phone-number-id)");
+    }
+    let (Some(token), Some(app_secret), Some(verify_token), Some(phone_number_id)) =
+        (token, app_secret, verify_token, phone_number_id)
+    else {
+        return Err(hinted(
+            format!("missing WhatsApp settings: {}", missing.join("; ")),
+            "find them in Meta's app dashboard (WhatsApp > API Setup; App settings > Basic for the app secret); the verify token is any secret you choose and enter under Webhooks. See the README, \"WhatsApp\"",
+        ));
+    };
+    if !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(hinted(
+            format!(
+                "{:?} is not a phone number id",
+                printable_line(&phone_number_id)
+            ),
+            "the phone number id is the long number under WhatsApp > API Setup, not the phone number itself",
+        ));
+    }
+    let api_url = args
+        .api_url
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    let parsed = reqwest::Url::parse(api_url.trim_end_matches('/'));
+    if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+        return Err(hinted(
+            format!(
+                "WHATSAPP_API_URL is not an http(s) URL: {:?}",
+                printable_line(&api_url)
+            ),
+            format!("leave it unset for {DEFAULT_API_URL}"),
+        ));
+    }
+    let template = match session.setting("whatsapp_template")? {
+        Some(value) if !value.is_empty() => Some(
+            parse_template(&value)
+                .map_err(|e| hinted(e, "medcrypt config set whatsapp-template NAME"))?,
+        ),
+        _ => None,
+    };
+    Ok(Options {
+        listen: args.listen,
+        tls: args.tls_cert.zip(args.tls_key),
+        api_url,
+        token,
+        app_secret,
+        verify_token,
+        phone_number_id,
+        template,
+        poll: std::time::Duration::from_millis(args.poll_millis.max(50)),
+        tick: std::time::Duration::from_secs(args.tick_seconds.max(1)),
+        run_for: args.run_for.map(std::time::Duration::from_secs),
+    })
 }
 
 /// `medcrypt send`.

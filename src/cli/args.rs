@@ -41,6 +41,11 @@ Environment:
   MEDCRYPT_WAIT            seconds to wait for a store another command holds (default 30)
   TELOXIDE_TOKEN           the Telegram bot token (like agent telegram --token-file)
   TELOXIDE_API_URL         a self-hosted Telegram Bot API server
+  WHATSAPP_TOKEN           the WhatsApp Cloud API access token (like agent whatsapp --token-file)
+  WHATSAPP_APP_SECRET      the Meta app secret that signs webhooks (like --app-secret-file)
+  WHATSAPP_VERIFY_TOKEN    the webhook's verify token (like --verify-token-file)
+  WHATSAPP_PHONE_NUMBER_ID the business phone number's id (like --phone-number-id)
+  WHATSAPP_API_URL         the Graph API base URL with version (default https://graph.facebook.com/v25.0)
 
 Audit actions: `medcrypt audit show --help`. Every error ends with a `hint:` line.";
 
@@ -127,7 +132,7 @@ pub(super) enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Show or change settings (name, telegram-bot, whatsapp-number).
+    /// Show or change settings (name, telegram-bot, whatsapp-number, whatsapp-template).
     Config {
         #[command(subcommand)]
         action: ConfigCommand,
@@ -250,6 +255,11 @@ pub(super) enum AgentCommand {
     /// Telegram, by long polling. Token from TELOXIDE_TOKEN or --token-file;
     /// API URL from TELOXIDE_API_URL (a self-hosted Bot API server), else Telegram's.
     Telegram(TelegramArgs),
+    /// WhatsApp Cloud API, by webhook: an HTTP(S) server for Meta to call.
+    /// Its first output line is the URL it listens on; put a TLS reverse
+    /// proxy or tunnel in front of it (see the README).
+    #[command(name = "whatsapp")]
+    WhatsApp(WhatsAppArgs),
 }
 
 #[derive(Subcommand)]
@@ -381,7 +391,7 @@ pub(super) enum ConfigCommand {
     Show,
     /// Change a setting; an empty value removes it.
     Set {
-        /// One of: name, telegram-bot, whatsapp-number, retention.
+        /// One of: name, telegram-bot, whatsapp-number, whatsapp-template, retention.
         key: String,
         /// The new value.
         value: String,
@@ -533,6 +543,49 @@ pub(super) struct TelegramArgs {
     /// Long-polling timeout in seconds.
     #[arg(long, default_value_t = 25, hide = true)]
     pub(super) poll_timeout: u32,
+    /// Seconds between rotation/shredding ticks.
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub(super) tick_seconds: u64,
+    /// Stop after this many seconds (for demonstrations and tests).
+    #[arg(long, hide = true)]
+    pub(super) run_for: Option<u64>,
+}
+
+/// `agent whatsapp`.
+#[derive(Args)]
+pub(super) struct WhatsAppArgs {
+    /// Where the webhook server listens (port 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub(super) listen: std::net::SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(super) tls_key: Option<PathBuf>,
+    /// A file holding the access token (else WHATSAPP_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub(super) token_file: Option<PathBuf>,
+    /// A file holding the Meta app secret (else WHATSAPP_APP_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub(super) app_secret_file: Option<PathBuf>,
+    /// A file holding the webhook verify token (else WHATSAPP_VERIFY_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub(super) verify_token_file: Option<PathBuf>,
+    /// The business phone number's id (else WHATSAPP_PHONE_NUMBER_ID).
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "WHATSAPP_PHONE_NUMBER_ID",
+        hide_env = true
+    )]
+    pub(super) phone_number_id: Option<String>,
+    /// The Graph API base URL with its version (else WHATSAPP_API_URL).
+    #[arg(long, value_name = "URL", env = "WHATSAPP_API_URL", hide_env = true)]
+    pub(super) api_url: Option<String>,
+    /// Milliseconds between looks at the outbox when nothing happens.
+    #[arg(long, default_value_t = 2000, hide = true)]
+    pub(super) poll_millis: u64,
     /// Seconds between rotation/shredding ticks.
     #[arg(long, default_value_t = 60, hide = true)]
     pub(super) tick_seconds: u64,

@@ -204,6 +204,12 @@ fn accept(
             printable_line(number)
         ))?;
     }
+    if let Some(link) = &accepted.whatsapp_link {
+        out(format_args!(
+            "\nTo connect your WhatsApp chat, open this link and send the message it prepares, once:\n    {}",
+            printable_line(link)
+        ))?;
+    }
     Ok(())
 }
 

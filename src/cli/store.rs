@@ -14,10 +14,11 @@ use super::io::{self, out};
 use super::report::{hinted, usage};
 
 /// The settings `config` shows and changes: (shown name, stored key).
-const SETTINGS: [(&str, &str); 4] = [
+const SETTINGS: [(&str, &str); 5] = [
     ("name", "name"),
     ("telegram-bot", "telegram_bot"),
     ("whatsapp-number", "whatsapp_number"),
+    ("whatsapp-template", "whatsapp_template"),
     ("retention", "retention"),
 ];
 
@@ -162,7 +163,7 @@ pub(super) fn config(session: &Session, action: ConfigCommand) -> Result<()> {
             let Some((_, stored)) = SETTINGS.iter().find(|(shown, _)| *shown == key) else {
                 return Err(hinted(
                     format!("unknown setting {key:?}"),
-                    "settings are: name, telegram-bot, whatsapp-number, retention",
+                    "settings are: name, telegram-bot, whatsapp-number, whatsapp-template, retention",
                 ));
             };
             let value = value.trim().trim_start_matches('@');

@@ -227,6 +227,51 @@ impl PairingToken {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The text the patient sends once to the practice's WhatsApp number
+    /// to bind that chat: `MEDCRYPT BIND ` and the token's 24 bytes in
+    /// upper-case hex, in groups of four joined by `-` (WhatsApp renders
+    /// `_x_` as italics; hex has no markup character).
+    pub fn binding_text(&self) -> String {
+        let raw = URL_SAFE_NO_PAD.decode(&self.0).unwrap_or_default();
+        let hex = hex::encode_upper(raw);
+        let groups: Vec<&str> = hex
+            .as_bytes()
+            .chunks(4)
+            .filter_map(|c| std::str::from_utf8(c).ok())
+            .collect();
+        format!("{BINDING_PREFIX}{}", groups.join("-"))
+    }
+
+    /// The `https://wa.me/<digits>?text=<binding text>` link that opens a
+    /// chat with the practice's `number` with the binding text prefilled.
+    pub fn whatsapp_link(&self, number: &str) -> String {
+        let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+        format!(
+            "https://wa.me/{digits}?text={}",
+            self.binding_text().replace(' ', "%20")
+        )
+    }
+}
+
+const BINDING_PREFIX: &str = "MEDCRYPT BIND ";
+
+/// The pairing token in a WhatsApp binding text ([`PairingToken::binding_text`]),
+/// read leniently: any case, white space and dashes anywhere in the hex
+/// (phones' keyboards insert and change them). `None` when the text is not
+/// a binding text at all.
+pub(crate) fn token_from_binding_text(text: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    let (first, second) = (words.next()?, words.next()?);
+    if !first.eq_ignore_ascii_case("MEDCRYPT") || !second.eq_ignore_ascii_case("BIND") {
+        return None;
+    }
+    let hex: String = words
+        .flat_map(|w| w.chars())
+        .filter(|c| *c != '-')
+        .collect();
+    let raw = hex::decode(hex).ok()?;
+    (raw.len() == PAIRING_TOKEN_LEN).then(|| URL_SAFE_NO_PAD.encode(raw))
 }
 
 impl fmt::Display for PairingToken {
@@ -547,6 +592,37 @@ mod tests {
         assert_ne!(
             a.safety_number(ep("2026-11")),
             b.safety_number(ep("2026-11"))
+        );
+    }
+
+    #[test]
+    fn the_whatsapp_binding_text_round_trips_and_carries_no_markup() {
+        let token = PairingSecret::from_bytes(&[7; 32]).pairing_token();
+        let text = token.binding_text();
+        assert!(text.starts_with("MEDCRYPT BIND "), "{text}");
+        assert!(
+            text[14..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'-'),
+            "{text}"
+        );
+        assert_eq!(
+            token_from_binding_text(&text).as_deref(),
+            Some(token.as_str())
+        );
+        // A phone's keyboard may change case and spacing.
+        let typed = text.to_lowercase().replace('-', " ");
+        assert_eq!(
+            token_from_binding_text(&typed).as_deref(),
+            Some(token.as_str())
+        );
+        assert_eq!(token_from_binding_text("MEDCRYPT BIND 12"), None);
+        assert_eq!(token_from_binding_text("hello"), None);
+        assert_eq!(token_from_binding_text(""), None);
+        let link = token.whatsapp_link("+34 (600) 123-456");
+        assert!(
+            link.starts_with("https://wa.me/34600123456?text=MEDCRYPT%20BIND%20"),
+            "{link}"
         );
     }
 

@@ -360,6 +360,10 @@ fn check_setting(key: &str, value: &str) -> Result<()> {
             is_phone_number,
             "the practice's number with country code, e.g. +34 600 123 456",
         ),
+        "whatsapp_template" => (
+            |v| crate::agent::whatsapp::parse_template(v).is_ok(),
+            "the name of a template approved in Meta's dashboard, lower-case with underscores, optionally :LANGUAGE, e.g. medcrypt_new_message:es",
+        ),
         _ => return Ok(()),
     };
     if value.is_empty() || valid(value) {

@@ -68,6 +68,9 @@ pub struct AcceptedPairing {
     pub telegram_link: Option<String>,
     /// The practice's WhatsApp number, if any.
     pub whatsapp_number: Option<String>,
+    /// The `https://wa.me/…?text=MEDCRYPT%20BIND%20…` link that opens the
+    /// practice's WhatsApp chat with the binding text ready to send once.
+    pub whatsapp_link: Option<String>,
 }
 
 /// Refuses an alias that cannot be shown or typed back.
@@ -218,6 +221,9 @@ impl Session {
             .as_ref()
             .map(|bot| format!("https://t.me/{bot}?start={token}"));
         let whatsapp_number = invite.whatsapp_number.clone();
+        let whatsapp_link = whatsapp_number
+            .as_deref()
+            .map(|number| token.whatsapp_link(number));
         let expires = invite.expires;
         drop(invite);
         Ok(AcceptedPairing {
@@ -226,6 +232,7 @@ impl Session {
             safety,
             telegram_link,
             whatsapp_number,
+            whatsapp_link,
         })
     }
 

@@ -109,7 +109,7 @@ impl Store {
     pub fn telegram_part(
         &self,
         header: &crate::protocol::attachment::PartHeader,
-        chat_id: i64,
+        chat_id: &str,
         data: &[u8],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<PartSet> {

@@ -37,6 +37,7 @@ mod replay;
 mod schema;
 mod sealing;
 mod temporaries;
+mod whatsapp;
 
 pub use audit::RepairReport;
 pub use epochs::{Destruction, Rotation};
@@ -50,6 +51,7 @@ pub use pairings::{PairingInfo, Protocol};
 pub use record::{ChatLink, PairingState};
 pub use sealing::Rotated;
 pub use temporaries::TEMPORARY_PREFIX;
+pub use whatsapp::WHATSAPP_DEDUP_DAYS;
 
 use std::cell::Cell;
 use std::fs::OpenOptions;

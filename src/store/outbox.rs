@@ -1,5 +1,7 @@
 //! The outbox: encrypted items queued for the agent to deliver, and their
-//! delivery states (queued, sending, sent, uncertain, failed).
+//! delivery states: queued, sending, sent (Telegram) or accepted, sent,
+//! delivered, read (WhatsApp's statuses), waiting-for-reply (outside
+//! WhatsApp's 24-hour window), uncertain, failed.
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -40,7 +42,8 @@ pub struct OutboxItem {
     pub created_at: String,
     /// Text or document.
     pub kind: OutboxKind,
-    /// queued, sending, sent, uncertain, failed.
+    /// queued, sending, accepted, sent, delivered, read,
+    /// waiting-for-reply, uncertain, failed.
     pub state: String,
     /// Delivery attempts so far.
     pub attempts: i64,
@@ -194,7 +197,7 @@ impl Store {
                 params![state, attempts_delta, next_attempt_at.map(now_text), error, id],
             )?;
             self.refresh_outbox_mac(id)?;
-            if matches!(state, "sent" | "failed" | "uncertain") {
+            if matches!(state, "sent" | "accepted" | "failed" | "uncertain") {
                 let alias: String = self.conn.query_row(
                     "SELECT p.alias FROM outbox o JOIN pairings p ON p.id = o.pairing_id WHERE o.id = ?1",
                     [id],
@@ -231,6 +234,44 @@ impl Store {
             )?;
         }
         Ok(stuck.len())
+    }
+
+    /// The patient wrote: their items waiting for a reply (outside
+    /// WhatsApp's 24-hour window) are due now. Returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn outbox_wake(&self, pairing_id: i64, now: DateTime<Utc>) -> Result<usize> {
+        let waiting: Vec<i64> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT id FROM outbox WHERE pairing_id = ?1 AND state = 'waiting-for-reply' ORDER BY id",
+            )?;
+            let rows = stmt.query_map([pairing_id], |r| r.get(0))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        for id in &waiting {
+            self.outbox_set_state(*id, "queued", Some(now), None, now)?;
+        }
+        Ok(waiting.len())
+    }
+
+    /// The state of an outbox item.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::Modified`] for a forged row.
+    pub fn outbox_item(&self, id: i64) -> Result<Option<OutboxItem>> {
+        let Some((item, mac)) = self.outbox_row(id).map(Some).or_else(|e| match e {
+            StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            e => Err(e),
+        })?
+        else {
+            return Ok(None);
+        };
+        if self.row_mac_ok(&outbox_mac_parts(&item).each(), mac.as_deref()) {
+            Ok(Some(item))
+        } else {
+            Err(StoreError::Modified(format!("outbox item #{id}")))
+        }
     }
 
     /// Queues an uncertain or failed item again.

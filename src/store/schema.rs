@@ -135,7 +135,7 @@ fn busy(count: i32) -> bool {
     u128::from(u32::try_from(count).unwrap_or(0)) * u128::from(STEP_MS) < wait_limit().as_millis()
 }
 
-pub(super) const SCHEMA_VERSION: u32 = 7;
+pub(super) const SCHEMA_VERSION: u32 = 8;
 
 const MIGRATIONS: &[&str] = &[
     // Version 1.
@@ -315,6 +315,22 @@ const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL);             -- sealed",
     // Version 7: unfinished part sets expire and are bounded per chat.
     "ALTER TABLE telegram_parts ADD COLUMN received_at TEXT NOT NULL DEFAULT '1970-01-01T00:00:00Z';",
+    // Version 8: the WhatsApp agent's durable webhook queue (deduplicated on
+    // the event's key), which outbox item each sent wamid is, and when each
+    // user last wrote (the 24-hour window).
+    "CREATE TABLE whatsapp_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,         -- the message's wamid, or status:<wamid>:<status>
+        received_at TEXT NOT NULL,
+        body BLOB NOT NULL,               -- sealed event JSON; emptied once handled
+        done INTEGER NOT NULL DEFAULT 0);
+     CREATE TABLE whatsapp_sent (
+        wamid TEXT PRIMARY KEY,
+        outbox_id INTEGER NOT NULL);
+     CREATE TABLE whatsapp_users (
+        user TEXT PRIMARY KEY,            -- wa_id or business-scoped user id
+        last_inbound INTEGER NOT NULL,    -- Unix seconds of the user's latest message
+        template_for INTEGER);            -- last_inbound when the re-engagement template went out",
 ];
 
 /// Opens a recognised (or new) store for reading and writing; a store

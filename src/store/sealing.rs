@@ -444,7 +444,7 @@ impl Store {
         let old = Zeroizing::new(*self.master.0.expose_secret());
         // Everything the new key will vouch for must hold under the old.
         self.check_rows(now)?;
-        let columns: [(&str, &str, &str, &str); 10] = [
+        let columns: [(&str, &str, &str, &str); 11] = [
             (
                 "epoch_keys",
                 "key",
@@ -494,6 +494,12 @@ impl Store {
                 "1",
             ),
             ("notices", "body", "'medcrypt/store/v2/notice:' || id", "1"),
+            (
+                "whatsapp_events",
+                "body",
+                "'medcrypt/store/v2/whatsapp-event:' || id",
+                "1",
+            ),
             (
                 "audit_state",
                 "enc_key",

@@ -339,7 +339,7 @@ async fn run_async(session: &Session, options: &Options) -> Result<()> {
 
 /// Resolves on SIGINT or SIGTERM. The handlers are registered when this is
 /// called, not when the future is first polled.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -383,7 +383,12 @@ async fn handle_update(
         UpdateKind::Message(message) => message,
         // An edit would change what was received: refused like plaintext.
         UpdateKind::EditedMessage(message) => {
-            let action = agent.on_other(update_id, message.chat.id.0, "edited message", now)?;
+            let action = agent.on_other(
+                update_id,
+                &message.chat.id.0.to_string(),
+                "edited message",
+                now,
+            )?;
             return Ok(Step::Next(Some((message.chat.id, message.id, action))));
         }
         _ => {
@@ -392,8 +397,9 @@ async fn handle_update(
         }
     };
     let chat = message.chat.id;
+    let chat_key = chat.0.to_string();
     let action = if let Some(text) = message.text() {
-        agent.on_text(update_id, chat.0, i64::from(message.id.0), text, now)?
+        agent.on_text(update_id, &chat_key, text, message.date, now)?
     } else if let Some(document) = message.document() {
         let size = u64::from(document.file.size);
         let bound = store
@@ -401,7 +407,7 @@ async fn handle_update(
             .is_some();
         if !bound {
             // A stranger's document is not even downloaded.
-            agent.on_other(update_id, chat.0, "file", now)?
+            agent.on_other(update_id, &chat_key, "file", now)?
         } else if size > DOWNLOAD_LIMIT {
             agent.on_oversized_document(update_id, size)?
         } else {
@@ -411,7 +417,7 @@ async fn handle_update(
                     .unwrap_or_else(|_| Err("the download timed out".to_owned()));
             match fetched {
                 Ok(bytes) => {
-                    let mut action = agent.on_document(update_id, chat.0, &bytes, now)?;
+                    let mut action = agent.on_document(update_id, &chat_key, &bytes, now)?;
                     // A caption is plaintext written with the file: it goes
                     // like any plaintext (the file was already received).
                     let captioned = message.caption().is_some_and(|c| !c.trim().is_empty());
@@ -438,13 +444,13 @@ async fn handle_update(
                         return Ok(Step::Retry(Duration::from_secs(1 << (failures - 1).min(3))));
                     }
                     tracing::warn!(update_id, failures, error = %err, "download failed; given up");
-                    agent.on_undownloadable(update_id, chat.0, now)?
+                    agent.on_undownloadable(update_id, &chat_key, now)?
                 }
             }
         }
     } else {
         // A photo, voice note, video, sticker…: never ciphertext.
-        agent.on_other(update_id, chat.0, "photo, voice or other media", now)?
+        agent.on_other(update_id, &chat_key, "photo, voice or other media", now)?
     };
     tracing::info!(
         update_id,

@@ -64,7 +64,7 @@ pub fn handshake(
 }
 
 /// What an inbound message carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Content {
     /// `type: text`.
     Text(String),
@@ -85,7 +85,7 @@ pub enum Content {
 }
 
 /// One event of a webhook POST.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A message from a user.
     Message {
@@ -112,6 +112,17 @@ pub enum Event {
         /// Error codes of a `failed` status (131047 outside the window…).
         errors: Vec<i64>,
     },
+}
+
+impl Event {
+    /// What duplicates of this event are recognised by: a message's
+    /// `wamid`; a status's wamid and state.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Message { id, .. } => id.clone(),
+            Self::Status { id, status, .. } => format!("status:{id}:{status}"),
+        }
+    }
 }
 
 /// Why a signed POST could not be read (answer 200 all the same: a retry

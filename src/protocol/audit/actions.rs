@@ -40,6 +40,14 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ),
     ("send_queued", "a message or file was queued for the agent"),
     ("send_sent", "the agent delivered a message or file"),
+    (
+        "send_accepted",
+        "WhatsApp accepted a message or file for delivery (its statuses follow)",
+    ),
+    (
+        "reengage_template",
+        "outside WhatsApp's 24-hour window, the approved template invited a patient to reply",
+    ),
     ("send_failed", "the agent gave up delivering"),
     (
         "send_uncertain",
@@ -47,6 +55,10 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ),
     ("agent_start", "the agent started"),
     ("agent_stop", "the agent stopped"),
+    (
+        "agent_token_refused",
+        "the messenger refused the agent's access token; sending stopped",
+    ),
     ("chat_bind", "a chat was bound to a pairing"),
     (
         "owner_bind",
