@@ -756,3 +756,99 @@ fn a_stale_binding_message_binds_nothing() {
     let list = doc.ok(&["pair", "list"], "", NOV);
     assert!(!list.contains("whatsapp"), "{list}");
 }
+
+/// HTTPS with the physician's certificate (a self-signed one made for the
+/// tests: `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256
+/// -nodes -days 36500 -subj /CN=medcrypt-test -addext
+/// subjectAltName=IP:127.0.0.1,DNS:localhost -addext
+/// basicConstraints=critical,CA:FALSE -addext keyUsage=digitalSignature
+/// -addext extendedKeyUsage=serverAuth`).
+#[test]
+fn https_with_a_certificate_and_a_clear_error_for_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWhatsApp::start(TOKEN, APP_SECRET, PNID).unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let cert = fixtures.join("cert.pem");
+    let key = fixtures.join("key.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&doc.store)
+        .args(["agent", "whatsapp", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+        .env("MEDCRYPT_NOW", NOV)
+        .env("WHATSAPP_TOKEN", TOKEN)
+        .env("WHATSAPP_APP_SECRET", APP_SECRET)
+        .env("WHATSAPP_VERIFY_TOKEN", VERIFY)
+        .env("WHATSAPP_PHONE_NUMBER_ID", PNID)
+        .env("WHATSAPP_API_URL", fake.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first.trim().to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{first:?}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pem = std::fs::read(&cert).unwrap();
+    let (trusted, untrusted) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        let trusted = client
+            .get(format!(
+                "{url}/webhook?hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=42"
+            ))
+            .send()
+            .await
+            .unwrap();
+        let trusted = (trusted.status().as_u16(), trusted.text().await.unwrap());
+        // A client that does not trust the certificate cannot talk to it.
+        let untrusted = reqwest::Client::new()
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_err();
+        (trusted, untrusted)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(trusted, (200, "42".to_owned()));
+    assert!(untrusted);
+
+    // A key that is not the certificate's: said so, before anything starts.
+    let other_key = dir.path().join("other.pem");
+    std::fs::write(
+        &other_key,
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgE6Kx1mHNd0Cq0zY0\nm3u6UoV1dZbTq3d3jT4I3t8aH8ChRANCAAQyJ2n2w8h9cO8oTQ3m3aD8cR5i0m0N\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&doc.store)
+        .args(["agent", "whatsapp", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&other_key)
+        .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+        .env("MEDCRYPT_NOW", NOV)
+        .env("WHATSAPP_TOKEN", TOKEN)
+        .env("WHATSAPP_APP_SECRET", APP_SECRET)
+        .env("WHATSAPP_VERIFY_TOKEN", VERIFY)
+        .env("WHATSAPP_PHONE_NUMBER_ID", PNID)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("other.pem"), "{stderr}");
+}

@@ -509,10 +509,15 @@ async fn deliver_outbox(session: &Session, bot: &Throttle<Bot>) -> Result<()> {
     let store = session.store();
     let now = session.now();
     for item in store.outbox(Some(now))? {
-        let chat = store
-            .chat_for_pairing(item.pairing_id)?
-            .filter(|link| link.transport == "telegram")
-            .and_then(|link| link.chat.parse::<i64>().ok());
+        let link = store.chat_for_pairing(item.pairing_id)?;
+        if link
+            .as_ref()
+            .is_some_and(|link| link.transport != TRANSPORT_NAME)
+        {
+            // Bound on another messenger: its agent delivers it.
+            continue;
+        }
+        let chat = link.and_then(|link| link.chat.parse::<i64>().ok());
         let Some(chat) = chat else {
             store.outbox_set_state(
                 item.id,
