@@ -362,9 +362,21 @@ async fn run_async(session: &Session, options: &Options) -> Result<()> {
             _ = tokio::time::sleep(until_deadline) => break,
             received = inbound.recv() => {
                 let Some(received) = received else { break };
-                let stored = persist(session, options, &received.events);
+                // Every POST waiting now is stored in one transaction (one
+                // sync to disk for all), then each is answered.
+                let mut batch = vec![received];
+                while batch.len() < 256 {
+                    match inbound.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let events: Vec<Event> = batch.iter().flat_map(|b| b.events.iter().cloned()).collect();
+                let stored = persist(session, options, &events);
                 let ok = stored.is_ok();
-                let _ = received.stored.send(ok);
+                for received in batch {
+                    let _ = received.stored.send(ok);
+                }
                 if let Err(err) = stored {
                     tracing::error!(error = %err, "could not store webhook events; Meta will deliver them again");
                 }
