@@ -1,7 +1,8 @@
-//! MedCrypt end to end, with no Telegram account: a fake Bot API on
-//! 127.0.0.1, a physician's store and agent, a patient's store; pairing
-//! through a QR PNG; messages and a file both ways; a month boundary, until
-//! the old key is destroyed.
+//! MedCrypt end to end, with no Telegram or WhatsApp account: a fake Bot
+//! API and a fake WhatsApp Cloud API on 127.0.0.1, a physician's store and
+//! agents, patients' stores; pairing through a QR PNG; messages and a file
+//! both ways on Telegram, a message both ways on WhatsApp (signed
+//! webhooks); a month boundary, until the old key is destroyed.
 //!
 //! `cargo run --example walkthrough`
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use medcrypt::agent::telegram::fake::FakeTelegram;
+use medcrypt::agent::whatsapp::fake::FakeWhatsApp;
 use medcrypt::attachment::{Header, Metadata, Recipient, Sealing};
 use medcrypt::codes::PairingInvite;
 use medcrypt::store::{HistoryContent, OutboxKind, Retention, Store};
@@ -93,6 +95,189 @@ fn patient_sends(patient: &Store, fake: &FakeTelegram, text: &str) -> Result<Str
     .to_text();
     fake.user_sends_text(PATIENT_CHAT, &wire);
     Ok(wire)
+}
+
+/// Step 5: a second patient on WhatsApp. The agent is a webhook server;
+/// the fake Cloud API signs and delivers each message to it.
+fn whatsapp(
+    dir: &std::path::Path,
+    physician: &Store,
+    doc_path: &std::path::Path,
+) -> Result<(), Error> {
+    step("5. The same over WhatsApp: a webhook on the physician's machine");
+    const USER: &str = "34611222333";
+    let fake = FakeWhatsApp::start("EAAG-WALKTHROUGH", "app-secret", "106540352242922")?;
+    println!(
+        "a fake WhatsApp Cloud API runs at {} (loopback only)",
+        fake.url()
+    );
+    physician.set_setting("whatsapp_number", "+34 600 000 000", now())?;
+    let secret = PairingSecret::generate();
+    let start = Epoch::containing(now());
+    let invite = PairingInvite {
+        secret,
+        start,
+        physician_name: "Dr. Ana Silva".into(),
+        telegram_bot: None,
+        whatsapp_number: physician.setting("whatsapp_number")?,
+        expires: Some(now() + chrono::Duration::hours(24)),
+    };
+    physician.add_pairing(
+        "bob",
+        Role::Physician,
+        "",
+        &invite.secret.first_epoch_key(start),
+        &invite.secret.pairing_token(),
+        &invite.secret.safety_number(start),
+        invite.expires,
+        now(),
+    )?;
+    let scanned = PairingInvite::from_uri(&qr::decode_image(&qr::render_png(&invite.to_uri())?)?)?;
+    let bob = Store::create(
+        &dir.join("patient-bob.sqlite"),
+        &SecretString::from("bob passphrase".to_owned()),
+        "",
+        Retention::KeyLifetime,
+        now(),
+    )?
+    .0;
+    bob.add_pairing(
+        "dr-silva",
+        Role::Patient,
+        &scanned.physician_name,
+        &scanned.secret.first_epoch_key(scanned.start),
+        &scanned.secret.pairing_token(),
+        &scanned.secret.safety_number(scanned.start),
+        scanned.expires,
+        now(),
+    )?;
+    let token = scanned.secret.pairing_token();
+    let link = token.whatsapp_link(scanned.whatsapp_number.as_deref().unwrap_or_default());
+    println!("the QR carries the practice's number; the patient opens {link}");
+    drop(scanned);
+    drop(invite);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let store_path = doc_path.to_owned();
+    let api = fake.url();
+    let agent = std::thread::spawn(move || {
+        let passphrase = SecretString::from("physician passphrase".to_owned());
+        let Ok(store) = Store::open(&store_path, &passphrase, now()) else {
+            return;
+        };
+        let options = medcrypt::agent::whatsapp::Options {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: None,
+            api_url: api,
+            token: "EAAG-WALKTHROUGH".to_owned().into(),
+            app_secret: "app-secret".to_owned().into(),
+            verify_token: "verify".to_owned().into(),
+            phone_number_id: "106540352242922".into(),
+            template: None,
+            poll: Duration::from_millis(200),
+            tick: Duration::from_secs(60),
+            run_for: Some(Duration::from_secs(5)),
+        };
+        if let Err(err) = medcrypt::agent::whatsapp::run(
+            &medcrypt::session::Session::from_store(store, medcrypt::session::Clock::from_fn(now)),
+            &options,
+        ) {
+            eprintln!("agent: {err}");
+        }
+    });
+    wait_for("the webhook server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    fake.set_now(now());
+    fake.set_webhook(&format!("http://127.0.0.1:{port}/webhook"));
+    println!(
+        "patient → WhatsApp (prefilled, sent once): {}",
+        token.binding_text()
+    );
+    fake.user_sends_text(USER, &token.binding_text());
+    wait_for("the binding", || {
+        fake.sent().iter().any(|s| {
+            s.text
+                .as_deref()
+                .is_some_and(|t| t.starts_with("Connected"))
+        })
+    })?;
+    println!(
+        "agent → patient: {}",
+        fake.sent()
+            .last()
+            .and_then(|s| s.text.clone())
+            .unwrap_or_default()
+    );
+
+    let dr = bob.pairing("dr-silva")?;
+    let epoch = Epoch::containing(now());
+    let key = bob.chain(&dr)?.key_for(epoch).ok_or("no key")?.into_owned();
+    let sequence = bob.next_sequence(&dr, epoch, Role::Patient.outbound(), now())?;
+    let wire = WireMessage::seal(
+        &key,
+        Role::Patient.outbound(),
+        sequence,
+        &Payload::Text("The rash is gone.".into()),
+    )?
+    .to_text();
+    fake.user_sends_text(USER, &wire);
+    println!(
+        "patient → WhatsApp: {}… (a signed webhook to the agent)",
+        &wire[..40]
+    );
+    wait_for("the read receipt", || {
+        fake.sent().iter().any(|s| s.kind == "read")
+    })?;
+    println!("agent → WhatsApp: marked read (the receipt; no text, no name)");
+    let last = physician.history(Some(&physician.pairing("bob")?), 0)?;
+    if let Some(HistoryContent::Text(text)) = last.last().map(|i| i.content.clone()) {
+        println!("physician's inbox (bob): {text}");
+    }
+
+    let pairing = physician.pairing("bob")?;
+    let key = physician
+        .chain(&pairing)?
+        .key_for(epoch)
+        .ok_or("no key")?
+        .into_owned();
+    let sequence = physician.next_sequence(&pairing, epoch, Role::Physician.outbound(), now())?;
+    let reply = WireMessage::seal(
+        &key,
+        Role::Physician.outbound(),
+        sequence,
+        &Payload::Text("Good. Stop the cream on Friday.".into()),
+    )?;
+    physician.outbox_queue(
+        &pairing,
+        OutboxKind::Text,
+        reply.to_text().as_bytes(),
+        now(),
+    )?;
+    wait_for("delivery", || {
+        fake.sent().iter().any(|s| {
+            s.kind == "text"
+                && s.text
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("MEDCRYPT:v2:"))
+        })
+    })?;
+    let delivered = fake
+        .sent()
+        .into_iter()
+        .find_map(|s| s.text.filter(|t| t.starts_with("MEDCRYPT:v2:")))
+        .unwrap_or_default();
+    println!(
+        "agent → WhatsApp (within the 24-hour window): {}…",
+        &delivered[..40]
+    );
+    let opened = WireMessage::parse(&delivered)?.open(&bob.chain(&dr)?, Role::Patient, now())?;
+    let Payload::Text(text) = opened.payload;
+    println!("patient decrypts: {text}");
+    agent.join().map_err(|_| "agent thread")?;
+    Ok(())
 }
 
 fn main() -> Result<(), Error> {
@@ -302,7 +487,9 @@ fn main() -> Result<(), Error> {
     );
     agent_thread.join().map_err(|_| "agent thread")?;
 
-    step("5. A month boundary: the November key lives 7 days into December");
+    whatsapp(&dir, &physician, &doc_path)?;
+
+    step("6. A month boundary: the November key lives 7 days into December");
     let _ = wire;
     let november_message = delivered;
     for (label, at) in [
@@ -352,7 +539,7 @@ fn main() -> Result<(), Error> {
             .join(", ")
     );
 
-    step("6. The audit log verifies");
+    step("7. The audit log verifies");
     let verdict = physician.audit_verify(None, None)?;
     match verdict {
         Ok(report) => println!(
@@ -362,6 +549,8 @@ fn main() -> Result<(), Error> {
         Err(fault) => println!("audit log: {fault}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!("\nDone. Real use: see README.md, \"Real use with Telegram\".");
+    println!(
+        "\nDone. Real use: see README.md, \"Real use with Telegram\" and \"Real use with WhatsApp\"."
+    );
     Ok(())
 }
