@@ -662,7 +662,7 @@ fn outside_the_window_the_template_goes_and_the_message_follows_the_reply() {
 fn rate_limits_lost_answers_and_an_expired_token() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeWhatsApp::start(TOKEN, APP_SECRET, PNID).unwrap();
-    let (doc, _pat) = connected(dir.path(), &fake);
+    let (doc, pat) = connected(dir.path(), &fake);
     // A storm: 429s (130429), pair-rate refusals (131056) and 500s.
     fake.set_faults(Faults {
         pair_rate_sends: 1,
@@ -683,6 +683,25 @@ fn rate_limits_lost_answers_and_an_expired_token() {
     });
     let outbox = doc.ok(&["outbox"], "", NOV);
     assert_eq!(outbox.matches("accepted").count(), 3, "{outbox}");
+
+    // A media server's 500 (an answer without an error code) is a passing
+    // outage, not a refused token: the download is tried again.
+    fake.set_faults(Faults {
+        fail_downloads: 2,
+        ..Faults::default()
+    });
+    let file = encrypt_file(&pat, dir.path(), "ecg.png", &[3; 5_000], &[]);
+    fake.user_sends_document(
+        PATIENT,
+        "ecg.medcrypt",
+        "application/octet-stream",
+        &file,
+        None,
+    );
+    wait_until("the file after two failed downloads", || {
+        doc.ok(&["inbox"], "", NOV).contains("ecg.png")
+    });
+    assert_eq!(agent.get("/healthz").0, 200);
 
     // A lost answer: uncertain, never repeated by itself.
     fake.set_faults(Faults {

@@ -16,9 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::protocol::attachment::{AttachmentError, Header, PART_HEADER_LEN, PartHeader, decrypt};
+use crate::protocol::attachment::{AttachmentError, Header, PartHeader, decrypt};
 use crate::protocol::wire::{DecryptError, strip_whitespace};
-use crate::session::{Error as SessionError, Opened, Session};
+use crate::session::{Error as SessionError, Opened, Session, TempFile};
 use crate::store::{
     Incoming, IncomingContent, PairingInfo, PartSet, Receipt, Store, StoreError, Via,
 };
@@ -68,7 +68,7 @@ const STRANGERS_KEY: &str = "strangers_today";
 /// Strangers are answered at most this many times a day, in all.
 pub const STRANGER_REPLIES_PER_DAY: u64 = 50;
 /// The update whose download keeps failing, and how many times it failed.
-const DOWNLOAD_FAILURES_KEY: &str = "telegram.download_failures";
+const DOWNLOAD_FAILURES_KEY: &str = "download_failures";
 /// After this many failed downloads of one document, the patient is asked
 /// to send it again and the agent goes on (a file Telegram will never serve
 /// must not stop every later update).
@@ -653,51 +653,85 @@ impl<'a> Agent<'a> {
                 );
             }
         };
-        let whole: Vec<u8> = if let Some(part) = part {
+        if let Some(part) = part {
             // Telegram chat ids and WhatsApp numbers may coincide.
             let set_owner = match self.transport {
                 Transport::Telegram => chat.to_owned(),
                 Transport::WhatsApp => format!("whatsapp:{chat}"),
             };
-            match self.store.telegram_part(&part, &set_owner, bytes, now)? {
-                PartSet::Complete(parts) => parts
-                    .iter()
-                    .flat_map(|p| p[PART_HEADER_LEN.min(p.len())..].iter().copied())
-                    .collect(),
+            return match self.store.telegram_part(&part, &set_owner, bytes, now)? {
+                PartSet::Complete => {
+                    // Assembled in a private temporary file beside the
+                    // store, part by part, never whole in memory; the parts
+                    // are forgotten with the file stored.
+                    let mut assembled = TempFile::beside(self.session, self.store.path())?;
+                    self.store
+                        .write_part_set(&part.file_id, &set_owner, assembled.file()?)?;
+                    // Written through a write-only handle: read back anew.
+                    let file = std::fs::File::open(assembled.path()).map_err(SessionError::io(
+                        "cannot read back the assembled parts".to_owned(),
+                    ))?;
+                    let input = std::io::BufReader::new(file);
+                    self.open_file(update_id, &pairing, input, Some(&part.file_id), now)
+                }
                 PartSet::Waiting => {
                     self.skip(update_id)?;
-                    return Ok(Action::reply(format!(
+                    Ok(Action::reply(format!(
                         "Part {} of {} received; waiting for the others.",
                         part.index, part.count
-                    )));
+                    )))
                 }
-                PartSet::TooLarge => {
-                    return self.refuse_file(
-                        update_id,
-                        &pairing,
-                        "parts_too_large",
-                        "⚠ These parts add up to more than this chat can hold while they arrive. Please send a smaller file, or split it differently.",
-                        now,
-                    );
-                }
-            }
-        } else {
-            bytes.to_vec()
-        };
-        let chain = self.store.chain(&pairing)?;
+                PartSet::TooLarge => self.refuse_file(
+                    update_id,
+                    &pairing,
+                    "parts_too_large",
+                    "⚠ These parts add up to more than this chat can hold while they arrive. Please send a smaller file, or split it differently.",
+                    now,
+                ),
+            };
+        }
+        self.open_file(
+            update_id,
+            &pairing,
+            std::io::BufReader::new(bytes),
+            None,
+            now,
+        )
+    }
+
+    /// Decrypts a whole `.medcrypt` file from `input` into a private
+    /// temporary file beside the store, then stores it (and forgets the
+    /// part set it was assembled from, in the same transaction).
+    fn open_file(
+        &self,
+        update_id: i64,
+        pairing: &PairingInfo,
+        mut input: impl std::io::BufRead + Send,
+        part_set: Option<&[u8]>,
+        now: DateTime<Utc>,
+    ) -> Result<Action> {
+        let chain = self.store.chain(pairing)?;
+        let mut content = TempFile::beside(self.session, self.store.path())?;
         let outcome = (|| -> std::result::Result<_, AttachmentError> {
-            let mut input = std::io::BufReader::new(&whole[..]);
             let header = Header::read(&mut input)?;
             let key = header.unwrap(&chain, pairing.role, now)?;
-            let mut content = Vec::new();
-            let decrypted = decrypt(input, &key, &mut content, &mut |_| {})?;
-            Ok((header.epoch(), decrypted, content))
+            let sink = content.file().map_err(|_| {
+                AttachmentError::Io(std::io::Error::other("the temporary file is closed"))
+            })?;
+            let mut sink = std::io::BufWriter::new(sink);
+            let decrypted = decrypt(input, &key, &mut sink, &mut |_| {})?;
+            std::io::Write::flush(&mut sink)?;
+            Ok((header.epoch(), decrypted))
         })();
         match outcome {
-            Ok((epoch, decrypted, content)) => {
+            Ok((epoch, decrypted)) => {
+                let file = std::fs::File::open(content.path()).map_err(SessionError::io(
+                    "cannot read back the decrypted file".to_owned(),
+                ))?;
+                let mut reader = std::io::BufReader::new(file);
                 let receipt = self.store.transaction(|| {
                     let receipt = self.store.receive_file(
-                        &pairing,
+                        pairing,
                         Incoming::file(
                             Via::Agent,
                             epoch,
@@ -705,9 +739,12 @@ impl<'a> Agent<'a> {
                             &decrypted.metadata,
                             None,
                         ),
-                        &mut &content[..],
+                        &mut reader,
                         now,
                     )?;
+                    if let Some(file_id) = part_set {
+                        self.store.drop_part_set(file_id)?;
+                    }
                     self.done(update_id)?;
                     Ok(receipt)
                 })?;
@@ -720,7 +757,11 @@ impl<'a> Agent<'a> {
                 }))
             }
             Err(AttachmentError::NotAttachment) => {
-                self.reject_plaintext(update_id, &pairing, "file", now)
+                let action = self.reject_plaintext(update_id, pairing, "file", now)?;
+                if let Some(file_id) = part_set {
+                    self.store.drop_part_set(file_id)?;
+                }
+                Ok(action)
             }
             Err(err) => {
                 let reply = match &err {
@@ -730,7 +771,11 @@ impl<'a> Agent<'a> {
                     }
                     _ => "⚠ This file could not be verified: it was changed or damaged. Please encrypt it again and send it.".to_owned(),
                 };
-                self.refuse_file(update_id, &pairing, err.kind(), &reply, now)
+                let action = self.refuse_file(update_id, pairing, err.kind(), &reply, now)?;
+                if let Some(file_id) = part_set {
+                    self.store.drop_part_set(file_id)?;
+                }
+                Ok(action)
             }
         }
     }
@@ -764,15 +809,20 @@ impl<'a> Agent<'a> {
     pub fn download_failed(&self, update_id: i64) -> Result<u32> {
         let previous = self
             .store
-            .agent_value(DOWNLOAD_FAILURES_KEY)?
+            .agent_value(&format!(
+                "{}.{DOWNLOAD_FAILURES_KEY}",
+                self.transport.name()
+            ))?
             .and_then(|v| {
                 let (id, count) = v.split_once(':')?;
                 (id.parse::<i64>().ok()? == update_id).then(|| count.parse::<u32>().ok())?
             })
             .unwrap_or(0);
         let count = previous + 1;
-        self.store
-            .set_agent_value(DOWNLOAD_FAILURES_KEY, &format!("{update_id}:{count}"))?;
+        self.store.set_agent_value(
+            &format!("{}.{DOWNLOAD_FAILURES_KEY}", self.transport.name()),
+            &format!("{update_id}:{count}"),
+        )?;
         Ok(count)
     }
 

@@ -83,7 +83,14 @@ fn secret_setting(file: Option<&Path>, env: &str, what: &str) -> Result<Option<Z
         Some(path) => {
             io::warn_if_readable_by_others(path, what);
             let value = io::read_secret_file(path, what)?;
-            Ok(Some(Zeroizing::new(value.expose_secret().to_owned())))
+            let value = value.expose_secret().trim();
+            if value.is_empty() {
+                return Err(hinted(
+                    format!("{} is empty", path.display()),
+                    format!("put the {what} in it"),
+                ));
+            }
+            Ok(Some(Zeroizing::new(value.to_owned())))
         }
         None => Ok(std::env::var(env)
             .ok()
@@ -134,6 +141,14 @@ fn whatsapp_options(
             "find them in Meta's app dashboard (WhatsApp > API Setup; App settings > Basic for the app secret); the verify token is any secret you choose and enter under Webhooks. See the README, \"WhatsApp\"",
         ));
     };
+    if app_secret.len() < 16 {
+        // Meta's app secrets are 32 hex digits; a short one is a mistake
+        // that would let anyone sign webhooks.
+        return Err(hinted(
+            "the app secret is too short to be Meta's (it is 32 hex digits)",
+            "copy it from the app dashboard, App settings > Basic > App secret",
+        ));
+    }
     if !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(hinted(
             format!(
@@ -148,10 +163,13 @@ fn whatsapp_options(
         .filter(|u| !u.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
     let parsed = reqwest::Url::parse(api_url.trim_end_matches('/'));
-    if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+    // The access token goes with every request: in clear only to this machine.
+    let loopback =
+        |u: &reqwest::Url| matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if !parsed.is_ok_and(|u| u.scheme() == "https" || (u.scheme() == "http" && loopback(&u))) {
         return Err(hinted(
             format!(
-                "WHATSAPP_API_URL is not an http(s) URL: {:?}",
+                "WHATSAPP_API_URL must be an https URL (http only on this machine): {:?}",
                 printable_line(&api_url)
             ),
             format!("leave it unset for {DEFAULT_API_URL}"),
@@ -214,6 +232,20 @@ pub(super) fn outbox(session: &Session, action: Option<OutboxCommand>) -> Result
         return out(format_args!("Outbox item #{id} is queued again."));
     }
     let items = session.outbox()?;
+    // Notices wait for the Telegram notice chat; whoever looks here sees
+    // them too (a practice on WhatsApp alone has no other place).
+    let notices = session.store().pending_notices()?;
+    if !notices.is_empty() {
+        out(format_args!("Notices for you ({}):", notices.len()))?;
+        for notice in &notices {
+            out(format_args!(
+                "  {}  {}",
+                notice.created_at,
+                printable_line(&notice.text)
+            ))?;
+        }
+        out(format_args!(""))?;
+    }
     if items.is_empty() {
         return out(format_args!("The outbox is empty."));
     }

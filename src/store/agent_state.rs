@@ -159,22 +159,56 @@ impl Store {
                 sets -= 1;
                 total -= bytes;
             }
-            let mut stmt = self.conn.prepare(
-                "SELECT data FROM telegram_parts WHERE file_id = ?1 AND count = ?2 AND chat_id = ?3 ORDER BY idx",
+            let have: i64 = self.conn.query_row(
+                "SELECT COUNT(*) FROM telegram_parts WHERE file_id = ?1 AND count = ?2 AND chat_id = ?3",
+                params![header.file_id.to_vec(), header.count, chat_id],
+                |r| r.get(0),
             )?;
-            let parts: Vec<Vec<u8>> = stmt
-                .query_map(params![header.file_id.to_vec(), header.count, chat_id], |r| r.get(0))?
-                .collect::<std::result::Result<_, _>>()?;
-            if parts.len() == usize::from(header.count) {
-                self.conn.execute(
-                    "DELETE FROM telegram_parts WHERE file_id = ?1",
-                    [header.file_id.to_vec()],
-                )?;
-                Ok(PartSet::Complete(parts))
+            if have == i64::from(header.count) {
+                Ok(PartSet::Complete)
             } else {
                 Ok(PartSet::Waiting)
             }
         })
+    }
+}
+
+impl Store {
+    /// Writes a complete set of parts, in index order and without their
+    /// headers, to `sink`, one part at a time (never the whole file in
+    /// memory). The set stays until [`Store::drop_part_set`].
+    ///
+    /// # Errors
+    /// Database errors; the sink's errors as [`StoreError::Io`].
+    pub fn write_part_set(
+        &self,
+        file_id: &[u8],
+        chat_id: &str,
+        sink: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let header_len = crate::protocol::attachment::PART_HEADER_LEN;
+        let mut stmt = self.conn.prepare(
+            "SELECT data FROM telegram_parts WHERE file_id = ?1 AND chat_id = ?2 ORDER BY idx",
+        )?;
+        let mut rows = stmt.query(params![file_id, chat_id])?;
+        while let Some(row) = rows.next()? {
+            let data: Vec<u8> = row.get(0)?;
+            sink.write_all(&data[header_len.min(data.len())..])
+                .map_err(super::io_err(
+                    "cannot write the parts to a temporary file".to_owned(),
+                ))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a set of parts (in the transaction that stored the file).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn drop_part_set(&self, file_id: &[u8]) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM telegram_parts WHERE file_id = ?1", [file_id])?;
+        Ok(())
     }
 }
 
@@ -183,8 +217,8 @@ impl Store {
 pub enum PartSet {
     /// More parts are to come.
     Waiting,
-    /// Every part, in index order.
-    Complete(Vec<Vec<u8>>),
+    /// Every part is there: [`Store::write_part_set`] reads them out.
+    Complete,
     /// The set alone is over [`PART_BYTES_PER_CHAT`]: dropped.
     TooLarge,
 }

@@ -203,7 +203,7 @@ impl Store {
                     [id],
                     |r| r.get(0),
                 )?;
-                let outcome = if state == "sent" { "ok" } else { "failed" };
+                let outcome = if matches!(state, "sent" | "accepted") { "ok" } else { "failed" };
                 self.audit(now, &format!("send_{state}"), &alias, outcome, &[("outbox", id.to_string())])?;
             }
             Ok(())

@@ -93,6 +93,11 @@ impl Store {
     /// Database errors.
     pub fn whatsapp_prune(&self, now: DateTime<Utc>) -> Result<usize> {
         let before = now_text(now - chrono::TimeDelta::days(WHATSAPP_DEDUP_DAYS));
+        // Who wrote when matters for 24 hours; older rows only keep numbers.
+        self.conn.execute(
+            "DELETE FROM whatsapp_users WHERE last_inbound < ?1",
+            [now.timestamp() - WHATSAPP_DEDUP_DAYS * 24 * 3600],
+        )?;
         Ok(self.conn.execute(
             "DELETE FROM whatsapp_events WHERE done = 1 AND received_at < ?1",
             [before],
@@ -156,6 +161,18 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+    }
+
+    /// Forgets that the template went out to `user` (it could not be sent).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn whatsapp_template_unsent(&self, user: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE whatsapp_users SET template_for = NULL WHERE user = ?1",
+            [user],
+        )?;
+        Ok(())
     }
 
     /// Records that the template went out to `user` since their message at

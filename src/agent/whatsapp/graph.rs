@@ -46,9 +46,11 @@ impl SendError {
 }
 
 /// Error codes that mean the access token (or the app's permission) is no
-/// longer good: stop sending and tell the physician.
+/// longer good: stop sending and tell the physician. Only codes Graph
+/// names: an answer without one (`0`: an HTML 502 from an edge, a media
+/// URL's 404) is not a refused token.
 pub fn is_auth_error(code: i64) -> bool {
-    matches!(code, 0 | 3 | 10 | 190 | 200..=299 | 368 | 131031)
+    matches!(code, 3 | 10 | 190 | 200..=299 | 368 | 131031)
 }
 
 /// Error codes (and HTTP statuses) worth retrying later with backoff.
@@ -418,6 +420,10 @@ mod tests {
         assert!(is_transient(&api(400, RATE_LIMIT)));
         assert!(!is_transient(&api(400, UNDELIVERABLE)));
         assert!(is_auth_error(190));
+        assert!(
+            !is_auth_error(0),
+            "an answer without a code is not a refused token"
+        );
         assert!(!is_auth_error(OUTSIDE_WINDOW));
     }
 }

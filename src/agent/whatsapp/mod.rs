@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -56,6 +55,8 @@ const WINDOW: TimeDelta = TimeDelta::seconds(24 * 3600 - 120);
 /// Outbox items to the same user are spaced this far apart (WhatsApp's
 /// pair rate limit is about one message per 6 s).
 const PAIR_SPACING: Duration = Duration::from_secs(6);
+/// The largest webhook body read (Meta's stay under 3 MB).
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// The setting that names the approved re-engagement template.
 pub const TEMPLATE_SETTING: &str = "whatsapp_template";
 
@@ -169,8 +170,8 @@ fn router(shared: Shared) -> Router {
     Router::new()
         .route("/webhook", get(handshake).post(receive))
         .route("/healthz", get(health))
-        // Meta batches up to 1,000 updates in one POST.
-        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        // Meta's webhook payloads stay under 3 MB.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
 
@@ -192,10 +193,19 @@ async fn handshake(
     }
 }
 
-async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(State(shared): State<Shared>, request: axum::extract::Request) -> StatusCode {
+    let headers: HeaderMap = request.headers().clone();
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
+    if signature.is_none() {
+        // Refused before its body is even read.
+        tracing::debug!("unsigned webhook refused");
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), BODY_LIMIT).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE;
+    };
     if let Err(err) = webhook::verify_signature(shared.app_secret.as_bytes(), &body, signature) {
         tracing::warn!(error = %err, "webhook refused");
         return match err {
@@ -798,15 +808,16 @@ async fn reengage(
     };
     let (last, template_for) = store.whatsapp_user(user)?.unwrap_or((0, None));
     if template_for != Some(last) {
+        // Noted before it leaves: a crash while sending must not send it
+        // again (at most once); undone only when it surely did not leave.
+        store.whatsapp_template_sent(user, last)?;
         match graph.send_template(user, name, language).await {
             // A lost answer counts as sent: at most once.
             Ok(_) | Err(SendError::Lost(_)) => {
-                store.transaction(|| {
-                    store.whatsapp_template_sent(user, last)?;
-                    store.audit(now, "reengage_template", &item.alias, "ok", &[])
-                })?;
+                store.audit(now, "reengage_template", &item.alias, "ok", &[])?;
             }
             Err(err) if matches!(err, SendError::Unreachable(_)) || graph::is_transient(&err) => {
+                store.whatsapp_template_unsent(user)?;
                 store.outbox_set_state(
                     item.id,
                     "queued",
@@ -918,11 +929,27 @@ async fn deliver_outbox(
                         refuse_token(session, token_refused, code)?;
                         return Ok(());
                     }
+                    Err(err @ SendError::Api { .. }) if !graph::is_transient(&err) => {
+                        // Refused for good (type, size): nothing was sent.
+                        store.transaction(|| {
+                            store.outbox_set_state(
+                                item.id,
+                                "failed",
+                                None,
+                                Some(&format!(
+                                    "WhatsApp refused the upload: {err}; nothing was sent"
+                                )),
+                                now,
+                            )?;
+                            store.queue_notice(FAILED_NOTICE, now).map(|_| ())
+                        })?;
+                        continue;
+                    }
                     Err(err) => {
                         store.outbox_set_state(
                             item.id,
                             "queued",
-                            Some(now + backoff(item.attempts + 1)),
+                            Some(now + TimeDelta::seconds(60)),
                             Some(&format!(
                                 "the upload did not complete ({err}); nothing was sent"
                             )),

@@ -30,6 +30,10 @@ pub fn verify_signature(
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
+    if app_secret.is_empty() {
+        // Anyone can compute an HMAC under an empty key.
+        return Err(SignatureError::Invalid);
+    }
     let hex_digest = header
         .trim()
         .strip_prefix("sha256=")
