@@ -539,17 +539,27 @@ fn killed_between_storing_and_processing_loses_nothing() {
         fake.requests("download") >= 1
             && fake.deliveries().iter().filter(|s| **s == 200).count() >= 8
     });
-    let delivered_before = fake.deliveries().len();
+    let delivered = |fake: &FakeWhatsApp| fake.deliveries().iter().filter(|s| **s == 200).count();
+    let delivered_before = delivered(&fake);
     agent.kill(); // SIGKILL: no chance to clean up
     fake.set_faults(Faults::default());
+    // Written while the agent is down: Meta retries until it answers.
+    let late = pat.encrypt("dr-silva", "written while the agent was down", NOV);
+    fake.user_sends_text(PATIENT, &late);
+    wait_until("a failed delivery attempt", || {
+        fake.deliveries().contains(&0)
+    });
     let agent = Agent::start(&doc, &fake);
     wait_until("everything in the inbox", || {
         let inbox = doc.ok(&["inbox"], "", NOV);
-        inbox.matches("reading ").count() == 5 && inbox.contains("scan.png")
+        inbox.matches("reading ").count() == 5
+            && inbox.contains("scan.png")
+            && inbox.contains("written while the agent was down")
     });
     agent.stop();
-    // Nothing was delivered again: the agent's own queue had it all.
-    assert_eq!(fake.deliveries().len(), delivered_before);
+    // Only the retried webhook was delivered again: the agent's own queue
+    // had everything it had answered.
+    assert_eq!(delivered(&fake), delivered_before + 1);
     let inbox = doc.ok(&["inbox"], "", NOV);
     for i in 0..5 {
         assert_eq!(
