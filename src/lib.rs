@@ -21,6 +21,7 @@
 //! - [`LegacyPairing`] / [`LegacyMessage`]: the deployed v1 format
 
 pub mod agent;
+pub mod app;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod protocol;

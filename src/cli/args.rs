@@ -87,6 +87,19 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(super) enum Command {
+    /// The MedCrypt app: a page in your browser, served on this computer only
+    /// (in progress: unlock, read pasted messages, write replies).
+    App {
+        /// Where to serve it: a loopback address (port 0: any free port).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Print the address but do not open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Minutes without use before the store is locked again.
+        #[arg(long, default_value_t = 15, hide = true)]
+        idle_minutes: u64,
+    },
     /// Create a new store (asks for a passphrase twice; shows a recovery code once).
     Init {
         /// Your display name, carried in pairing QR codes (e.g. "Dr. Ana Silva").

@@ -117,6 +117,14 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         clock: io::clock()?,
         yes: cli.yes,
     };
+    if let Command::App {
+        listen,
+        no_browser,
+        idle_minutes,
+    } = cli.command
+    {
+        return app(&ctx, listen, no_browser, idle_minutes);
+    }
     if !matches!(cli.command, Command::Agent { .. }) {
         // The agent stops gracefully on its own; every other command
         // removes its temporary files on Ctrl-C, SIGTERM or SIGHUP.
@@ -263,8 +271,49 @@ fn check_clock(ctx: &Context, session: &Session, server: Option<ServerTime<'_>>)
     }
 }
 
+/// `medcrypt app`: the first output line is the address with its one-time
+/// secret; the default browser opens it unless `--no-browser`.
+fn app(
+    ctx: &Context,
+    listen: std::net::SocketAddr,
+    no_browser: bool,
+    idle_minutes: u64,
+) -> Result<()> {
+    let options = medcrypt::app::Options {
+        store: ctx.store_path().to_owned(),
+        listen,
+        idle_lock: std::time::Duration::from_secs(idle_minutes.max(1) * 60),
+    };
+    medcrypt::app::run(&options, ctx.clock.clone(), |url| {
+        println!("{url}");
+        println!("MedCrypt is open at the address above (this computer only; the link works once). Stop it from the page or with Ctrl-C.");
+        if !no_browser {
+            open_browser(url);
+        }
+    })
+    .map_err(|e| hinted(e.to_string(), "medcrypt app --listen 127.0.0.1:0"))
+}
+
+/// Opens `url` in the default browser, best effort.
+fn open_browser(url: &str) {
+    #[cfg(target_os = "macos")]
+    let command = std::process::Command::new("open").arg(url).spawn();
+    #[cfg(target_os = "windows")]
+    let command = std::process::Command::new("cmd")
+        .args(["/C", "start", "", url])
+        .spawn();
+    #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+    let command = std::process::Command::new("xdg-open").arg(url).spawn();
+    if command.is_err() {
+        io::note(format_args!(
+            "no browser could be opened: open the address above yourself"
+        ));
+    }
+}
+
 fn dispatch(ctx: &Context, session: &mut Session, command: Command) -> Result<()> {
     match command {
+        Command::App { .. } => Ok(()),
         Command::Init { .. }
         | Command::Recover { .. }
         | Command::Completions { .. }

@@ -1,0 +1,447 @@
+//! `medcrypt app`: a local web page over the same store, for people who do
+//! not use a terminal. All cryptography stays in Rust; the page only moves
+//! text. Served on loopback only; the first URL carries a one-time secret
+//! that is exchanged for an HttpOnly, SameSite=Strict session cookie. Every
+//! request is checked for that cookie and for the `Host` header (DNS
+//! rebinding); every state change also for its `Origin`; every answer
+//! carries a strict Content-Security-Policy. The store is locked again
+//! after an idle timeout, and the server stops when asked from the page or
+//! on Ctrl-C.
+//!
+//! Issue 16, in progress: unlocking, reading messages pasted from a chat
+//! (whole excerpts), writing a reply, the pairings. Pairing, files, the
+//! physician's and the custodian's views and the browser tests come next.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::session::{Clock, Error as SessionError, Session};
+
+const INDEX: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/app.css");
+
+/// The policy every answer carries: nothing from elsewhere, no inline
+/// script, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const COOKIE: &str = "medcrypt_session";
+
+/// How the app runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The store file.
+    pub store: PathBuf,
+    /// Where to listen: a loopback address only.
+    pub listen: SocketAddr,
+    /// Lock the store after this long without a request.
+    pub idle_lock: Duration,
+}
+
+/// Why the app could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Not a loopback address, or it cannot be listened on.
+    #[error("{0}")]
+    Listen(String),
+}
+
+struct Shared {
+    store: PathBuf,
+    clock: Clock,
+    port: u16,
+    /// The one-time secret of the first URL, until it is used.
+    url_secret: Mutex<Option<Zeroizing<String>>>,
+    /// The session cookie's value, once the secret was exchanged.
+    cookie: Mutex<Option<Zeroizing<String>>>,
+    session: Mutex<Option<Session>>,
+    last_request: Mutex<Instant>,
+    stop: tokio::sync::Notify,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn random_token() -> Zeroizing<String> {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut raw = Zeroizing::new([0u8; 32]);
+    aes_gcm::aead::OsRng.fill_bytes(raw.as_mut());
+    Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()))
+}
+
+/// Constant-time comparison of two secrets.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Runs the app until it is asked to stop (from the page or by a signal).
+/// `started` receives the URL with its one-time secret, once listening.
+///
+/// # Errors
+/// [`AppError::Listen`].
+pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Result<(), AppError> {
+    if !options.listen.ip().is_loopback() {
+        return Err(AppError::Listen(format!(
+            "{} is not a loopback address: the app serves this computer only (use 127.0.0.1)",
+            options.listen
+        )));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Listen(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| AppError::Listen(format!("cannot listen on {}: {e}", options.listen)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| AppError::Listen(e.to_string()))?;
+        let secret = random_token();
+        let shared = Arc::new(Shared {
+            store: options.store.clone(),
+            clock,
+            port: local.port(),
+            url_secret: Mutex::new(Some(secret.clone())),
+            cookie: Mutex::new(None),
+            session: Mutex::new(None),
+            last_request: Mutex::new(Instant::now()),
+            stop: tokio::sync::Notify::new(),
+        });
+        let app = Router::new()
+            .route("/", get(index))
+            .route(
+                "/app.js",
+                get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
+            )
+            .route(
+                "/app.css",
+                get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+            )
+            .route("/api/unlock", post(unlock))
+            .route("/api/lock", post(lock_store))
+            .route("/api/pairings", get(pairings))
+            .route("/api/decrypt", post(decrypt))
+            .route("/api/encrypt", post(encrypt))
+            .route("/api/stop", post(stop))
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
+            .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+            .with_state(shared.clone());
+        started(&format!(
+            "http://127.0.0.1:{}/?s={}",
+            local.port(),
+            secret.as_str()
+        ));
+        drop(secret);
+        let idle = options.idle_lock;
+        let watcher = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5).min(idle)).await;
+                if lock(&watcher.last_request).elapsed() >= idle
+                    && lock(&watcher.session).take().is_some()
+                {
+                    tracing::info!("idle: the store is locked again");
+                }
+            }
+        });
+        let signal = crate::agent::telegram::shutdown_signal()
+            .map_err(|e| AppError::Listen(e.to_string()))?;
+        let stopping = shared.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = signal => {}
+                    _ = stopping.stop.notified() => {}
+                }
+            })
+            .await
+            .map_err(|e| AppError::Listen(e.to_string()))?;
+        // Locked: the key leaves memory with the session.
+        lock(&shared.session).take();
+        Ok(())
+    })
+}
+
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+fn cookie_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        why.to_owned(),
+    )
+        .into_response()
+}
+
+/// Host, session and origin checks, and the security headers.
+async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let allowed_hosts = [
+        format!("127.0.0.1:{}", shared.port),
+        format!("localhost:{}", shared.port),
+        format!("[::1]:{}", shared.port),
+    ];
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut response = if !allowed_hosts.contains(&host) {
+        // Another name that resolves here (DNS rebinding): refused.
+        refuse(StatusCode::FORBIDDEN, "wrong Host")
+    } else if let Some(exchanged) = exchange_secret(&shared, &request) {
+        exchanged
+    } else {
+        let cookie = cookie_of(request.headers());
+        let valid = match (cookie, lock(&shared.cookie).as_ref()) {
+            (Some(given), Some(expected)) => same(&given, expected),
+            _ => false,
+        };
+        let changes = request.method() != Method::GET && request.method() != Method::HEAD;
+        let origin_ok = !changes
+            || request
+                .headers()
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|origin| {
+                    allowed_hosts
+                        .iter()
+                        .any(|h| origin == format!("http://{h}"))
+                });
+        if !valid {
+            refuse(
+                StatusCode::FORBIDDEN,
+                "no session: open the link `medcrypt app` printed (it works once)",
+            )
+        } else if !origin_ok {
+            refuse(StatusCode::FORBIDDEN, "cross-origin request refused")
+        } else {
+            *lock(&shared.last_request) = Instant::now();
+            next.run(request).await
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /?s=SECRET` with the one-time secret: a session cookie, and the
+/// page without the secret in its address.
+fn exchange_secret(shared: &Shared, request: &Request) -> Option<Response> {
+    if request.method() != Method::GET || request.uri().path() != "/" {
+        return None;
+    }
+    let given = request
+        .uri()
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("s="))?;
+    let mut secret = lock(&shared.url_secret);
+    let matches = secret.as_ref().is_some_and(|s| same(given, s));
+    if !matches {
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            "this link was already used or is not this app's: start `medcrypt app` again for a new one",
+        ));
+    }
+    *secret = None;
+    let cookie = random_token();
+    let set = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+        cookie.as_str()
+    );
+    *lock(&shared.cookie) = Some(cookie);
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(value) = HeaderValue::from_str(&set) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Some(response)
+}
+
+async fn index() -> Response {
+    asset(INDEX, "text/html; charset=utf-8")
+}
+
+/// An error as the page shows it: the CLI's words and hint.
+fn failure(err: &SessionError) -> Response {
+    let hint = err.hint().map(|h| h.into_owned()).unwrap_or_default();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({ "error": err.to_string(), "hint": hint })),
+    )
+        .into_response()
+}
+
+fn locked() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({ "error": "the store is locked", "hint": "enter your passphrase and choose Unlock" })),
+    )
+        .into_response()
+}
+
+async fn unlock(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let passphrase = SecretString::from(
+        body.get("passphrase")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    match Session::unlock(&shared.store, &passphrase, shared.clock.clone()) {
+        Ok(session) => {
+            let _ = session.rotate();
+            *lock(&shared.session) = Some(session);
+            axum::Json(json!({ "ok": true })).into_response()
+        }
+        Err(err) => failure(&err),
+    }
+}
+
+async fn lock_store(State(shared): State<Arc<Shared>>) -> Response {
+    lock(&shared.session).take();
+    axum::Json(json!({ "ok": true })).into_response()
+}
+
+async fn pairings(State(shared): State<Arc<Shared>>) -> Response {
+    let guard = lock(&shared.session);
+    let Some(session) = guard.as_ref() else {
+        return locked();
+    };
+    match session.pairings() {
+        Ok(list) => axum::Json(json!({
+            "pairings": list.iter().map(|p| json!({
+                "alias": p.alias,
+                "safety_number": p.safety_number,
+            })).collect::<Vec<_>>()
+        }))
+        .into_response(),
+        Err(err) => failure(&err),
+    }
+}
+
+/// Every MedCrypt message in a pasted text (a whole chat excerpt), each
+/// opened with its verified sender, or its own error.
+async fn decrypt(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let text = Zeroizing::new(
+        body.get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let guard = lock(&shared.session);
+    let Some(session) = guard.as_ref() else {
+        return locked();
+    };
+    let excerpt = crate::find_messages(&text);
+    if excerpt.found.is_empty() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({
+                "error": "no MedCrypt message in this text",
+                "hint": "copy the whole message from the chat: it starts with MEDCRYPT:",
+            })),
+        )
+            .into_response();
+    }
+    let results: Vec<Value> = excerpt
+        .found
+        .iter()
+        .map(|found| match session.decrypt_text(&found.token, None) {
+            Ok(opened) => json!({
+                "ok": true,
+                "from": if opened.peer_name.is_empty() { opened.alias.clone() } else { opened.peer_name.clone() },
+                "pairing": opened.alias,
+                "sender": format!("{:?}", opened.sender_role).to_lowercase(),
+                "text": opened.text.as_str(),
+                "read_before": opened.read_before,
+            }),
+            Err(err) => json!({
+                "ok": false,
+                "error": err.to_string(),
+                "hint": err.hint().map(|h| h.into_owned()).unwrap_or_default(),
+            }),
+        })
+        .collect();
+    axum::Json(json!({ "messages": results })).into_response()
+}
+
+async fn encrypt(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let to = body.get("to").and_then(Value::as_str).unwrap_or_default();
+    let text = Zeroizing::new(
+        body.get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let guard = lock(&shared.session);
+    let Some(session) = guard.as_ref() else {
+        return locked();
+    };
+    match session.encrypt_text(to, &text, false) {
+        Ok(encrypted) => axum::Json(json!({ "wire": encrypted.wire })).into_response(),
+        Err(err) => failure(&err),
+    }
+}
+
+async fn stop(State(shared): State<Arc<Shared>>) -> Response {
+    lock(&shared.session).take();
+    shared.stop.notify_one();
+    axum::Json(json!({ "ok": true, "message": "MedCrypt stopped. You can close this page." }))
+        .into_response()
+}
