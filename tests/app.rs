@@ -2,8 +2,10 @@
 //! exchanged for a session cookie, every request checked for that cookie,
 //! the `Host` header and (for changes) the `Origin`, a strict CSP; then
 //! unlocking, reading a pasted chat excerpt with two messages, and writing a
-//! reply the physician's command line decrypts — over plain HTTP here, in
-//! headless Chromium in `tests/app_browser.rs`.
+//! reply the physician's command line decrypts — over plain HTTP, and as a
+//! person does it, in headless Chromium driven through ChromeDriver's
+//! WebDriver protocol (Debian's `chromium` and `chromium-driver`; `.ci/run`
+//! installs them). Screenshots of each view go to `target/app-screenshots/`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,16 +17,16 @@ use std::process::{Child, Command, Stdio};
 
 use common::{NOV, PASSPHRASE, Party};
 
-pub struct App {
+struct App {
     child: Child,
     /// Kept open: the app writes to it after the first line.
     _stdout: BufReader<std::process::ChildStdout>,
-    pub url: String,
-    pub port: u16,
+    url: String,
+    port: u16,
 }
 
 impl App {
-    pub fn start(party: &Party) -> Self {
+    fn start(party: &Party) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
             .arg("--store")
             .arg(&party.store)
@@ -101,7 +103,7 @@ fn post(port: u16, path: &str, cookie: &str, origin: Option<&str>, json: &str) -
 
 /// Exchanges the URL's one-time secret for the session cookie
 /// (`medcrypt_session=…`).
-pub fn exchange(app: &App) -> String {
+fn exchange(app: &App) -> String {
     let path = app.url.split_once(&format!(":{}", app.port)).unwrap().1;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
     write!(
@@ -311,4 +313,338 @@ fn a_patient_reads_a_chat_excerpt_and_writes_a_reply() {
         app.child.try_wait().unwrap().is_some()
     });
     assert!(exited, "the app did not stop");
+}
+
+/// A minimal WebDriver client over plain HTTP/1.1 to ChromeDriver.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    fn start(language: &str) -> Self {
+        let driver_path = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!("the browser tests need Chromium and ChromeDriver: apt-get install -y chromium chromium-driver")
+            });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ready = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(ready, "ChromeDriver did not start");
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Self {
+            driver,
+            port,
+            session: String::new(),
+            _profile: profile,
+        };
+        let args = serde_json::json!([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--window-size=1000,1100",
+            format!("--lang={language}"),
+            format!("--user-data-dir={}", browser._profile.path().display()),
+        ]);
+        let created = browser.call(
+            "POST",
+            "/session",
+            &serde_json::json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": args,
+                    "prefs": {"intl.accept_languages": language}
+                }
+            }}}),
+        );
+        browser.session = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_owned();
+        browser
+    }
+
+    fn call(&self, method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let body = if method == "GET" {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        // ChromeDriver keeps the connection open: read the head, then
+        // exactly Content-Length bytes.
+        let mut reader = BufReader::new(stream);
+        let mut length = 0usize;
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(value) = line.to_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+            panic!(
+                "not JSON from ChromeDriver: {head}{}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        value["value"].clone()
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("/session/{}{path}", self.session)
+    }
+
+    fn open(&self, url: &str) {
+        self.call("POST", &self.at("/url"), &serde_json::json!({ "url": url }));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            &self.at("/element"),
+            &serde_json::json!({"using": "css selector", "value": css}),
+        );
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_owned()
+    }
+
+    /// The accessible name Chromium computes for an element.
+    fn label(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call(
+            "GET",
+            &self.at(&format!("/element/{id}/computedlabel")),
+            &serde_json::Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn role(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call(
+            "GET",
+            &self.at(&format!("/element/{id}/computedrole")),
+            &serde_json::Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/clear")),
+            &serde_json::json!({}),
+        );
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/value")),
+            &serde_json::json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/click")),
+            &serde_json::json!({}),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call(
+            "GET",
+            &self.at(&format!("/element/{id}/text")),
+            &serde_json::Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn value(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.call(
+            "GET",
+            &self.at(&format!("/element/{id}/property/value")),
+            &serde_json::Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn wait_for_text(&self, css: &str, what: &str) -> String {
+        for _ in 0..100 {
+            let text = self.text(css);
+            if text.contains(what) {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{css} never showed {what:?}: {:?}", self.text(css));
+    }
+
+    /// Saves a PNG of the page under `target/app-screenshots/`.
+    fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let png = self.call("GET", &self.at("/screenshot"), &serde_json::Value::Null);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/app-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.call(
+                    "DELETE",
+                    &format!("/session/{}", self.session),
+                    &serde_json::Value::Null,
+                )
+            }));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn in_chromium_a_patient_unlocks_reads_an_excerpt_and_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, pat, _) = common::paired(dir.path());
+    let first = doc.encrypt("alice", "Your potassium is 4.1, normal.", NOV);
+    let second = doc.encrypt("alice", "Take the tablet after breakfast.", NOV);
+    let excerpt = format!(
+        "[20/11/26, 10:02] Dr. Silva: {first}\n[20/11/26, 10:03] Dr. Silva: {second}\n[20/11/26, 10:05] Me: thanks"
+    );
+    let app = App::start(&pat);
+    let browser = Browser::start("en-US");
+    browser.open(&app.url);
+    // The controls an outside test drives, by their accessible names.
+    assert_eq!(browser.label("#passphrase"), "Passphrase");
+    assert_eq!(browser.label("#unlock"), "Unlock");
+    assert_eq!(browser.role("#status"), "status");
+    assert_eq!(browser.role("#alert"), "alert");
+    browser.screenshot("1-unlock");
+    browser.type_into("#passphrase", "not my passphrase");
+    browser.click("#unlock");
+    browser.wait_for_text("#alert", "wrong passphrase");
+    browser.type_into("#passphrase", PASSPHRASE);
+    browser.click("#unlock");
+    browser.wait_for_text("#status", "Unlocked");
+    assert_eq!(browser.label("#encrypted"), "Encrypted message");
+    assert_eq!(browser.label("#decrypt"), "Decrypt");
+    assert_eq!(browser.label("#message"), "Message");
+    assert_eq!(browser.label("#to"), "To");
+    assert_eq!(browser.label("#encrypt"), "Encrypt");
+
+    // A whole chat excerpt: both messages, each with its verified sender.
+    browser.type_into("#encrypted", &excerpt);
+    browser.click("#decrypt");
+    browser.wait_for_text("#status", "2 messages read");
+    let shown = browser.text("#messages");
+    assert!(shown.contains("Your potassium is 4.1, normal."), "{shown}");
+    assert!(
+        shown.contains("Take the tablet after breakfast."),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("From: Dr. Ana Silva").count(), 2, "{shown}");
+    browser.screenshot("2-read");
+
+    // A tampered message: the alert, in plain words.
+    let tampered = common::forge(&first, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+    });
+    browser.type_into("#encrypted", &tampered);
+    browser.click("#decrypt");
+    let alert = browser.wait_for_text("#alert", "What to do");
+    assert!(!alert.is_empty());
+    browser.screenshot("3-tampered");
+
+    // A reply the physician's command line decrypts.
+    browser.type_into("#message", "Thank you, doctor.");
+    browser.click("#encrypt");
+    browser.wait_for_text("#status", "Encrypted");
+    let wire = browser.value("#wire");
+    assert!(wire.starts_with("MEDCRYPT:v2:"), "{wire}");
+    browser.screenshot("4-reply");
+    let run = doc.decrypt(&wire, NOV);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Thank you, doctor."), "{}", run.stdout);
+
+    // The URL's secret worked once: the same link in a fresh browser is refused.
+    let again = Browser::start("es-ES");
+    again.open(&app.url);
+    let body = again.text("body");
+    assert!(body.contains("already used"), "{body}");
+}
+
+#[test]
+fn in_chromium_the_page_speaks_spanish_to_a_spanish_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let pat = Party::new(dir.path(), "patient");
+    pat.ok(&["init"], "", NOV);
+    let app = App::start(&pat);
+    let browser = Browser::start("es-ES");
+    browser.open(&app.url);
+    assert_eq!(browser.label("#unlock"), "Desbloquear");
+    browser.type_into("#passphrase", PASSPHRASE);
+    browser.click("#unlock");
+    browser.wait_for_text("#status", "Desbloqueado");
+    assert_eq!(browser.label("#decrypt"), "Descifrar");
+    browser.screenshot("5-spanish");
 }
