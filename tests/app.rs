@@ -529,7 +529,47 @@ impl Browser {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("{css} never showed {what:?}: {:?}", self.text(css));
+        panic!(
+            "{css} never showed {what:?}: {:?} (alert: {:?})",
+            self.text(css),
+            self.text("#alert")
+        );
+    }
+
+    /// Puts local files into a file input (several: one per line).
+    fn choose_files(&self, css: &str, paths: &[&std::path::Path]) {
+        let id = self.find(css);
+        // A file input adds to what it holds: start empty.
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/clear")),
+            &serde_json::json!({}),
+        );
+        let text: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{id}/value")),
+            &serde_json::json!({ "text": text.join("\n") }),
+        );
+    }
+
+    /// Downloads go to `dir`, without asking.
+    fn download_to(&self, dir: &std::path::Path) {
+        self.call(
+            "POST",
+            &self.at("/goog/cdp/execute"),
+            &serde_json::json!({"cmd": "Browser.setDownloadBehavior",
+                "params": {"behavior": "allow", "downloadPath": dir.display().to_string()}}),
+        );
+    }
+
+    /// The page as a PNG.
+    fn png(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let png = self.call("GET", &self.at("/screenshot"), &serde_json::Value::Null);
+        base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .unwrap()
     }
 
     /// Saves a PNG of the page under `target/app-screenshots/`.
@@ -647,4 +687,153 @@ fn in_chromium_the_page_speaks_spanish_to_a_spanish_browser() {
     browser.wait_for_text("#status", "Desbloqueado");
     assert_eq!(browser.label("#decrypt"), "Descifrar");
     browser.screenshot("5-spanish");
+}
+
+/// Waits for a finished download named `name` in `dir`.
+fn downloaded(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    for _ in 0..200 {
+        let path = dir.join(name);
+        if path.exists() {
+            let bytes = std::fs::read(&path).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if std::fs::read(&path).unwrap().len() == bytes.len() {
+                return bytes;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "no download {name} in {}: {:?}",
+        dir.display(),
+        common::files_in(dir)
+    );
+}
+
+#[test]
+fn in_chromium_pairing_both_sides_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = Party::new(dir.path(), "physician");
+    let pat = Party::new(dir.path(), "patient");
+    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    pat.ok(&["init"], "", NOV);
+
+    // The patient pairs by uploading the physician's QR PNG, and sees the
+    // safety number `pair new` printed.
+    let png = dir.path().join("invite.png");
+    let shown = doc.ok(
+        &[
+            "pair",
+            "new",
+            "--patient",
+            "alice",
+            "--qr-png",
+            png.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    let safety = common::line_after(&shown, "Safety number");
+    let app = App::start(&pat);
+    let browser = Browser::start("en-US");
+    browser.open(&app.url);
+    browser.type_into("#passphrase", PASSPHRASE);
+    browser.click("#unlock");
+    browser.wait_for_text("#status", "Unlocked");
+    assert_eq!(browser.label("#qr-image"), "QR code image");
+    assert_eq!(browser.label("#pairing-code"), "Pairing code");
+    browser.choose_files("#qr-image", &[&png]);
+    browser.click("#pair");
+    browser.wait_for_text("#status", "Paired");
+    assert_eq!(browser.text("#safety"), safety);
+    browser.screenshot("6-paired");
+
+    // Files: a 5 MB file byte-identical, and a set of parts given at once.
+    let downloads = tempfile::tempdir().unwrap();
+    browser.download_to(downloads.path());
+    let content: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let plain = dir.path().join("xray.dcm");
+    std::fs::write(&plain, &content).unwrap();
+    let encrypted = dir.path().join("xray.medcrypt");
+    doc.ok(
+        &[
+            "attach",
+            "encrypt",
+            "--to",
+            "alice",
+            plain.to_str().unwrap(),
+            "-o",
+            encrypted.to_str().unwrap(),
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(browser.label("#encrypted-file"), "Encrypted file");
+    browser.choose_files("#encrypted-file", &[&encrypted]);
+    browser.click("#decrypt-file");
+    browser.wait_for_text("#status", "Decrypted xray.dcm");
+    assert!(
+        downloaded(downloads.path(), "xray.dcm") == content,
+        "not byte-identical"
+    );
+    browser.screenshot("7-file");
+
+    let report: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+    let plain = dir.path().join("report.pdf");
+    std::fs::write(&plain, &report).unwrap();
+    let base = dir.path().join("report.medcrypt");
+    let parts = doc.ok(
+        &[
+            "attach",
+            "encrypt",
+            "--to",
+            "alice",
+            plain.to_str().unwrap(),
+            "-o",
+            base.to_str().unwrap(),
+            "--part-size",
+            "200K",
+        ],
+        "",
+        NOV,
+    );
+    let parts: Vec<std::path::PathBuf> = parts.lines().map(std::path::PathBuf::from).collect();
+    assert!(parts.len() >= 3, "{parts:?}");
+    let refs: Vec<&std::path::Path> = parts.iter().rev().map(|p| p.as_path()).collect();
+    browser.choose_files("#encrypted-file", &refs);
+    browser.click("#decrypt-file");
+    browser.wait_for_text("#status", "Decrypted report.pdf");
+    assert!(downloaded(downloads.path(), "report.pdf") == report);
+    drop(browser);
+    drop(app);
+
+    // The physician makes a pairing in the page; the QR code on the screen
+    // decodes to a working invitation.
+    let app = App::start(&doc);
+    let browser = Browser::start("en-US");
+    browser.open(&app.url);
+    browser.type_into("#passphrase", PASSPHRASE);
+    browser.click("#unlock");
+    browser.wait_for_text("#status", "Unlocked");
+    browser.type_into("#patient-alias", "bob");
+    browser.click("#invite");
+    browser.wait_for_text("#status", "Show this QR code");
+    let screen = dir.path().join("screen.png");
+    std::fs::write(&screen, browser.png()).unwrap();
+    browser.screenshot("8-invite");
+    let shown_safety = browser.text("#invite-safety");
+    let bob = Party::new(dir.path(), "bob");
+    bob.ok(&["init"], "", NOV);
+    let accepted = bob.ok(
+        &[
+            "pair",
+            "accept",
+            "--qr-image",
+            screen.to_str().unwrap(),
+            "--physician",
+            "dr-silva",
+        ],
+        "",
+        NOV,
+    );
+    assert_eq!(common::line_after(&accepted, "Safety number"), shown_safety);
 }

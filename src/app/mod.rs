@@ -8,9 +8,12 @@
 //! after an idle timeout, and the server stops when asked from the page or
 //! on Ctrl-C.
 //!
-//! Issue 16, in progress: unlocking, reading messages pasted from a chat
-//! (whole excerpts), writing a reply, the pairings. Pairing, files, the
-//! physician's and the custodian's views and the browser tests come next.
+//! Issue 16, in progress: unlocking; pairing (a patient by a photo of the
+//! QR code or the typed code; a physician making an invitation, its QR code
+//! shown large); reading messages pasted from a chat (whole excerpts);
+//! writing a reply; decrypting dropped files (binary, armoured, all parts
+//! at once). The physician's inbox and outbox, backup, audit and key views
+//! and the custodian's break-glass come next.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +42,8 @@ const STYLE: &str = include_str!("assets/app.css");
 /// script, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const COOKIE: &str = "medcrypt_session";
+/// The most the page uploads at once for decryption (every part of a file).
+const FILE_LIMIT: usize = 512 * 1024 * 1024;
 
 /// How the app runs.
 #[derive(Debug, Clone)]
@@ -144,6 +149,15 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
             .route("/api/decrypt", post(decrypt))
             .route("/api/encrypt", post(encrypt))
             .route("/api/stop", post(stop))
+            .route(
+                "/api/pair",
+                post(pair).layer(axum::extract::DefaultBodyLimit::max(24 * 1024 * 1024)),
+            )
+            .route("/api/invite", post(invite))
+            .route(
+                "/api/file",
+                post(decrypt_file).layer(axum::extract::DefaultBodyLimit::max(FILE_LIMIT)),
+            )
             .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
             .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
             .with_state(shared.clone());
@@ -444,4 +458,235 @@ async fn stop(State(shared): State<Arc<Shared>>) -> Response {
     shared.stop.notify_one();
     axum::Json(json!({ "ok": true, "message": "MedCrypt stopped. You can close this page." }))
         .into_response()
+}
+
+/// A patient pairs: a photo of the QR code (base64) or the typed code.
+async fn pair(State(shared): State<Arc<Shared>>, axum::Json(body): axum::Json<Value>) -> Response {
+    use crate::session::InviteSource;
+    let guard = lock(&shared.session);
+    let Some(session) = guard.as_ref() else {
+        return locked();
+    };
+    let alias = body
+        .get("alias")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned);
+    let image = match body.get("image").and_then(Value::as_str) {
+        Some(data) => {
+            // A data URL from the page, or bare base64.
+            let data = data.split_once(',').map_or(data, |(_, b)| b);
+            match base64::engine::general_purpose::STANDARD.decode(data) {
+                Ok(bytes) => Some(Zeroizing::new(bytes)),
+                Err(_) => {
+                    return (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        axum::Json(json!({"error": "the picture could not be read", "hint": "choose the photo again"})),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        None => None,
+    };
+    let code = Zeroizing::new(
+        body.get("code")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let source = match &image {
+        Some(bytes) => InviteSource::QrImage(bytes),
+        None if !code.trim().is_empty() => InviteSource::Code(&code),
+        None => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({"error": "no QR code picture and no pairing code", "hint": "take or choose a photo of the QR code, or type the code your physician shows"})),
+            )
+                .into_response();
+        }
+    };
+    match session.pair_accept(source, alias) {
+        Ok(accepted) => axum::Json(json!({
+            "alias": accepted.alias,
+            "safety_number": accepted.safety.to_string(),
+            "telegram_link": accepted.telegram_link,
+            "whatsapp_link": accepted.whatsapp_link,
+        }))
+        .into_response(),
+        Err(err) => failure(&err),
+    }
+}
+
+/// A physician makes an invitation: the QR code (SVG) to show, the typed
+/// code and the safety number.
+async fn invite(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let guard = lock(&shared.session);
+    let Some(session) = guard.as_ref() else {
+        return locked();
+    };
+    let alias = body
+        .get("patient")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let made = session.pair_new(&alias, crate::session::DEFAULT_INVITE_VALIDITY, |_| Ok(()));
+    match made {
+        Ok(pairing) => match crate::qr::render_svg(&pairing.uri) {
+            Ok(svg) => axum::Json(json!({
+                "alias": pairing.alias,
+                "qr_svg": svg,
+                "code": pairing.code.as_str(),
+                "safety_number": pairing.safety.to_string(),
+                "expires": crate::format_utc(pairing.expires),
+            }))
+            .into_response(),
+            Err(err) => failure(&SessionError::from(err)),
+        },
+        Err(err) => failure(&err),
+    }
+}
+
+/// Percent-encodes a file name for a header (RFC 5987).
+fn header_name(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The person's own name for an uploaded file (for messages), without
+/// any folder or control character.
+fn upload_name(given: Option<&str>, index: usize) -> String {
+    let name: String = given
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    if name.is_empty() || name.starts_with('.') {
+        format!("file-{index}.medcrypt")
+    } else {
+        name
+    }
+}
+
+fn unprocessable(error: &str, hint: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({ "error": error, "hint": hint })),
+    )
+        .into_response()
+}
+
+/// Decrypts dropped files (one file, or every part of one), through a
+/// private temporary folder beside the store, and answers the content as
+/// a download; nothing is written anywhere else.
+async fn decrypt_file(
+    State(shared): State<Arc<Shared>>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let mut uploads: Vec<(String, Vec<u8>)> = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(_) => return unprocessable("the files could not be received", "choose them again"),
+        };
+        let name = upload_name(field.file_name(), uploads.len());
+        match field.bytes().await {
+            Ok(bytes) => uploads.push((name, bytes.to_vec())),
+            Err(_) => {
+                return unprocessable(
+                    "the files are too large to open here (512 MB at most)",
+                    "use `medcrypt attach decrypt`",
+                );
+            }
+        }
+    }
+    let guard = lock(&shared.session);
+    let Some(session) = guard.as_ref() else {
+        return locked();
+    };
+    if uploads.is_empty() {
+        return unprocessable("no file", "choose the .medcrypt file, or every part of it");
+    }
+    let mut folder_name = String::new();
+    let mut attempt =
+        || -> std::result::Result<(Vec<u8>, crate::session::DecryptedFile), SessionError> {
+            let folder = crate::session::TempFile::dir_beside(session, session.store().path())?;
+            folder_name = format!("{}/", folder.path().display());
+            let mut paths: Vec<PathBuf> = Vec::new();
+            for (i, (name, bytes)) in uploads.iter().enumerate() {
+                let mut path = folder.path().join(name);
+                if paths.contains(&path) {
+                    path = folder.path().join(format!("{i}-{name}"));
+                }
+                session.write_file(&path, bytes)?;
+                paths.push(path);
+            }
+            let out = folder.path().join(".out");
+            std::fs::create_dir(&out)
+                .map_err(SessionError::io("cannot make a private folder".to_owned()))?;
+            let decrypted = session.decrypt_file(
+                &paths,
+                crate::session::Destination::Dir(&out),
+                false,
+                &mut |_, _| {},
+            )?;
+            let content = std::fs::read(&decrypted.path).map_err(SessionError::io(
+                "cannot read the decrypted file".to_owned(),
+            ))?;
+            Ok((content, decrypted))
+        };
+    match attempt() {
+        Ok((content, decrypted)) => {
+            let from = if decrypted.peer_name.is_empty() {
+                decrypted.alias.clone()
+            } else {
+                decrypted.peer_name.clone()
+            };
+            let disposition = format!(
+                "attachment; filename=\"medcrypt-file\"; filename*=UTF-8''{}",
+                header_name(&decrypted.metadata.name)
+            );
+            let mut response = (
+                [(header::CONTENT_TYPE, "application/octet-stream")],
+                content,
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("content-disposition", disposition),
+                ("x-medcrypt-name", header_name(&decrypted.metadata.name)),
+                ("x-medcrypt-from", header_name(&from)),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+            response
+        }
+        Err(err) => {
+            // Messages name the person's files, not the private folder.
+            let hint = err.hint().map(|h| h.into_owned()).unwrap_or_default();
+            unprocessable(
+                &err.to_string().replace(&folder_name, ""),
+                &hint.replace(&folder_name, ""),
+            )
+        }
+    }
 }

@@ -12,7 +12,15 @@ const STRINGS = {
     unlocked: "Unlocked.", locked: "Locked.", copied: "Copied: paste it into the chat.",
     from: "From", read_before: "(read before)", encrypted: "Encrypted: copy the line below into the chat.",
     found: (n) => n === 1 ? "1 message read." : n + " messages read.",
-    hint: "What to do:", stopped: "MedCrypt stopped. You can close this page."
+    hint: "What to do:", stopped: "MedCrypt stopped. You can close this page.",
+    pair_title: "Pair with your physician", pair_help: "Take or choose a photo of the QR code your physician shows, or type the code.",
+    qr_image: "QR code image", pairing_code: "Pairing code", physician_alias: "Name for this physician (needed with a typed code)",
+    pair: "Pair", compare: "Compare this safety number with the one on your physician's screen:",
+    paired: "Paired. Compare the safety number.", open_telegram: "Connect your Telegram chat", open_whatsapp: "Connect your WhatsApp chat",
+    invite_title: "New pairing (physician)", patient_alias: "Patient", invite: "Show the QR code",
+    typed_code: "Typed code:", safety_number: "Safety number:", invited: "Show this QR code to the patient.",
+    file_title: "Open an encrypted file", encrypted_file: "Encrypted file", decrypt_file: "Decrypt file",
+    saved: (name, from) => "Decrypted " + name + " (verified, from " + from + "): saved by your browser."
   },
   es: {
     tagline: "Mensajes cifrados con su médico o sus pacientes.",
@@ -23,7 +31,15 @@ const STRINGS = {
     unlocked: "Desbloqueado.", locked: "Bloqueado.", copied: "Copiado: péguelo en el chat.",
     from: "De", read_before: "(ya leído)", encrypted: "Cifrado: copie la línea de abajo en el chat.",
     found: (n) => n === 1 ? "1 mensaje leído." : n + " mensajes leídos.",
-    hint: "Qué hacer:", stopped: "MedCrypt se detuvo. Puede cerrar esta página."
+    hint: "Qué hacer:", stopped: "MedCrypt se detuvo. Puede cerrar esta página.",
+    pair_title: "Emparejar con su médico", pair_help: "Tome o elija una foto del código QR que le muestra su médico, o escriba el código.",
+    qr_image: "Imagen del código QR", pairing_code: "Código de emparejamiento", physician_alias: "Nombre para este médico (necesario con un código escrito)",
+    pair: "Emparejar", compare: "Compare este número de seguridad con el de la pantalla de su médico:",
+    paired: "Emparejado. Compare el número de seguridad.", open_telegram: "Conectar su chat de Telegram", open_whatsapp: "Conectar su chat de WhatsApp",
+    invite_title: "Nuevo emparejamiento (médico)", patient_alias: "Paciente", invite: "Mostrar el código QR",
+    typed_code: "Código escrito:", safety_number: "Número de seguridad:", invited: "Muestre este código QR al paciente.",
+    file_title: "Abrir un archivo cifrado", encrypted_file: "Archivo cifrado", decrypt_file: "Descifrar archivo",
+    saved: (name, from) => "Descifrado " + name + " (verificado, de " + from + "): guardado por su navegador."
   }
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("es") ? "es" : "en";
@@ -52,7 +68,7 @@ async function api(path, body) {
 
 function show(unlocked) {
   $("unlock-view").hidden = unlocked;
-  for (const id of ["read-view", "write-view", "controls"]) { $(id).hidden = !unlocked; }
+  for (const id of ["pair-view", "invite-view", "file-view", "read-view", "write-view", "controls"]) { $(id).hidden = !unlocked; }
 }
 
 async function loadPairings() {
@@ -123,6 +139,74 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lock").addEventListener("click", async () => {
     try { await api("/api/lock", {}); } catch (_) { /* locked anyway */ }
     show(false); say(T.locked);
+  });
+  $("pair").addEventListener("click", async () => {
+    const body = { alias: $("physician-alias").value };
+    const file = $("qr-image").files[0];
+    try {
+      if (file) {
+        body.image = await new Promise((resolve, reject) => {
+          const reader = new FileReader();
+          reader.onload = () => resolve(reader.result);
+          reader.onerror = () => reject({ error: "the picture could not be read" });
+          reader.readAsDataURL(file);
+        });
+      } else {
+        body.code = $("pairing-code").value;
+      }
+      const data = await api("/api/pair", body);
+      $("pairing-code").value = "";
+      $("qr-image").value = "";
+      $("paired").hidden = false;
+      $("safety").textContent = data.safety_number;
+      const links = $("links");
+      links.textContent = "";
+      for (const [url, label] of [[data.telegram_link, T.open_telegram], [data.whatsapp_link, T.open_whatsapp]]) {
+        if (!url) { continue; }
+        const a = document.createElement("a");
+        a.href = url; a.textContent = label; a.target = "_blank"; a.rel = "noopener noreferrer";
+        links.appendChild(a);
+        links.appendChild(document.createElement("br"));
+      }
+      await loadPairings();
+      say(T.paired);
+    } catch (e) { if (e.error === "the store is locked") { show(false); } warn(e.error, e.hint); }
+  });
+  $("invite").addEventListener("click", async () => {
+    try {
+      const data = await api("/api/invite", { patient: $("patient-alias").value });
+      $("qr").src = "data:image/svg+xml;base64," + btoa(data.qr_svg);
+      $("invite-code").textContent = data.code;
+      $("invite-safety").textContent = data.safety_number;
+      $("invitation").hidden = false;
+      $("invitation").scrollIntoView();
+      await loadPairings();
+      say(T.invited);
+    } catch (e) { if (e.error === "the store is locked") { show(false); } warn(e.error, e.hint); }
+  });
+  $("decrypt-file").addEventListener("click", async () => {
+    const form = new FormData();
+    for (const file of $("encrypted-file").files) { form.append("file", file); }
+    try {
+      const response = await fetch("/api/file", { method: "POST", body: form, credentials: "same-origin" });
+      if (!response.ok) {
+        let data = {};
+        try { data = await response.json(); } catch (_) { data = { error: await response.text() }; }
+        throw data;
+      }
+      const name = decodeURIComponent(response.headers.get("x-medcrypt-name") || "medcrypt-file");
+      const from = decodeURIComponent(response.headers.get("x-medcrypt-from") || "");
+      const blob = await response.blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = name;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      $("encrypted-file").value = "";
+      say(T.saved(name, from));
+    } catch (e) { if (e.error === "the store is locked") { show(false); } warn(e.error, e.hint); }
   });
   $("stop").addEventListener("click", async () => {
     try { await api("/api/stop", {}); } catch (_) { /* stopped */ }
