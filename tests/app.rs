@@ -78,23 +78,30 @@ fn http(port: u16, request: &str) -> (u16, String, String) {
 }
 
 fn get(port: u16, path: &str, host: &str, cookie: Option<&str>) -> (u16, String, String) {
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
+    let cookie = cookie.map(session_headers).unwrap_or_default();
     http(
         port,
         &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n"),
     )
 }
 
+/// The headers of a session: its cookie and, when known, its API token.
+fn session_headers(session: &str) -> String {
+    match session.split_once('\n') {
+        Some((cookie, token)) => format!("Cookie: {cookie}\r\nX-MedCrypt-Token: {token}\r\n"),
+        None => format!("Cookie: {session}\r\n"),
+    }
+}
+
 fn post(port: u16, path: &str, cookie: &str, origin: Option<&str>, json: &str) -> (u16, String) {
+    let session = session_headers(cookie);
     let origin = origin
         .map(|o| format!("Origin: {o}\r\n"))
         .unwrap_or_default();
     let (status, _, body) = http(
         port,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{session}{origin}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
             json.len()
         ),
     );
@@ -102,7 +109,8 @@ fn post(port: u16, path: &str, cookie: &str, origin: Option<&str>, json: &str) -
 }
 
 /// Exchanges the URL's one-time secret for the session cookie
-/// (`medcrypt_session=…`).
+/// (`medcrypt_session=…`) and the API token (the redirect's fragment),
+/// joined by a newline (see [`session_headers`]).
 fn exchange(app: &App) -> String {
     let path = app.url.split_once(&format!(":{}", app.port)).unwrap().1;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
@@ -123,7 +131,13 @@ fn exchange(app: &App) -> String {
         lower.contains("httponly") && lower.contains("samesite=strict"),
         "{line}"
     );
-    line.split(';').next().unwrap().to_owned()
+    let token = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("location: /#t="))
+        .unwrap_or_else(|| panic!("no token: {answer}"))
+        .trim()
+        .to_owned();
+    format!("{}\n{token}", line.split(';').next().unwrap())
 }
 
 #[test]
@@ -177,6 +191,17 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
     let host = format!("127.0.0.1:{}", app.port);
     let origin = format!("http://127.0.0.1:{}", app.port);
     assert_eq!(get(app.port, "/", &host, Some(&cookie)).0, 200);
+    // The cookie alone (every port of 127.0.0.1 gets it) opens no API.
+    let cookie_only = cookie.split('\n').next().unwrap();
+    assert_eq!(
+        get(app.port, "/api/pairings", &host, Some(cookie_only)).0,
+        403
+    );
+    assert_eq!(
+        get(app.port, "/api/pairings", &host, Some(&cookie)).0,
+        401,
+        "locked"
+    );
     assert_eq!(
         get(
             app.port,

@@ -72,6 +72,10 @@ struct Shared {
     url_secret: Mutex<Option<Zeroizing<String>>>,
     /// The session cookie's value, once the secret was exchanged.
     cookie: Mutex<Option<Zeroizing<String>>>,
+    /// The token every API call carries in `X-MedCrypt-Token`: cookies are
+    /// shared by every port of 127.0.0.1, this is not (the page keeps it in
+    /// its own origin's sessionStorage).
+    api_token: Mutex<Option<Zeroizing<String>>>,
     session: Mutex<Option<Session>>,
     last_request: Mutex<Instant>,
     stop: tokio::sync::Notify,
@@ -129,6 +133,7 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
             port: local.port(),
             url_secret: Mutex::new(Some(secret.clone())),
             cookie: Mutex::new(None),
+            api_token: Mutex::new(None),
             session: Mutex::new(None),
             last_request: Mutex::new(Instant::now()),
             stop: tokio::sync::Notify::new(),
@@ -161,11 +166,8 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
             .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
             .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
             .with_state(shared.clone());
-        started(&format!(
-            "http://127.0.0.1:{}/?s={}",
-            local.port(),
-            secret.as_str()
-        ));
+        // The address actually bound (127.0.0.1 or [::1]).
+        started(&format!("http://{local}/?s={}", secret.as_str()));
         drop(secret);
         let idle = options.idle_lock;
         let watcher = shared.clone();
@@ -246,6 +248,18 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
             _ => false,
         };
         let changes = request.method() != Method::GET && request.method() != Method::HEAD;
+        let api = request.uri().path().starts_with("/api/");
+        let token_ok = !api
+            || match (
+                request
+                    .headers()
+                    .get("x-medcrypt-token")
+                    .and_then(|v| v.to_str().ok()),
+                lock(&shared.api_token).as_ref(),
+            ) {
+                (Some(given), Some(expected)) => same(given, expected),
+                _ => false,
+            };
         let origin_ok = !changes
             || request
                 .headers()
@@ -256,7 +270,7 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
                         .iter()
                         .any(|h| origin == format!("http://{h}"))
                 });
-        if !valid {
+        if !valid || !token_ok {
             refuse(
                 StatusCode::FORBIDDEN,
                 "no session: open the link `medcrypt app` printed (it works once)",
@@ -264,7 +278,10 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         } else if !origin_ok {
             refuse(StatusCode::FORBIDDEN, "cross-origin request refused")
         } else {
-            *lock(&shared.last_request) = Instant::now();
+            if changes {
+                // Only what the page itself does keeps the store open.
+                *lock(&shared.last_request) = Instant::now();
+            }
             next.run(request).await
         }
     };
@@ -312,7 +329,13 @@ fn exchange_secret(shared: &Shared, request: &Request) -> Option<Response> {
         cookie.as_str()
     );
     *lock(&shared.cookie) = Some(cookie);
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    // The API token travels in the fragment (never sent to a server, never
+    // in a Referer); the page moves it to sessionStorage and out of the
+    // address bar.
+    let token = random_token();
+    let location = format!("/#t={}", token.as_str());
+    *lock(&shared.api_token) = Some(token);
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
     if let Ok(value) = HeaderValue::from_str(&set) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -659,9 +682,12 @@ async fn decrypt_file(
             } else {
                 decrypted.peer_name.clone()
             };
+            // The sender chose the name: made safe as the CLI does (no
+            // folders, no bidi or invisible characters).
+            let name = crate::protocol::attachment::sanitize_file_name(&decrypted.metadata.name);
             let disposition = format!(
                 "attachment; filename=\"medcrypt-file\"; filename*=UTF-8''{}",
-                header_name(&decrypted.metadata.name)
+                header_name(&name)
             );
             let mut response = (
                 [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -671,7 +697,7 @@ async fn decrypt_file(
             let headers = response.headers_mut();
             for (name, value) in [
                 ("content-disposition", disposition),
-                ("x-medcrypt-name", header_name(&decrypted.metadata.name)),
+                ("x-medcrypt-name", header_name(&name)),
                 ("x-medcrypt-from", header_name(&from)),
             ] {
                 if let Ok(value) = HeaderValue::from_str(&value) {

@@ -53,10 +53,24 @@ function warn(error, hint) {
   $("alert").textContent = hint ? error + " — " + T.hint + " " + hint : error;
 }
 
+// The API token: from the address's fragment once, then from this
+// origin's sessionStorage (cookies are shared by every port of 127.0.0.1;
+// this is not).
+function token() {
+  const match = /^#t=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (match) {
+    sessionStorage.setItem("medcrypt-token", match[1]);
+    history.replaceState(null, "", "/");
+  }
+  return sessionStorage.getItem("medcrypt-token") || "";
+}
+
 async function api(path, body) {
+  const headers = { "X-MedCrypt-Token": token() };
+  if (body !== undefined) { headers["Content-Type"] = "application/json"; }
   const response = await fetch(path, {
     method: body === undefined ? "GET" : "POST",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    headers: headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin"
   });
@@ -83,6 +97,7 @@ async function loadPairings() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  token();
   document.documentElement.lang = LANG;
   for (const el of document.querySelectorAll("[data-t]")) {
     const value = T[el.dataset.t];
@@ -188,7 +203,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const form = new FormData();
     for (const file of $("encrypted-file").files) { form.append("file", file); }
     try {
-      const response = await fetch("/api/file", { method: "POST", body: form, credentials: "same-origin" });
+      const response = await fetch("/api/file", {
+        method: "POST", body: form, credentials: "same-origin", headers: { "X-MedCrypt-Token": token() }
+      });
       if (!response.ok) {
         let data = {};
         try { data = await response.json(); } catch (_) { data = { error: await response.text() }; }
