@@ -239,6 +239,16 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
     assert!(body.contains("wrong passphrase"), "{body}");
     let (status, body) = post(app.port, "/api/unlock", &cookie, Some(&origin), &unlock);
     assert_eq!(status, 200, "{body}");
+    let (_, _, body) = get(app.port, "/api/status", &host, Some(&cookie));
+    assert!(body.contains(r#""unlocked":true"#), "{body}");
+    // Locked from the page: the status says so (the page then clears itself).
+    assert_eq!(
+        post(app.port, "/api/lock", &cookie, Some(&origin), "{}").0,
+        200
+    );
+    let (_, _, body) = get(app.port, "/api/status", &host, Some(&cookie));
+    assert!(body.contains(r#""unlocked":false"#), "{body}");
+    assert_eq!(get(app.port, "/api/pairings", &host, Some(&cookie)).0, 401);
 }
 
 #[test]

@@ -78,6 +78,8 @@ struct Shared {
     api_token: Mutex<Option<Zeroizing<String>>>,
     session: Mutex<Option<Session>>,
     last_request: Mutex<Instant>,
+    /// Wrong passphrases in a row: each answer waits longer.
+    failed_unlocks: Mutex<u32>,
     stop: tokio::sync::Notify,
 }
 
@@ -136,6 +138,7 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
             api_token: Mutex::new(None),
             session: Mutex::new(None),
             last_request: Mutex::new(Instant::now()),
+            failed_unlocks: Mutex::new(0),
             stop: tokio::sync::Notify::new(),
         });
         let app = Router::new()
@@ -150,6 +153,7 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
             )
             .route("/api/unlock", post(unlock))
             .route("/api/lock", post(lock_store))
+            .route("/api/status", get(status))
             .route("/api/pairings", get(pairings))
             .route("/api/decrypt", post(decrypt))
             .route("/api/encrypt", post(encrypt))
@@ -374,14 +378,30 @@ async fn unlock(
             .unwrap_or_default()
             .to_owned(),
     );
-    match Session::unlock(&shared.store, &passphrase, shared.clock.clone()) {
+    let unlocked = Session::unlock(&shared.store, &passphrase, shared.clock.clone());
+    match unlocked {
         Ok(session) => {
             let _ = session.rotate();
             *lock(&shared.session) = Some(session);
+            *lock(&shared.failed_unlocks) = 0;
             axum::Json(json!({ "ok": true })).into_response()
         }
-        Err(err) => failure(&err),
+        Err(err) => {
+            // Guessing through the page gets slower with every miss.
+            let failures = {
+                let mut count = lock(&shared.failed_unlocks);
+                *count = count.saturating_add(1);
+                *count
+            };
+            tokio::time::sleep(Duration::from_millis(250 * u64::from(failures.min(20)))).await;
+            failure(&err)
+        }
     }
+}
+
+/// Whether the store is unlocked (the page clears itself when it is not).
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(json!({ "unlocked": lock(&shared.session).is_some() })).into_response()
 }
 
 async fn lock_store(State(shared): State<Arc<Shared>>) -> Response {
@@ -624,6 +644,12 @@ async fn decrypt_file(
 ) -> Response {
     let mut uploads: Vec<(String, Vec<u8>)> = Vec::new();
     loop {
+        if uploads.len() >= 64 {
+            return unprocessable(
+                "too many files at once (64 at most)",
+                "choose the .medcrypt file, or the parts of one file",
+            );
+        }
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,

@@ -80,7 +80,27 @@ async function api(path, body) {
   return data;
 }
 
+// Locked meanwhile (idle, or from elsewhere): nothing read stays on screen.
+function clearAll() {
+  for (const id of ["encrypted", "message", "wire", "pairing-code", "physician-alias", "patient-alias"]) { $(id).value = ""; }
+  $("messages").textContent = "";
+  $("invitation").hidden = true;
+  $("qr").removeAttribute("src");
+  $("invite-code").textContent = "";
+  $("invite-safety").textContent = "";
+  $("paired").hidden = true;
+}
+
+async function watchLock() {
+  if ($("read-view").hidden) { return; }
+  try {
+    const data = await api("/api/status");
+    if (!data.unlocked) { clearAll(); show(false); say(T.locked); }
+  } catch (_) { clearAll(); show(false); }
+}
+
 function show(unlocked) {
+  if (!unlocked) { clearAll(); }
   $("unlock-view").hidden = unlocked;
   for (const id of ["pair-view", "invite-view", "file-view", "read-view", "write-view", "controls"]) { $(id).hidden = !unlocked; }
 }
@@ -98,6 +118,7 @@ async function loadPairings() {
 
 document.addEventListener("DOMContentLoaded", () => {
   token();
+  setInterval(watchLock, 20000);
   document.documentElement.lang = LANG;
   for (const el of document.querySelectorAll("[data-t]")) {
     const value = T[el.dataset.t];
