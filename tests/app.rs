@@ -620,6 +620,18 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// An English browser on `app`'s page, unlocked with the passphrase.
+    fn unlocked(app: &App) -> Self {
+        let browser = Self::start("en-US");
+        browser.open(&app.url);
+        browser.type_into("#passphrase", PASSPHRASE);
+        browser.click("#unlock");
+        browser.wait_for_text("#status", "Unlocked");
+        browser
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
@@ -769,11 +781,7 @@ fn in_chromium_pairing_both_sides_and_files() {
     );
     let safety = common::line_after(&shown, "Safety number");
     let app = App::start(&pat);
-    let browser = Browser::start("en-US");
-    browser.open(&app.url);
-    browser.type_into("#passphrase", PASSPHRASE);
-    browser.click("#unlock");
-    browser.wait_for_text("#status", "Unlocked");
+    let browser = Browser::unlocked(&app);
     assert_eq!(browser.label("#qr-image"), "QR code image");
     assert_eq!(browser.label("#pairing-code"), "Pairing code");
     browser.choose_files("#qr-image", &[&png]);
@@ -844,11 +852,7 @@ fn in_chromium_pairing_both_sides_and_files() {
     // The physician makes a pairing in the page; the QR code on the screen
     // decodes to a working invitation.
     let app = App::start(&doc);
-    let browser = Browser::start("en-US");
-    browser.open(&app.url);
-    browser.type_into("#passphrase", PASSPHRASE);
-    browser.click("#unlock");
-    browser.wait_for_text("#status", "Unlocked");
+    let browser = Browser::unlocked(&app);
     browser.type_into("#patient-alias", "bob");
     browser.click("#invite");
     browser.wait_for_text("#status", "Show this QR code");
