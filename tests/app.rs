@@ -484,12 +484,12 @@ impl Browser {
             .to_owned()
     }
 
-    /// The accessible name Chromium computes for an element.
-    fn label(&self, css: &str) -> String {
+    /// A string the element at `css` answers at `/element/{id}/{what}`.
+    fn element_string(&self, css: &str, what: &str) -> String {
         let id = self.find(css);
         self.call(
             "GET",
-            &self.at(&format!("/element/{id}/computedlabel")),
+            &self.at(&format!("/element/{id}/{what}")),
             &serde_json::Value::Null,
         )
         .as_str()
@@ -497,16 +497,13 @@ impl Browser {
         .to_owned()
     }
 
+    /// The accessible name Chromium computes for an element.
+    fn label(&self, css: &str) -> String {
+        self.element_string(css, "computedlabel")
+    }
+
     fn role(&self, css: &str) -> String {
-        let id = self.find(css);
-        self.call(
-            "GET",
-            &self.at(&format!("/element/{id}/computedrole")),
-            &serde_json::Value::Null,
-        )
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        self.element_string(css, "computedrole")
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -533,27 +530,11 @@ impl Browser {
     }
 
     fn text(&self, css: &str) -> String {
-        let id = self.find(css);
-        self.call(
-            "GET",
-            &self.at(&format!("/element/{id}/text")),
-            &serde_json::Value::Null,
-        )
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        self.element_string(css, "text")
     }
 
     fn value(&self, css: &str) -> String {
-        let id = self.find(css);
-        self.call(
-            "GET",
-            &self.at(&format!("/element/{id}/property/value")),
-            &serde_json::Value::Null,
-        )
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        self.element_string(css, "property/value")
     }
 
     fn wait_for_text(&self, css: &str, what: &str) -> String {

@@ -338,6 +338,34 @@ fn missing_settings_are_each_named() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // An empty app secret would let anyone sign webhooks (an HMAC under an
+    // empty key): refused, as is one too short to be Meta's.
+    for (content, said) in [("\n", "is empty"), ("short\n", "too short")] {
+        let secret = dir.path().join("app-secret");
+        std::fs::write(&secret, content).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+            .arg("--store")
+            .arg(&doc.store)
+            .args(["agent", "whatsapp", "--app-secret-file"])
+            .arg(&secret)
+            .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+            .env("WHATSAPP_TOKEN", TOKEN)
+            .env("WHATSAPP_VERIFY_TOKEN", VERIFY)
+            .env("WHATSAPP_PHONE_NUMBER_ID", PNID)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{content:?} accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(said),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -353,11 +353,18 @@ async fn index() -> Response {
 /// An error as the page shows it: the CLI's words and hint.
 fn failure(err: &SessionError) -> Response {
     let hint = err.hint().map(|h| h.into_owned()).unwrap_or_default();
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        axum::Json(json!({ "error": err.to_string(), "hint": hint })),
+    unprocessable(&err.to_string(), &hint)
+}
+
+/// A string field of a JSON body (empty when absent), kept out of memory
+/// once dropped.
+fn field(body: &Value, name: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        body.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     )
-        .into_response()
 }
 
 fn locked() -> Response {
@@ -372,12 +379,7 @@ async fn unlock(
     State(shared): State<Arc<Shared>>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let passphrase = SecretString::from(
-        body.get("passphrase")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    );
+    let passphrase = SecretString::from(field(&body, "passphrase").to_string());
     let unlocked = Session::unlock(&shared.store, &passphrase, shared.clock.clone());
     match unlocked {
         Ok(session) => {
@@ -432,26 +434,17 @@ async fn decrypt(
     State(shared): State<Arc<Shared>>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let text = Zeroizing::new(
-        body.get("text")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    );
+    let text = field(&body, "text");
     let guard = lock(&shared.session);
     let Some(session) = guard.as_ref() else {
         return locked();
     };
     let excerpt = crate::find_messages(&text);
     if excerpt.found.is_empty() {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            axum::Json(json!({
-                "error": "no MedCrypt message in this text",
-                "hint": "copy the whole message from the chat: it starts with MEDCRYPT:",
-            })),
-        )
-            .into_response();
+        return unprocessable(
+            "no MedCrypt message in this text",
+            "copy the whole message from the chat: it starts with MEDCRYPT:",
+        );
     }
     let results: Vec<Value> = excerpt
         .found
@@ -479,18 +472,13 @@ async fn encrypt(
     State(shared): State<Arc<Shared>>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let to = body.get("to").and_then(Value::as_str).unwrap_or_default();
-    let text = Zeroizing::new(
-        body.get("text")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    );
+    let to = field(&body, "to");
+    let text = field(&body, "text");
     let guard = lock(&shared.session);
     let Some(session) = guard.as_ref() else {
         return locked();
     };
-    match session.encrypt_text(to, &text, false) {
+    match session.encrypt_text(&to, &text, false) {
         Ok(encrypted) => axum::Json(json!({ "wire": encrypted.wire })).into_response(),
         Err(err) => failure(&err),
     }
@@ -523,31 +511,24 @@ async fn pair(State(shared): State<Arc<Shared>>, axum::Json(body): axum::Json<Va
             match base64::engine::general_purpose::STANDARD.decode(data) {
                 Ok(bytes) => Some(Zeroizing::new(bytes)),
                 Err(_) => {
-                    return (
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        axum::Json(json!({"error": "the picture could not be read", "hint": "choose the photo again"})),
-                    )
-                        .into_response();
+                    return unprocessable(
+                        "the picture could not be read",
+                        "choose the photo again",
+                    );
                 }
             }
         }
         None => None,
     };
-    let code = Zeroizing::new(
-        body.get("code")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-    );
+    let code = field(&body, "code");
     let source = match &image {
         Some(bytes) => InviteSource::QrImage(bytes),
         None if !code.trim().is_empty() => InviteSource::Code(&code),
         None => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                axum::Json(json!({"error": "no QR code picture and no pairing code", "hint": "take or choose a photo of the QR code, or type the code your physician shows"})),
-            )
-                .into_response();
+            return unprocessable(
+                "no QR code picture and no pairing code",
+                "take or choose a photo of the QR code, or type the code your physician shows",
+            );
         }
     };
     match session.pair_accept(source, alias) {
@@ -572,12 +553,7 @@ async fn invite(
     let Some(session) = guard.as_ref() else {
         return locked();
     };
-    let alias = body
-        .get("patient")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let alias = field(&body, "patient").trim().to_owned();
     let made = session.pair_new(&alias, crate::session::DEFAULT_INVITE_VALIDITY, |_| Ok(()));
     match made {
         Ok(pairing) => match crate::qr::render_svg(&pairing.uri) {
