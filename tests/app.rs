@@ -27,10 +27,15 @@ struct App {
 
 impl App {
     fn start(party: &Party) -> Self {
+        Self::start_with(party, &[])
+    }
+
+    fn start_with(party: &Party, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
             .arg("--store")
             .arg(&party.store)
             .args(["app", "--no-browser", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("MEDCRYPT_NOW", NOV)
             .env_remove("MEDCRYPT_PASSPHRASE")
             .stdout(Stdio::piped())
@@ -520,6 +525,11 @@ impl Browser {
         );
     }
 
+    /// Shows one of the page's views through its navigation button.
+    fn view(&self, name: &str) {
+        self.click(&format!("#nav button[data-view={name}]"));
+    }
+
     fn click(&self, css: &str) {
         let id = self.find(css);
         self.call(
@@ -710,10 +720,25 @@ fn in_chromium_the_page_speaks_spanish_to_a_spanish_browser() {
     let browser = Browser::start("es-ES");
     browser.open(&app.url);
     assert_eq!(browser.label("#unlock"), "Desbloquear");
+    // Errors too: each kind has its own Spanish sentence before the CLI's
+    // words.
+    browser.type_into("#passphrase", "no es mi frase");
+    browser.click("#unlock");
+    browser.wait_for_text(
+        "#alert",
+        "Frase de contraseña, código o fragmentos incorrectos",
+    );
     browser.type_into("#passphrase", PASSPHRASE);
     browser.click("#unlock");
     browser.wait_for_text("#status", "Desbloqueado");
     assert_eq!(browser.label("#decrypt"), "Descifrar");
+    browser.type_into("#encrypted", "MEDCRYPT:v2:AAAA");
+    browser.click("#decrypt");
+    let alert = browser.wait_for_text("#alert", "Qué hacer");
+    assert!(
+        alert.contains("dañado") || alert.contains("no es de MedCrypt"),
+        "{alert}"
+    );
     browser.screenshot("5-spanish");
 }
 
@@ -763,6 +788,7 @@ fn in_chromium_pairing_both_sides_and_files() {
     let safety = common::line_after(&shown, "Safety number");
     let app = App::start(&pat);
     let browser = Browser::unlocked(&app);
+    browser.view("pairing");
     assert_eq!(browser.label("#qr-image"), "QR code image");
     assert_eq!(browser.label("#pairing-code"), "Pairing code");
     browser.choose_files("#qr-image", &[&png]);
@@ -791,6 +817,7 @@ fn in_chromium_pairing_both_sides_and_files() {
         "",
         NOV,
     );
+    browser.view("files");
     assert_eq!(browser.label("#encrypted-file"), "Encrypted file");
     browser.choose_files("#encrypted-file", &[&encrypted]);
     browser.click("#decrypt-file");
@@ -834,6 +861,7 @@ fn in_chromium_pairing_both_sides_and_files() {
     // decodes to a working invitation.
     let app = App::start(&doc);
     let browser = Browser::unlocked(&app);
+    browser.view("pairing");
     browser.type_into("#patient-alias", "bob");
     browser.click("#invite");
     browser.wait_for_text("#status", "Show this QR code");
@@ -856,4 +884,258 @@ fn in_chromium_pairing_both_sides_and_files() {
         NOV,
     );
     assert_eq!(common::line_after(&accepted, "Safety number"), shown_safety);
+}
+
+/// Waits until `css` is shown (or hidden, with `shown` false).
+fn wait_shown(browser: &Browser, css: &str, shown: bool) {
+    for _ in 0..150 {
+        let id = browser.find(css);
+        let displayed = browser.call(
+            "GET",
+            &browser.at(&format!("/element/{id}/displayed")),
+            &serde_json::Value::Null,
+        );
+        if displayed.as_bool() == Some(shown) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "{css} never became {}",
+        if shown { "shown" } else { "hidden" }
+    );
+}
+
+#[test]
+fn in_chromium_a_physician_works_through_patients_history_outbox_audit_and_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    // "alice", with a text and a file the agent received.
+    let doc = common::store_with_records(dir.path());
+    let app = App::start(&doc);
+    let browser = Browser::unlocked(&app);
+    let downloads = tempfile::tempdir().unwrap();
+    browser.download_to(downloads.path());
+
+    // Patients: the pairing, its chat, its last message and safety number.
+    browser.view("patients");
+    let table = browser.wait_for_text("#patients", "alice");
+    assert!(table.contains("not connected"), "{table}");
+    browser.screenshot("9-patients");
+
+    // Queue a message and a file for the agent.
+    assert_eq!(browser.label("#send-to"), "Send to");
+    browser.type_into("#send-text", "Your results are ready.");
+    browser.click("#queue-text");
+    browser.wait_for_text("#status", "Queued as #1");
+    let plan = dir.path().join("plan.pdf");
+    std::fs::write(&plan, b"%PDF the care plan").unwrap();
+    browser.choose_files("#send-file", &[&plan]);
+    browser.click("#queue-file");
+    browser.wait_for_text("#status", "Queued as #2");
+    let listed = doc.ok(&["outbox"], "", NOV);
+    assert!(
+        listed.contains("alice") && listed.contains("document"),
+        "{listed}"
+    );
+
+    // The outbox with its states; a failed item is retried from the page.
+    // As the agent records a refusal.
+    let now = medcrypt::parse_utc(NOV).unwrap();
+    let store = medcrypt::store::Store::open(
+        &doc.store,
+        &secrecy::SecretString::from(PASSPHRASE.to_owned()),
+        now,
+    )
+    .unwrap();
+    store
+        .outbox_set_state(2, "failed", None, Some("refused by the messenger"), now)
+        .unwrap();
+    drop(store);
+    browser.view("outbox");
+    let rows = browser.wait_for_text("#outbox", "refused by the messenger");
+    assert!(rows.contains("queued") && rows.contains("failed"), "{rows}");
+    browser.screenshot("10-outbox");
+    browser.click("#outbox button[aria-label='Retry #2']");
+    browser.wait_for_text("#status", "#2 is queued again");
+    assert!(!browser.text("#outbox").contains("failed"));
+
+    // The history: the patient's text, the file to save, when each goes,
+    // and when every key is destroyed.
+    browser.view("history");
+    let history = browser.wait_for_text("#history", "Allergic to penicillin.");
+    assert!(
+        history.contains("ecg.pdf") && history.contains("deleted on"),
+        "{history}"
+    );
+    assert!(browser.text("#retention").contains("month key"));
+    let keys = browser.text("#keys");
+    assert!(
+        keys.contains("2026-11") && keys.contains("will be destroyed on 2026-12-08"),
+        "{keys}"
+    );
+    browser.screenshot("11-history");
+    browser.click("#history button[aria-label='Save ecg.pdf']");
+    browser.wait_for_text("#status", "Decrypted ecg.pdf");
+    assert_eq!(downloaded(downloads.path(), "ecg.pdf"), b"%PDF ecg.");
+
+    // Audit: a checkpoint, then the log verified with the code and it.
+    browser.view("security");
+    browser.click("#take-checkpoint");
+    let line = browser.wait_for_text("#checkpoint-line", "MEDCRYPT-AUDIT:");
+    let code = common::verification_code(&doc);
+    browser.type_into("#audit-code", &code);
+    browser.click("#verify");
+    browser.wait_for_text("#status", "OK:");
+    let proven = browser.text("#audit-result");
+    assert!(
+        proven.contains("Proven from the verification code"),
+        "{proven}"
+    );
+    assert!(proven.contains("reaches checkpoint"), "{proven}");
+    assert!(line.starts_with("MEDCRYPT-AUDIT:"));
+    browser.type_into("#audit-code", "not a code");
+    browser.click("#verify");
+    browser.wait_for_text("#alert", "What to do");
+    browser.screenshot("12-audit");
+
+    // Backup, beside the store by default; never over an existing file.
+    let suggested = browser.value("#backup-file");
+    assert!(
+        suggested.ends_with("medcrypt-backup-2026-11-20.sqlite"),
+        "{suggested}"
+    );
+    browser.click("#backup");
+    browser.wait_for_text("#status", "Backup written");
+    assert!(std::path::Path::new(&suggested).exists());
+    browser.click("#backup");
+    browser.wait_for_text("#alert", "already exists");
+    let audit = doc.ok(&["audit", "show"], "", NOV);
+    for action in ["backup", "audit_verify", "inbox_export", "audit_checkpoint"] {
+        assert!(audit.contains(action), "{action} not audited: {audit}");
+    }
+}
+
+#[test]
+fn in_chromium_two_custodians_open_the_store_and_export_one_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = common::store_with_records(dir.path());
+    let shares = dir.path().join("shares");
+    doc.ok(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            shares.to_str().unwrap(),
+            "--custodian",
+            "Medical director",
+            "--custodian",
+            "Records office",
+            "--custodian",
+            "Maria Silva",
+        ],
+        "",
+        NOV,
+    );
+    let page = shares.join("share-1-medical-director.txt");
+    let photo = shares.join("share-2-records-office.png");
+    assert!(page.exists() && photo.exists());
+
+    // Nobody unlocks: the custodians start from the locked page.
+    let app = App::start(&doc);
+    let browser = Browser::start("en-US");
+    browser.open(&app.url);
+    browser.click("#to-emergency");
+    wait_shown(&browser, "#emergency-view", true);
+    // No reason: refused before the shares are used.
+    browser.choose_files("#share-files", &[&page, &photo]);
+    browser.click("#open-shares");
+    browser.wait_for_text("#alert", "needs a reason");
+    // One share alone opens nothing.
+    browser.choose_files("#share-files", &[&page]);
+    browser.type_into("#reason", "patient in ICU, physician unreachable");
+    browser.click("#open-shares");
+    browser.wait_for_text("#alert", "two custodians");
+    // A share page and a photo of the other's QR code.
+    browser.choose_files("#share-files", &[&page, &photo]);
+    browser.click("#open-shares");
+    browser.wait_for_text("#status", "Opened by Medical director and Records office");
+    browser.wait_for_text("#patient-choices", "alice");
+    browser.screenshot("13-emergency");
+    browser.click("#patient-choices input[value=alice]");
+    browser.click("#export-patient");
+    let status = browser.wait_for_text("#status", "item(s) exported to");
+    let folder = status
+        .split("exported to ")
+        .nth(1)
+        .and_then(|rest| rest.split(". Recorded").next())
+        .unwrap()
+        .to_owned();
+    let messages =
+        std::fs::read_to_string(std::path::Path::new(&folder).join("messages.txt")).unwrap();
+    assert!(messages.contains("Allergic to penicillin."), "{messages}");
+    browser.screenshot("14-exported");
+
+    // As the CLI's combine: audited with the names and the reason, the
+    // physician told, the set retired.
+    let audit = doc.ok(&["audit", "show", "--action", "escrow_combine"], "", NOV);
+    assert!(
+        audit.contains("Medical director and Records office"),
+        "{audit}"
+    );
+    assert!(audit.contains("patient in ICU"), "{audit}");
+    assert!(
+        audit.contains("patient list"),
+        "the first step is recorded too: {audit}"
+    );
+    let outbox = doc.ok(&["outbox"], "", NOV);
+    assert!(outbox.contains("Emergency access"), "{outbox}");
+    browser.choose_files("#share-files", &[&page, &photo]);
+    browser.type_into("#reason", "again");
+    browser.click("#open-shares");
+    browser.wait_for_text("#alert", "retired");
+}
+
+#[test]
+fn in_chromium_a_new_store_is_made_from_the_page_and_locks_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pat = Party::new(dir.path(), "patient");
+    std::fs::create_dir_all(pat.store.parent().unwrap()).unwrap();
+    let app = App::start_with(&pat, &["--idle-seconds", "4"]);
+    let browser = Browser::start("en-US");
+    browser.open(&app.url);
+    wait_shown(&browser, "#create-view", true);
+    browser.type_into("#new-passphrase", PASSPHRASE);
+    browser.type_into("#repeat-passphrase", "something else entirely");
+    browser.click("#create");
+    browser.wait_for_text("#alert", "differ");
+    browser.type_into("#repeat-passphrase", PASSPHRASE);
+    browser.click("#create");
+    browser.wait_for_text("#status", "Your store is ready");
+    let recovery = browser.text("#recovery-code");
+    assert!(!recovery.is_empty() && !browser.text("#verification-code").is_empty());
+    browser.screenshot("15-created");
+    browser.click("#written");
+    browser.wait_for_text("#status", "Unlocked");
+    assert!(
+        browser.text("#recovery-code").is_empty(),
+        "the code stays on screen"
+    );
+    // The store the CLI opens with that passphrase.
+    let listed = pat.ok(&["pair", "list"], "", NOV);
+    assert!(!listed.contains("error"), "{listed}");
+
+    // Idle: the store locks and the page forgets what it showed.
+    browser.type_into("#message", "a reply not yet encrypted");
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    wait_shown(&browser, "#unlock-view", true);
+    browser.wait_for_text("#status", "Locked");
+    assert_eq!(browser.value("#message"), "");
+    browser.screenshot("16-idle-locked");
+    let (code, _, _) = get(
+        app.port,
+        "/api/status",
+        &format!("127.0.0.1:{}", app.port),
+        None,
+    );
+    assert_eq!(code, 403, "status needs the session");
 }

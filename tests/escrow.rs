@@ -8,9 +8,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{NOV, PASSPHRASE, Party, paired};
+use common::{NOV, PASSPHRASE, Party, store_with_records};
 use medcrypt::shares::ShareText;
-use medcrypt::store::{Incoming, IncomingContent, Store, Via};
+use medcrypt::store::Store;
 use secrecy::SecretString;
 
 const CUSTODIANS: [&str; 3] = ["Medical director", "Records office", "Maria Silva"];
@@ -46,43 +46,6 @@ fn combine(doc: &Party, shares: &[&Path], extra: &[&str]) -> common::Run {
     args.extend(extra);
     // Break-glass needs no passphrase.
     doc.run_with(&args, "", NOV, "")
-}
-
-/// A physician store with pairing "alice" and two records in its inbox.
-fn store_with_records(dir: &Path) -> Party {
-    let (doc, _pat, _) = paired(dir);
-    // What the agent stores when a patient's text and file arrive.
-    let now = medcrypt::parse_utc(NOV).unwrap();
-    let store = Store::open(&doc.store, &SecretString::from(PASSPHRASE.to_owned()), now).unwrap();
-    let alice = store.pairing("alice").unwrap();
-    let epoch = medcrypt::Epoch::containing(now);
-    store
-        .receive(
-            &alice,
-            Incoming {
-                via: Via::Agent,
-                replay: None,
-                epoch: Some(epoch),
-                identity: b"a text from the chat".to_vec(),
-                content: IncomingContent::Text("Allergic to penicillin."),
-            },
-            now,
-        )
-        .unwrap();
-    let meta = medcrypt::attachment::Metadata {
-        name: "ecg.pdf".into(),
-        mime: "application/pdf".into(),
-        size: 9,
-    };
-    store
-        .receive_file(
-            &alice,
-            Incoming::file(Via::Agent, epoch, &[7; 16], &meta, None),
-            &mut &b"%PDF ecg."[..],
-            now,
-        )
-        .unwrap();
-    doc
 }
 
 #[test]

@@ -8,12 +8,18 @@
 //! after an idle timeout, and the server stops when asked from the page or
 //! on Ctrl-C.
 //!
-//! Issue 16, in progress: unlocking; pairing (a patient by a photo of the
-//! QR code or the typed code; a physician making an invitation, its QR code
-//! shown large); reading messages pasted from a chat (whole excerpts);
-//! writing a reply; decrypting dropped files (binary, armoured, all parts
-//! at once). The physician's inbox and outbox, backup, audit and key views
-//! and the custodian's break-glass come next.
+//! What the page can do: create or unlock a store; pair (a patient by a
+//! photo of the QR code or the typed code; a physician making an
+//! invitation, its QR code shown large); read messages pasted from a chat
+//! (whole excerpts); write a reply; decrypt dropped files (binary,
+//! armoured, all parts at once); the history and inbox with their files,
+//! the patients, queueing for the agent and the outbox ([`practice`]); the
+//! keys, audit verification and backup; the custodians' break-glass
+//! ([`emergency`]). Heavy work runs on the blocking pool, one request at a
+//! time on the store.
+
+mod emergency;
+mod practice;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +38,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::session::{Clock, Error as SessionError, Session};
+use crate::session::{Clock, Error as SessionError, ErrorKind, Session};
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
@@ -42,6 +48,8 @@ const STYLE: &str = include_str!("assets/app.css");
 /// script, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const COOKIE: &str = "medcrypt_session";
+/// Shortest passphrase the page accepts for a new store (as `init`).
+const MIN_PASSPHRASE_CHARS: usize = 8;
 /// The most the page uploads at once for decryption (every part of a file).
 const FILE_LIMIT: usize = 512 * 1024 * 1024;
 
@@ -163,6 +171,26 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
                 post(pair).layer(axum::extract::DefaultBodyLimit::max(24 * 1024 * 1024)),
             )
             .route("/api/invite", post(invite))
+            .route("/api/create", post(create))
+            .route("/api/overview", get(practice::overview))
+            .route("/api/history", post(practice::history))
+            .route("/api/history-file", post(practice::history_file))
+            .route("/api/send", post(practice::send_text))
+            .route(
+                "/api/send-file",
+                post(practice::send_file)
+                    .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+            )
+            .route("/api/outbox", get(practice::outbox))
+            .route("/api/outbox-retry", post(practice::outbox_retry))
+            .route("/api/audit-verify", post(practice::audit_verify))
+            .route("/api/checkpoint", post(practice::checkpoint))
+            .route("/api/backup", post(practice::backup))
+            .route(
+                "/api/emergency",
+                post(emergency::combine)
+                    .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+            )
             .route(
                 "/api/file",
                 post(decrypt_file).layer(axum::extract::DefaultBodyLimit::max(FILE_LIMIT)),
@@ -350,10 +378,49 @@ async fn index() -> Response {
     asset(INDEX, "text/html; charset=utf-8")
 }
 
-/// An error as the page shows it: the CLI's words and hint.
+/// The name the page keys its own words on, per kind of failure (so that
+/// a Spanish page can say "tampered" in Spanish).
+fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Other => "other",
+        ErrorKind::Usage => "usage",
+        ErrorKind::Authentication => "tampered",
+        ErrorKind::Expired => "expired",
+        ErrorKind::Replayed => "replayed",
+        ErrorKind::Reflected => "reflected",
+        ErrorKind::Damaged => "damaged",
+        ErrorKind::UnknownPairing => "unknown-pairing",
+        ErrorKind::Locked => "wrong-secret",
+        ErrorKind::AuditFailed => "audit-failed",
+        ErrorKind::Escrow => "escrow",
+    }
+}
+
+/// An error as JSON: the CLI's words and hint, and its kind.
+fn error_json(err: &SessionError) -> Value {
+    json!({
+        "error": err.to_string(),
+        "hint": err.hint().map(|h| h.into_owned()).unwrap_or_default(),
+        "kind": kind_name(err.kind()),
+    })
+}
+
+/// An error as the page shows it.
 fn failure(err: &SessionError) -> Response {
-    let hint = err.hint().map(|h| h.into_owned()).unwrap_or_default();
-    unprocessable(&err.to_string(), &hint)
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(error_json(err)),
+    )
+        .into_response()
+}
+
+/// A request the page cannot carry out, in plain words with what to do.
+fn unprocessable(error: &str, hint: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({ "error": error, "hint": hint, "kind": "usage" })),
+    )
+        .into_response()
 }
 
 /// A string field of a JSON body (empty when absent), kept out of memory
@@ -370,9 +437,48 @@ fn field(body: &Value, name: &str) -> Zeroizing<String> {
 fn locked() -> Response {
     (
         StatusCode::UNAUTHORIZED,
-        axum::Json(json!({ "error": "the store is locked", "hint": "enter your passphrase and choose Unlock" })),
+        axum::Json(json!({
+            "error": "the store is locked",
+            "hint": "enter your passphrase and choose Unlock",
+            "kind": "locked",
+        })),
     )
         .into_response()
+}
+
+/// Runs `work` on the unlocked session, on the blocking pool (the store's
+/// work is file and database I/O and key derivation); "locked" otherwise.
+async fn with_session<F>(shared: &Arc<Shared>, work: F) -> Response
+where
+    F: FnOnce(&Session) -> Response + Send + 'static,
+{
+    let shared = shared.clone();
+    blocking(move || {
+        let guard = lock(&shared.session);
+        match guard.as_ref() {
+            Some(session) => work(session),
+            None => locked(),
+        }
+    })
+    .await
+}
+
+/// Runs `work` on the blocking pool.
+async fn blocking<F>(work: F) -> Response
+where
+    F: FnOnce() -> Response + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({
+                "error": "MedCrypt failed while doing this",
+                "hint": "nothing was changed; try again, and report it if it happens again",
+                "kind": "other",
+            })),
+        )
+            .into_response()
+    })
 }
 
 async fn unlock(
@@ -380,15 +486,21 @@ async fn unlock(
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     let passphrase = SecretString::from(field(&body, "passphrase").to_string());
-    let unlocked = Session::unlock(&shared.store, &passphrase, shared.clock.clone());
+    let opener = shared.clone();
+    let unlocked = tokio::task::spawn_blocking(move || {
+        let session = Session::unlock(&opener.store, &passphrase, opener.clock.clone())?;
+        // Keys due are destroyed on opening, as every command does.
+        let _ = session.rotate();
+        Ok::<_, SessionError>(session)
+    })
+    .await;
     match unlocked {
-        Ok(session) => {
-            let _ = session.rotate();
+        Ok(Ok(session)) => {
             *lock(&shared.session) = Some(session);
             *lock(&shared.failed_unlocks) = 0;
             axum::Json(json!({ "ok": true })).into_response()
         }
-        Err(err) => {
+        Ok(Err(err)) => {
             // Guessing through the page gets slower with every miss.
             let failures = {
                 let mut count = lock(&shared.failed_unlocks);
@@ -398,12 +510,78 @@ async fn unlock(
             tokio::time::sleep(Duration::from_millis(250 * u64::from(failures.min(20)))).await;
             failure(&err)
         }
+        Err(_) => unprocessable("MedCrypt failed while unlocking", "try again"),
     }
 }
 
-/// Whether the store is unlocked (the page clears itself when it is not).
+/// Whether the store exists and is unlocked (the page clears itself when
+/// it is not).
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(json!({ "unlocked": lock(&shared.session).is_some() })).into_response()
+    let exists = matches!(
+        crate::store::probe(&shared.store),
+        Ok(crate::store::StoreFile::Present) | Err(_)
+    );
+    axum::Json(json!({
+        "unlocked": lock(&shared.session).is_some(),
+        "store_exists": exists,
+    }))
+    .into_response()
+}
+
+/// A new store, made from the page: its recovery and audit verification
+/// codes are answered once and never stored.
+async fn create(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let passphrase = SecretString::from(field(&body, "passphrase").to_string());
+    let name = field(&body, "name").trim().to_owned();
+    let retention = field(&body, "retention");
+    let maker = shared.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        use secrecy::ExposeSecret as _;
+        if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
+            return Err(SessionError::usage(
+                format!("the passphrase is shorter than {MIN_PASSPHRASE_CHARS} characters"),
+                "choose a longer one: a few unrelated words are easy to remember",
+            ));
+        }
+        let retention: crate::store::Retention = if retention.is_empty() {
+            crate::store::Retention::KeyLifetime
+        } else {
+            retention
+                .parse()
+                .map_err(|e: crate::store::InvalidRetention| {
+                    SessionError::usage(e.to_string(), "choose key-lifetime, 30d or forever")
+                })?
+        };
+        if crate::store::probe(&maker.store)? == crate::store::StoreFile::Present {
+            return Err(SessionError::from(crate::store::StoreError::AlreadyExists(
+                maker.store.clone(),
+            )));
+        }
+        Session::create(
+            &maker.store,
+            &passphrase,
+            &name,
+            retention,
+            maker.clock.clone(),
+        )
+    })
+    .await;
+    match made {
+        Ok(Ok((session, credentials))) => {
+            let answer = json!({
+                "recovery": credentials.recovery.to_text().as_str(),
+                "verification": credentials.verification_code().as_str(),
+                "store": shared.store.display().to_string(),
+            });
+            *lock(&shared.session) = Some(session);
+            axum::Json(answer).into_response()
+        }
+        Ok(Err(err)) => failure(&err),
+        Err(_) => unprocessable("MedCrypt failed while creating the store", "try again"),
+    }
 }
 
 async fn lock_store(State(shared): State<Arc<Shared>>) -> Response {
@@ -412,20 +590,18 @@ async fn lock_store(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn pairings(State(shared): State<Arc<Shared>>) -> Response {
-    let guard = lock(&shared.session);
-    let Some(session) = guard.as_ref() else {
-        return locked();
-    };
-    match session.pairings() {
+    with_session(&shared, |session| match session.pairings() {
         Ok(list) => axum::Json(json!({
             "pairings": list.iter().map(|p| json!({
                 "alias": p.alias,
                 "safety_number": p.safety_number,
+                "physician": p.role == crate::Role::Physician,
             })).collect::<Vec<_>>()
         }))
         .into_response(),
         Err(err) => failure(&err),
-    }
+    })
+    .await
 }
 
 /// Every MedCrypt message in a pasted text (a whole chat excerpt), each
@@ -435,37 +611,36 @@ async fn decrypt(
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     let text = field(&body, "text");
-    let guard = lock(&shared.session);
-    let Some(session) = guard.as_ref() else {
-        return locked();
-    };
-    let excerpt = crate::find_messages(&text);
-    if excerpt.found.is_empty() {
-        return unprocessable(
-            "no MedCrypt message in this text",
-            "copy the whole message from the chat: it starts with MEDCRYPT:",
-        );
-    }
-    let results: Vec<Value> = excerpt
-        .found
-        .iter()
-        .map(|found| match session.decrypt_text(&found.token, None) {
-            Ok(opened) => json!({
-                "ok": true,
-                "from": if opened.peer_name.is_empty() { opened.alias.clone() } else { opened.peer_name.clone() },
-                "pairing": opened.alias,
-                "sender": format!("{:?}", opened.sender_role).to_lowercase(),
-                "text": opened.text.as_str(),
-                "read_before": opened.read_before,
-            }),
-            Err(err) => json!({
-                "ok": false,
-                "error": err.to_string(),
-                "hint": err.hint().map(|h| h.into_owned()).unwrap_or_default(),
-            }),
-        })
-        .collect();
-    axum::Json(json!({ "messages": results })).into_response()
+    with_session(&shared, move |session| {
+        let excerpt = crate::find_messages(&text);
+        if excerpt.found.is_empty() {
+            return unprocessable(
+                "no MedCrypt message in this text",
+                "copy the whole message from the chat: it starts with MEDCRYPT:",
+            );
+        }
+        let results: Vec<Value> = excerpt
+            .found
+            .iter()
+            .map(|found| match session.decrypt_text(&found.token, None) {
+                Ok(opened) => json!({
+                    "ok": true,
+                    "from": if opened.peer_name.is_empty() { opened.alias.clone() } else { opened.peer_name.clone() },
+                    "pairing": opened.alias,
+                    "sender": format!("{:?}", opened.sender_role).to_lowercase(),
+                    "text": opened.text.as_str(),
+                    "read_before": opened.read_before,
+                }),
+                Err(err) => {
+                    let mut answer = error_json(&err);
+                    answer["ok"] = json!(false);
+                    answer
+                }
+            })
+            .collect();
+        axum::Json(json!({ "messages": results })).into_response()
+    })
+    .await
 }
 
 async fn encrypt(
@@ -474,14 +649,13 @@ async fn encrypt(
 ) -> Response {
     let to = field(&body, "to");
     let text = field(&body, "text");
-    let guard = lock(&shared.session);
-    let Some(session) = guard.as_ref() else {
-        return locked();
-    };
-    match session.encrypt_text(&to, &text, false) {
-        Ok(encrypted) => axum::Json(json!({ "wire": encrypted.wire })).into_response(),
-        Err(err) => failure(&err),
-    }
+    with_session(&shared, move |session| {
+        match session.encrypt_text(&to, &text, false) {
+            Ok(encrypted) => axum::Json(json!({ "wire": encrypted.wire })).into_response(),
+            Err(err) => failure(&err),
+        }
+    })
+    .await
 }
 
 async fn stop(State(shared): State<Arc<Shared>>) -> Response {
@@ -494,10 +668,6 @@ async fn stop(State(shared): State<Arc<Shared>>) -> Response {
 /// A patient pairs: a photo of the QR code (base64) or the typed code.
 async fn pair(State(shared): State<Arc<Shared>>, axum::Json(body): axum::Json<Value>) -> Response {
     use crate::session::InviteSource;
-    let guard = lock(&shared.session);
-    let Some(session) = guard.as_ref() else {
-        return locked();
-    };
     let alias = body
         .get("alias")
         .and_then(Value::as_str)
@@ -521,26 +691,29 @@ async fn pair(State(shared): State<Arc<Shared>>, axum::Json(body): axum::Json<Va
         None => None,
     };
     let code = field(&body, "code");
-    let source = match &image {
-        Some(bytes) => InviteSource::QrImage(bytes),
-        None if !code.trim().is_empty() => InviteSource::Code(&code),
-        None => {
-            return unprocessable(
-                "no QR code picture and no pairing code",
-                "take or choose a photo of the QR code, or type the code your physician shows",
-            );
+    with_session(&shared, move |session| {
+        let source = match &image {
+            Some(bytes) => InviteSource::QrImage(bytes),
+            None if !code.trim().is_empty() => InviteSource::Code(&code),
+            None => {
+                return unprocessable(
+                    "no QR code picture and no pairing code",
+                    "take or choose a photo of the QR code, or type the code your physician shows",
+                );
+            }
+        };
+        match session.pair_accept(source, alias) {
+            Ok(accepted) => axum::Json(json!({
+                "alias": accepted.alias,
+                "safety_number": accepted.safety.to_string(),
+                "telegram_link": accepted.telegram_link,
+                "whatsapp_link": accepted.whatsapp_link,
+            }))
+            .into_response(),
+            Err(err) => failure(&err),
         }
-    };
-    match session.pair_accept(source, alias) {
-        Ok(accepted) => axum::Json(json!({
-            "alias": accepted.alias,
-            "safety_number": accepted.safety.to_string(),
-            "telegram_link": accepted.telegram_link,
-            "whatsapp_link": accepted.whatsapp_link,
-        }))
-        .into_response(),
-        Err(err) => failure(&err),
-    }
+    })
+    .await
 }
 
 /// A physician makes an invitation: the QR code (SVG) to show, the typed
@@ -549,26 +722,25 @@ async fn invite(
     State(shared): State<Arc<Shared>>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let guard = lock(&shared.session);
-    let Some(session) = guard.as_ref() else {
-        return locked();
-    };
     let alias = field(&body, "patient").trim().to_owned();
-    let made = session.pair_new(&alias, crate::session::DEFAULT_INVITE_VALIDITY, |_| Ok(()));
-    match made {
-        Ok(pairing) => match crate::qr::render_svg(&pairing.uri) {
-            Ok(svg) => axum::Json(json!({
-                "alias": pairing.alias,
-                "qr_svg": svg,
-                "code": pairing.code.as_str(),
-                "safety_number": pairing.safety.to_string(),
-                "expires": crate::format_utc(pairing.expires),
-            }))
-            .into_response(),
-            Err(err) => failure(&SessionError::from(err)),
-        },
-        Err(err) => failure(&err),
-    }
+    with_session(&shared, move |session| {
+        let made = session.pair_new(&alias, crate::session::DEFAULT_INVITE_VALIDITY, |_| Ok(()));
+        match made {
+            Ok(pairing) => match crate::qr::render_svg(&pairing.uri) {
+                Ok(svg) => axum::Json(json!({
+                    "alias": pairing.alias,
+                    "qr_svg": svg,
+                    "code": pairing.code.as_str(),
+                    "safety_number": pairing.safety.to_string(),
+                    "expires": crate::format_utc(pairing.expires),
+                }))
+                .into_response(),
+                Err(err) => failure(&SessionError::from(err)),
+            },
+            Err(err) => failure(&err),
+        }
+    })
+    .await
 }
 
 /// Percent-encodes a file name for a header (RFC 5987).
@@ -582,6 +754,33 @@ fn header_name(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A decrypted file as a download the page saves: its name made safe as
+/// the CLI does (no folders, no bidi or invisible characters), and who it
+/// is verified to come from.
+fn download(content: Vec<u8>, name: &str, from: &str) -> Response {
+    let name = crate::protocol::attachment::sanitize_file_name(name);
+    let disposition = format!(
+        "attachment; filename=\"medcrypt-file\"; filename*=UTF-8''{}",
+        header_name(&name)
+    );
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        content,
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-disposition", disposition),
+        ("x-medcrypt-name", header_name(&name)),
+        ("x-medcrypt-from", header_name(from)),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
 }
 
 /// The person's own name for an uploaded file (for messages), without
@@ -603,12 +802,80 @@ fn upload_name(given: Option<&str>, index: usize) -> String {
     }
 }
 
-fn unprocessable(error: &str, hint: &str) -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        axum::Json(json!({ "error": error, "hint": hint })),
-    )
-        .into_response()
+/// A multipart form as the page sends it: its files (at most 64, their
+/// names made safe) and its text fields.
+struct Upload {
+    files: Vec<(String, Zeroizing<Vec<u8>>)>,
+    fields: std::collections::HashMap<String, Zeroizing<String>>,
+}
+
+impl Upload {
+    async fn read(mut form: axum::extract::Multipart) -> Result<Self, Response> {
+        let mut upload = Self {
+            files: Vec::new(),
+            fields: std::collections::HashMap::new(),
+        };
+        loop {
+            if upload.files.len() >= 64 {
+                return Err(unprocessable(
+                    "too many files at once (64 at most)",
+                    "choose the file, or the parts of one file",
+                ));
+            }
+            let field = match form.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(unprocessable(
+                        "the files could not be received",
+                        "choose them again",
+                    ));
+                }
+            };
+            let file_name = field.file_name().map(str::to_owned);
+            let name = field.name().unwrap_or_default().to_owned();
+            let bytes = match field.bytes().await {
+                Ok(bytes) => Zeroizing::new(bytes.to_vec()),
+                Err(_) => {
+                    return Err(unprocessable(
+                        "the files are too large to open here (512 MB at most)",
+                        "use the medcrypt command instead",
+                    ));
+                }
+            };
+            if file_name.is_some() {
+                let safe = upload_name(file_name.as_deref(), upload.files.len());
+                upload.files.push((safe, bytes));
+            } else {
+                let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+                upload.fields.insert(name, text);
+            }
+        }
+        Ok(upload)
+    }
+
+    fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", |v| v.as_str())
+    }
+}
+
+/// Writes uploaded files into `folder` (a private temporary folder),
+/// each under its own name.
+fn write_uploads(
+    session: &Session,
+    folder: &std::path::Path,
+    files: &[(String, Zeroizing<Vec<u8>>)],
+) -> Result<Vec<PathBuf>, SessionError> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for (i, (name, bytes)) in files.iter().enumerate() {
+        let mut path = folder.join(name);
+        if paths.contains(&path) {
+            path = folder.join(format!("{i}-{name}"));
+        }
+        session.write_file(&path, bytes)?;
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 /// Decrypts dropped files (one file, or every part of one), through a
@@ -616,53 +883,21 @@ fn unprocessable(error: &str, hint: &str) -> Response {
 /// a download; nothing is written anywhere else.
 async fn decrypt_file(
     State(shared): State<Arc<Shared>>,
-    mut form: axum::extract::Multipart,
+    form: axum::extract::Multipart,
 ) -> Response {
-    let mut uploads: Vec<(String, Vec<u8>)> = Vec::new();
-    loop {
-        if uploads.len() >= 64 {
-            return unprocessable(
-                "too many files at once (64 at most)",
-                "choose the .medcrypt file, or the parts of one file",
-            );
-        }
-        let field = match form.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(_) => return unprocessable("the files could not be received", "choose them again"),
-        };
-        let name = upload_name(field.file_name(), uploads.len());
-        match field.bytes().await {
-            Ok(bytes) => uploads.push((name, bytes.to_vec())),
-            Err(_) => {
-                return unprocessable(
-                    "the files are too large to open here (512 MB at most)",
-                    "use `medcrypt attach decrypt`",
-                );
-            }
-        }
-    }
-    let guard = lock(&shared.session);
-    let Some(session) = guard.as_ref() else {
-        return locked();
+    let upload = match Upload::read(form).await {
+        Ok(upload) => upload,
+        Err(refused) => return refused,
     };
-    if uploads.is_empty() {
-        return unprocessable("no file", "choose the .medcrypt file, or every part of it");
-    }
-    let mut folder_name = String::new();
-    let mut attempt =
-        || -> std::result::Result<(Vec<u8>, crate::session::DecryptedFile), SessionError> {
+    with_session(&shared, move |session| {
+        if upload.files.is_empty() {
+            return unprocessable("no file", "choose the .medcrypt file, or every part of it");
+        }
+        let mut folder_name = String::new();
+        let mut attempt = || -> Result<(Vec<u8>, crate::session::DecryptedFile), SessionError> {
             let folder = crate::session::TempFile::dir_beside(session, session.store().path())?;
             folder_name = format!("{}/", folder.path().display());
-            let mut paths: Vec<PathBuf> = Vec::new();
-            for (i, (name, bytes)) in uploads.iter().enumerate() {
-                let mut path = folder.path().join(name);
-                if paths.contains(&path) {
-                    path = folder.path().join(format!("{i}-{name}"));
-                }
-                session.write_file(&path, bytes)?;
-                paths.push(path);
-            }
+            let paths = write_uploads(session, folder.path(), &upload.files)?;
             let out = folder.path().join(".out");
             std::fs::create_dir(&out)
                 .map_err(SessionError::io("cannot make a private folder".to_owned()))?;
@@ -677,44 +912,26 @@ async fn decrypt_file(
             ))?;
             Ok((content, decrypted))
         };
-    match attempt() {
-        Ok((content, decrypted)) => {
-            let from = if decrypted.peer_name.is_empty() {
-                decrypted.alias.clone()
-            } else {
-                decrypted.peer_name.clone()
-            };
-            // The sender chose the name: made safe as the CLI does (no
-            // folders, no bidi or invisible characters).
-            let name = crate::protocol::attachment::sanitize_file_name(&decrypted.metadata.name);
-            let disposition = format!(
-                "attachment; filename=\"medcrypt-file\"; filename*=UTF-8''{}",
-                header_name(&name)
-            );
-            let mut response = (
-                [(header::CONTENT_TYPE, "application/octet-stream")],
-                content,
-            )
-                .into_response();
-            let headers = response.headers_mut();
-            for (name, value) in [
-                ("content-disposition", disposition),
-                ("x-medcrypt-name", header_name(&name)),
-                ("x-medcrypt-from", header_name(&from)),
-            ] {
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    headers.insert(name, value);
-                }
+        match attempt() {
+            Ok((content, decrypted)) => {
+                let from = if decrypted.peer_name.is_empty() {
+                    &decrypted.alias
+                } else {
+                    &decrypted.peer_name
+                };
+                download(content, &decrypted.metadata.name, from)
             }
-            response
+            Err(err) => {
+                // Messages name the person's files, not the private folder.
+                let mut answer = error_json(&err);
+                for key in ["error", "hint"] {
+                    if let Some(text) = answer[key].as_str() {
+                        answer[key] = json!(text.replace(&folder_name, ""));
+                    }
+                }
+                (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(answer)).into_response()
+            }
         }
-        Err(err) => {
-            // Messages name the person's files, not the private folder.
-            let hint = err.hint().map(|h| h.into_owned()).unwrap_or_default();
-            unprocessable(
-                &err.to_string().replace(&folder_name, ""),
-                &hint.replace(&folder_name, ""),
-            )
-        }
-    }
+    })
+    .await
 }

@@ -88,7 +88,7 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 pub(super) enum Command {
     /// The MedCrypt app: a page in your browser, served on this computer only
-    /// (in progress: unlock, read pasted messages, write replies).
+    /// (for patients, physicians and emergency custodians).
     App {
         /// Where to serve it: a loopback address (port 0: any free port).
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
@@ -96,9 +96,9 @@ pub(super) enum Command {
         /// Print the address but do not open a browser.
         #[arg(long)]
         no_browser: bool,
-        /// Minutes without use before the store is locked again.
-        #[arg(long, default_value_t = 15, hide = true)]
-        idle_minutes: u64,
+        /// Seconds without use before the store is locked again.
+        #[arg(long, default_value_t = 15 * 60, hide = true)]
+        idle_seconds: u64,
     },
     /// Create a new store (asks for a passphrase twice; shows a recovery code once).
     Init {

@@ -120,10 +120,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     if let Command::App {
         listen,
         no_browser,
-        idle_minutes,
+        idle_seconds,
     } = cli.command
     {
-        return app(&ctx, listen, no_browser, idle_minutes);
+        return app(&ctx, listen, no_browser, idle_seconds);
     }
     if !matches!(cli.command, Command::Agent { .. }) {
         // The agent stops gracefully on its own; every other command
@@ -277,12 +277,12 @@ fn app(
     ctx: &Context,
     listen: std::net::SocketAddr,
     no_browser: bool,
-    idle_minutes: u64,
+    idle_seconds: u64,
 ) -> Result<()> {
     let options = medcrypt::app::Options {
         store: ctx.store_path().to_owned(),
         listen,
-        idle_lock: std::time::Duration::from_secs(idle_minutes.max(1) * 60),
+        idle_lock: std::time::Duration::from_secs(idle_seconds.max(1)),
     };
     medcrypt::app::run(&options, ctx.clock.clone(), |url| {
         println!("{url}");
@@ -294,21 +294,56 @@ fn app(
     .map_err(|e| hinted(e.to_string(), "medcrypt app --listen 127.0.0.1:0"))
 }
 
-/// Opens `url` in the default browser, best effort.
+/// Opens `url` in the default browser, best effort. The one-time secret
+/// never goes on a command line (which every local user can read in the
+/// process list): the browser is given a page in a private folder that
+/// forwards to the address, removed once the browser had time to read it.
 fn open_browser(url: &str) {
-    #[cfg(target_os = "macos")]
-    let command = std::process::Command::new("open").arg(url).spawn();
-    #[cfg(target_os = "windows")]
-    let command = std::process::Command::new("cmd")
-        .args(["/C", "start", "", url])
-        .spawn();
-    #[cfg(not(any(target_os = "macos", target_os = "windows")))]
-    let command = std::process::Command::new("xdg-open").arg(url).spawn();
-    if command.is_err() {
+    let opened = launch_page(url).and_then(|page| {
+        let target = page.join("open.html");
+        #[cfg(target_os = "macos")]
+        let command = std::process::Command::new("open").arg(&target).spawn();
+        #[cfg(target_os = "windows")]
+        let command = std::process::Command::new("cmd")
+            .args(["/C", "start", ""])
+            .arg(&target)
+            .spawn();
+        #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+        let command = std::process::Command::new("xdg-open").arg(&target).spawn();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            let _ = std::fs::remove_dir_all(&page);
+        });
+        command
+    });
+    if opened.is_err() {
         io::note(format_args!(
             "no browser could be opened: open the address above yourself"
         ));
     }
+}
+
+/// A private folder holding `open.html`, which forwards to `url`.
+fn launch_page(url: &str) -> std::io::Result<std::path::PathBuf> {
+    use aes_gcm::aead::rand_core::RngCore as _;
+    let mut tag = [0u8; 8];
+    aes_gcm::aead::OsRng.fill_bytes(&mut tag);
+    let dir = std::env::temp_dir().join(format!("medcrypt-app-{}", hex::encode(tag)));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir)?;
+    let page = format!(
+        "<!doctype html><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>MedCrypt</title>\
+         <p>Opening MedCrypt…</p>\n"
+    );
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(dir.join("open.html"))?, page.as_bytes())?;
+    Ok(dir)
 }
 
 fn dispatch(ctx: &Context, session: &mut Session, command: Command) -> Result<()> {

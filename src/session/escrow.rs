@@ -107,6 +107,10 @@ pub enum CombineAction<'a> {
         /// The patient's pairing; `None` lists the pairings to choose from.
         alias: Option<&'a str>,
     },
+    /// Only list the store's pairings for the custodians to choose from:
+    /// the opening is recorded and told, nothing is exported and the set
+    /// is not used up (the app's first step).
+    ListPatients,
     /// Re-key the whole store under a new passphrase.
     Rekey {
         /// The new passphrase.
@@ -131,6 +135,8 @@ pub struct CombineOutcome {
     /// Whether the physician's notice was delivered at once (else it waits
     /// for the agent).
     pub owner_told: bool,
+    /// The store's pairings (for [`CombineAction::ListPatients`]).
+    pub patients: Vec<PairingInfo>,
 }
 
 /// Reads one share from a share page (its `MEDCRYPT-SHARE:` line) or from a
@@ -400,6 +406,19 @@ impl Session {
             .store
             .audit_verify(None, None)?
             .map_err(|fault| fault.to_string());
+        if let CombineAction::ListPatients = action {
+            let patients = session.store.pairings()?;
+            access.not_carried_out(&session, "", "rejected", "patient list")?;
+            return Ok(CombineOutcome {
+                custodians: access.names.clone(),
+                exported: None,
+                recovery: None,
+                audit,
+                rotated: Rotated::default(),
+                owner_told: false,
+                patients,
+            });
+        }
         // The physician's notice names who and when, never the patient or
         // the reason: it crosses the messenger in clear.
         let (names, date) = (&access.names, &access.date);
@@ -466,7 +485,14 @@ impl Session {
                     audit,
                     rotated,
                     owner_told: false,
+                    patients: Vec::new(),
                 }
+            }
+            CombineAction::ListPatients => {
+                return Err(Error::usage(
+                    "nothing to do",
+                    "choose a patient to export, or a new passphrase",
+                ));
             }
             CombineAction::Rekey { passphrase } => {
                 let owner_text = format!(
@@ -497,6 +523,7 @@ impl Session {
                     audit,
                     rotated: Rotated::default(),
                     owner_told: false,
+                    patients: Vec::new(),
                 }
             }
         };

@@ -162,7 +162,9 @@ pub fn pair_through_png(
 pub fn paired(dir: &Path) -> (Party, Party, String) {
     let doc = Party::new(dir, "physician");
     let pat = Party::new(dir, "patient");
-    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    let made = doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    // What `init` showed once, for the tests that need the codes.
+    std::fs::write(doc.store.with_file_name("init-output.txt"), made).unwrap();
     pat.ok(&["init"], "", NOV);
     let (shown, accepted) = pair_through_png(dir, &doc, &pat, "dr-silva", NOV);
     let safety = line_after(&shown, "Safety number");
@@ -173,6 +175,20 @@ pub fn paired(dir: &Path) -> (Party, Party, String) {
     );
     assert_eq!(safety.len(), 35);
     (doc, pat, line_after(&shown, "Typed code"))
+}
+
+/// The audit verification code `init` showed for a store made by
+/// [`paired`].
+pub fn verification_code(party: &Party) -> String {
+    let shown = std::fs::read_to_string(party.store.with_file_name("init-output.txt")).unwrap();
+    shown
+        .lines()
+        .skip_while(|l| !l.starts_with("Audit verification code"))
+        .skip(1)
+        .find(|l| !l.trim().is_empty())
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 /// Re-encodes a v2 wire text after `edit` changed its bytes, with a valid
@@ -281,4 +297,52 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 pub fn sql(store: &Path, statement: &str) {
     let conn = rusqlite::Connection::open(store).unwrap();
     conn.execute_batch(statement).unwrap();
+}
+
+/// A physician store with pairing "alice" and two records in its inbox.
+pub fn store_with_records(dir: &Path) -> Party {
+    let (doc, _pat, _) = paired(dir);
+    // What the agent stores when a patient's text and file arrive.
+    let now = medcrypt::parse_utc(NOV).unwrap();
+    let store = medcrypt::store::Store::open(
+        &doc.store,
+        &secrecy::SecretString::from(PASSPHRASE.to_owned()),
+        now,
+    )
+    .unwrap();
+    let alice = store.pairing("alice").unwrap();
+    let epoch = medcrypt::Epoch::containing(now);
+    store
+        .receive(
+            &alice,
+            medcrypt::store::Incoming {
+                via: medcrypt::store::Via::Agent,
+                replay: None,
+                epoch: Some(epoch),
+                identity: b"a text from the chat".to_vec(),
+                content: medcrypt::store::IncomingContent::Text("Allergic to penicillin."),
+            },
+            now,
+        )
+        .unwrap();
+    let meta = medcrypt::attachment::Metadata {
+        name: "ecg.pdf".into(),
+        mime: "application/pdf".into(),
+        size: 9,
+    };
+    store
+        .receive_file(
+            &alice,
+            medcrypt::store::Incoming::file(
+                medcrypt::store::Via::Agent,
+                epoch,
+                &[7; 16],
+                &meta,
+                None,
+            ),
+            &mut &b"%PDF ecg."[..],
+            now,
+        )
+        .unwrap();
+    doc
 }
