@@ -854,6 +854,27 @@ fn in_chromium_pairing_both_sides_and_files() {
     browser.click("#decrypt-file");
     browser.wait_for_text("#status", "Decrypted report.pdf");
     assert!(downloaded(downloads.path(), "report.pdf") == report);
+
+    // A file cut short: its own alert, nothing saved, and nothing left
+    // beside the store (the plaintext never touches the disk).
+    let bytes = std::fs::read(&encrypted).unwrap();
+    let cut = dir.path().join("cut.medcrypt");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    browser.choose_files("#encrypted-file", &[&cut]);
+    browser.click("#decrypt-file");
+    let alert = browser.wait_for_text("#alert", "What to do");
+    assert!(
+        !alert.contains(".medcrypt-tmp-"),
+        "the private folder is named: {alert}"
+    );
+    let beside: Vec<String> = common::files_in(pat.store.parent().unwrap())
+        .into_iter()
+        .filter(|name| !name.starts_with("store.sqlite"))
+        .collect();
+    assert!(beside.is_empty(), "left beside the store: {beside:?}");
+    let mut saved = common::files_in(downloads.path());
+    saved.sort();
+    assert_eq!(saved, ["report.pdf", "xray.dcm"], "a partial download");
     drop(browser);
     drop(app);
 

@@ -878,9 +878,10 @@ fn write_uploads(
     Ok(paths)
 }
 
-/// Decrypts dropped files (one file, or every part of one), through a
-/// private temporary folder beside the store, and answers the content as
-/// a download; nothing is written anywhere else.
+/// Decrypts dropped files (one file, or every part of one) in memory and
+/// answers the content as a download. The encrypted uploads pass through
+/// a private temporary folder beside the store (removed at once); no
+/// plaintext is written anywhere.
 async fn decrypt_file(
     State(shared): State<Arc<Shared>>,
     form: axum::extract::Multipart,
@@ -894,32 +895,27 @@ async fn decrypt_file(
             return unprocessable("no file", "choose the .medcrypt file, or every part of it");
         }
         let mut folder_name = String::new();
-        let mut attempt = || -> Result<(Vec<u8>, crate::session::DecryptedFile), SessionError> {
+        let mut attempt = || {
+            // Only the encrypted uploads touch the disk; the plaintext
+            // stays in memory.
             let folder = crate::session::TempFile::dir_beside(session, session.store().path())?;
             folder_name = format!("{}/", folder.path().display());
             let paths = write_uploads(session, folder.path(), &upload.files)?;
-            let out = folder.path().join(".out");
-            std::fs::create_dir(&out)
-                .map_err(SessionError::io("cannot make a private folder".to_owned()))?;
-            let decrypted = session.decrypt_file(
-                &paths,
-                crate::session::Destination::Dir(&out),
-                false,
-                &mut |_, _| {},
-            )?;
-            let content = std::fs::read(&decrypted.path).map_err(SessionError::io(
-                "cannot read the decrypted file".to_owned(),
-            ))?;
-            Ok((content, decrypted))
+            session.decrypt_file_in_memory(&paths)
         };
         match attempt() {
-            Ok((content, decrypted)) => {
+            Ok((mut content, decrypted)) => {
                 let from = if decrypted.peer_name.is_empty() {
                     &decrypted.alias
                 } else {
                     &decrypted.peer_name
                 };
-                download(content, &decrypted.metadata.name, from)
+                // Moved, not copied, into the answer.
+                download(
+                    std::mem::take(&mut *content),
+                    &decrypted.metadata.name,
+                    from,
+                )
             }
             Err(err) => {
                 // Messages name the person's files, not the private folder.

@@ -190,7 +190,11 @@ pub(super) async fn history_file(
                     ("to", "app download".to_owned()),
                 ],
             )?;
-            Ok(download(content.to_vec(), &metadata.name, &item.alias))
+            Ok(download(
+                std::mem::take(&mut *content),
+                &metadata.name,
+                &item.alias,
+            ))
         };
         attempt().unwrap_or_else(|err| failure(&err))
     })

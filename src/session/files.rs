@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use aes_gcm::aead::OsRng;
 use aes_gcm::aead::rand_core::RngCore;
 use chrono::{DateTime, Utc};
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::protocol::attachment::{
     self, ArmorReader, ArmorWriter, Assembly, AttachmentError, Decrypted, Header, Metadata,
@@ -33,7 +34,18 @@ pub enum Destination<'a> {
     Dir(&'a Path),
 }
 
-/// A decrypted file, written in place.
+/// Where [`Session::decrypt_file_inner`] writes.
+enum Output<'a> {
+    /// A file.
+    Disk {
+        destination: Destination<'a>,
+        force: bool,
+    },
+    /// Memory only.
+    Memory(&'a mut Zeroizing<Vec<u8>>),
+}
+
+/// A decrypted file, written in place (or kept in memory: `path` empty).
 #[derive(Debug)]
 pub struct DecryptedFile {
     /// Where it was written.
@@ -601,8 +613,30 @@ impl Session {
         force: bool,
         progress: Progress<'_>,
     ) -> Result<DecryptedFile> {
-        let result = self.decrypt_file_inner(files, destination, force, progress);
-        let kind = match &result {
+        let result = self.decrypt_file_inner(files, Output::Disk { destination, force }, progress);
+        self.audit_decrypt_failure(&result)?;
+        result
+    }
+
+    /// Decrypts an attachment (or every part of one) into memory, for the
+    /// app: no plaintext is written to disk, and what was decrypted before
+    /// a failure is wiped. Recorded and audited as [`Session::decrypt_file`].
+    ///
+    /// # Errors
+    /// As [`Session::decrypt_file`].
+    pub fn decrypt_file_in_memory(
+        &self,
+        files: &[PathBuf],
+    ) -> Result<(Zeroizing<Vec<u8>>, DecryptedFile)> {
+        let mut content = Zeroizing::new(Vec::new());
+        let result = self.decrypt_file_inner(files, Output::Memory(&mut content), &mut |_, _| {});
+        self.audit_decrypt_failure(&result)?;
+        result.map(|file| (content, file))
+    }
+
+    /// A failed decryption is audited with its kind.
+    fn audit_decrypt_failure(&self, result: &Result<DecryptedFile>) -> Result<()> {
+        let kind = match result {
             Err(Error::Attachment(e)) => Some(e.kind()),
             Err(Error::Decrypt(e)) => Some(e.kind()),
             _ => None,
@@ -616,14 +650,13 @@ impl Session {
                 &[("kind", kind.to_owned())],
             )?;
         }
-        result
+        Ok(())
     }
 
     fn decrypt_file_inner(
         &self,
         files: &[PathBuf],
-        destination: Destination<'_>,
-        force: bool,
+        output: Output<'_>,
         progress: Progress<'_>,
     ) -> Result<DecryptedFile> {
         let now = self.now();
@@ -650,6 +683,48 @@ impl Session {
             }
         }
         let (pairing, key) = found.ok_or(last_error)?;
+        let (destination, force) = match output {
+            Output::Disk { destination, force } => (destination, force),
+            Output::Memory(buffer) => {
+                // Room for all of it at once (never more than the encrypted
+                // size): no reallocation leaves a copy behind.
+                buffer.reserve_exact(usize::try_from(encrypted_len).unwrap_or(0));
+                let epoch = header.epoch();
+                let opened =
+                    crate::protocol::attachment::decrypt(input, &key, &mut **buffer, &mut |_| {});
+                let receipt = opened.map_err(Error::from).and_then(|d| {
+                    let receipt = self.store.receive(
+                        &pairing,
+                        Incoming::file(Via::File, epoch, &d.file_id, &d.metadata, None),
+                        now,
+                    )?;
+                    Ok((d, receipt))
+                });
+                let (
+                    Decrypted {
+                        metadata, sha256, ..
+                    },
+                    receipt,
+                ) = match receipt {
+                    Ok(done) => done,
+                    Err(err) => {
+                        buffer.zeroize();
+                        return Err(err);
+                    }
+                };
+                return Ok(DecryptedFile {
+                    path: PathBuf::new(),
+                    metadata,
+                    sha256,
+                    alias: pairing.alias,
+                    peer_name: pairing.peer_name,
+                    received_before: match receipt {
+                        Receipt::Again(item) => Some(item.received_at),
+                        Receipt::New { .. } => None,
+                    },
+                });
+            }
+        };
 
         // The output is checked now, before a large file is decrypted.
         match destination {
