@@ -254,6 +254,72 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
     let (_, _, body) = get(app.port, "/api/status", &host, Some(&cookie));
     assert!(body.contains(r#""unlocked":false"#), "{body}");
     assert_eq!(get(app.port, "/api/pairings", &host, Some(&cookie)).0, 401);
+
+    // Another server on 127.0.0.1 can plant a cookie of the same name with
+    // a longer path, which the browser sends first: the app still knows
+    // its own (review finding: every API call was refused).
+    let (real, token) = cookie.split_once('\n').unwrap();
+    let planted = format!("medcrypt_session=planted-by-another-port; {real}\n{token}");
+    assert_eq!(get(app.port, "/api/status", &host, Some(&planted)).0, 200);
+    // A file id at the edge of i64 is an unknown item, not a crash.
+    assert_eq!(
+        post(app.port, "/api/unlock", &cookie, Some(&origin), &unlock).0,
+        200
+    );
+    let (status, body) = post(
+        app.port,
+        "/api/history-file",
+        &cookie,
+        Some(&origin),
+        &format!(r#"{{"id":{}}}"#, i64::MIN),
+    );
+    assert_eq!(status, 422, "{body}");
+    // A backup under a name the store's own files use is refused: it
+    // would lock the store.
+    let journal = format!("{}-journal", doc.store.display());
+    let (status, body) = post(
+        app.port,
+        "/api/backup",
+        &cookie,
+        Some(&origin),
+        &serde_json::json!({ "file": journal }).to_string(),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(!std::path::Path::new(&journal).exists());
+    assert_eq!(
+        post(app.port, "/api/lock", &cookie, Some(&origin), "{}").0,
+        200
+    );
+    drop(app);
+    doc.ok(&["pair", "list"], "", NOV);
+
+    // Any loopback address may be chosen; its own Host is accepted.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&doc.store)
+        .args(["app", "--no-browser", "--listen", "127.0.0.2:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    // Kept open: the app writes a second line.
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    output.read_line(&mut first).unwrap();
+    let rest = first.trim().strip_prefix("http://127.0.0.2:").unwrap();
+    let (port, path) = rest.split_once('/').unwrap();
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.2", port.parse::<u16>().unwrap())).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: 127.0.0.2:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
 }
 
 #[test]
@@ -300,7 +366,7 @@ fn a_patient_reads_a_chat_excerpt_and_writes_a_reply() {
     assert_eq!(messages.len(), 2, "{body}");
     assert_eq!(messages[0]["text"], "Your potassium is 4.1, normal.");
     assert_eq!(messages[1]["text"], "Take the tablet after breakfast.");
-    assert_eq!(messages[0]["from"], "Dr. Ana Silva");
+    assert_eq!(messages[0]["from"], "dr-silva — Dr. Ana Silva");
     assert_eq!(messages[0]["sender"], "physician");
 
     // A tampered message gets its own error.
@@ -679,7 +745,13 @@ fn in_chromium_a_patient_unlocks_reads_an_excerpt_and_replies() {
         shown.contains("Take the tablet after breakfast."),
         "{shown}"
     );
-    assert_eq!(shown.matches("From: Dr. Ana Silva").count(), 2, "{shown}");
+    // The name this patient gave the pairing first: the physician's own
+    // name comes from the invitation, which anyone can write.
+    assert_eq!(
+        shown.matches("From: dr-silva — Dr. Ana Silva").count(),
+        2,
+        "{shown}"
+    );
     browser.screenshot("2-read");
 
     // A tampered message: the alert, in plain words.

@@ -71,9 +71,8 @@ pub(super) async fn combine(
     };
     let worker = shared.clone();
     blocking(move || {
-        // The store's key is about to be replaced: whoever had it open here
-        // opens it again with the new one.
-        lock(&worker.session).take();
+        // No other request uses the store while the custodians open it.
+        let mut open_here = lock(&worker.session);
         let shares = match shares_of(&upload) {
             Ok(shares) => shares,
             Err(err) => return failure(&err),
@@ -99,6 +98,11 @@ pub(super) async fn combine(
                 );
             }
         };
+        if !matches!(action, CombineAction::ListPatients) {
+            // The store's key is about to be replaced: whoever had it
+            // unlocked here opens it again with the new one.
+            open_here.take();
+        }
         let outcome = Session::escrow_combine(
             &worker.store,
             worker.clock.clone(),

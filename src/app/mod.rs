@@ -76,6 +76,8 @@ struct Shared {
     store: PathBuf,
     clock: Clock,
     port: u16,
+    /// The address bound (any loopback address may be chosen).
+    bound: SocketAddr,
     /// The one-time secret of the first URL, until it is used.
     url_secret: Mutex<Option<Zeroizing<String>>>,
     /// The session cookie's value, once the secret was exchanged.
@@ -85,7 +87,9 @@ struct Shared {
     /// its own origin's sessionStorage).
     api_token: Mutex<Option<Zeroizing<String>>>,
     session: Mutex<Option<Session>>,
-    last_request: Mutex<Instant>,
+    /// The page's last change, on the monotonic clock and on the wall
+    /// clock (the monotonic one stands still while the computer sleeps).
+    last_request: Mutex<(Instant, std::time::SystemTime)>,
     /// Wrong passphrases in a row: each answer waits longer.
     failed_unlocks: Mutex<u32>,
     stop: tokio::sync::Notify,
@@ -141,11 +145,12 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
             store: options.store.clone(),
             clock,
             port: local.port(),
+            bound: local,
             url_secret: Mutex::new(Some(secret.clone())),
             cookie: Mutex::new(None),
             api_token: Mutex::new(None),
             session: Mutex::new(None),
-            last_request: Mutex::new(Instant::now()),
+            last_request: Mutex::new((Instant::now(), std::time::SystemTime::now())),
             failed_unlocks: Mutex::new(0),
             stop: tokio::sync::Notify::new(),
         });
@@ -206,11 +211,21 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5).min(idle)).await;
-                if lock(&watcher.last_request).elapsed() >= idle
-                    && lock(&watcher.session).take().is_some()
-                {
-                    tracing::info!("idle: the store is locked again");
+                let (monotonic, wall) = *lock(&watcher.last_request);
+                let slept = wall.elapsed().unwrap_or_default();
+                if monotonic.elapsed().max(slept) < idle {
+                    continue;
                 }
+                // Busy with a request is not idle; the lock waits for it
+                // on the blocking pool, never on this thread.
+                let locking = watcher.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Ok(mut session) = locking.session.try_lock()
+                        && session.take().is_some()
+                    {
+                        tracing::info!("idle: the store is locked again");
+                    }
+                });
             }
         });
         let signal = crate::agent::telegram::shutdown_signal()
@@ -235,15 +250,18 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
-fn cookie_of(headers: &HeaderMap) -> Option<String> {
+/// Every `medcrypt_session` cookie sent: another server on 127.0.0.1 may
+/// plant one with a longer path, which the browser sends first.
+fn cookies_of(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .filter(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_owned())
+        .collect()
 }
 
 fn refuse(status: StatusCode, why: &str) -> Response {
@@ -261,6 +279,7 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         format!("127.0.0.1:{}", shared.port),
         format!("localhost:{}", shared.port),
         format!("[::1]:{}", shared.port),
+        shared.bound.to_string(),
     ];
     let host = request
         .headers()
@@ -274,10 +293,11 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
     } else if let Some(exchanged) = exchange_secret(&shared, &request) {
         exchanged
     } else {
-        let cookie = cookie_of(request.headers());
-        let valid = match (cookie, lock(&shared.cookie).as_ref()) {
-            (Some(given), Some(expected)) => same(&given, expected),
-            _ => false,
+        let valid = match lock(&shared.cookie).as_ref() {
+            Some(expected) => cookies_of(request.headers())
+                .iter()
+                .any(|given| same(given, expected)),
+            None => false,
         };
         let changes = request.method() != Method::GET && request.method() != Method::HEAD;
         let api = request.uri().path().starts_with("/api/");
@@ -312,7 +332,7 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
         } else {
             if changes {
                 // Only what the page itself does keeps the store open.
-                *lock(&shared.last_request) = Instant::now();
+                *lock(&shared.last_request) = (Instant::now(), std::time::SystemTime::now());
             }
             next.run(request).await
         }
@@ -393,6 +413,17 @@ fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Locked => "wrong-secret",
         ErrorKind::AuditFailed => "audit-failed",
         ErrorKind::Escrow => "escrow",
+    }
+}
+
+/// Who a message is verified to come from, as the CLI says it: the name
+/// this person gave the pairing first, then the name the other side chose
+/// for itself (which anyone making an invitation can write).
+fn sender(alias: &str, peer_name: &str) -> String {
+    if peer_name.is_empty() || peer_name == alias {
+        alias.to_owned()
+    } else {
+        format!("{alias} — {peer_name}")
     }
 }
 
@@ -491,12 +522,12 @@ async fn unlock(
         let session = Session::unlock(&opener.store, &passphrase, opener.clock.clone())?;
         // Keys due are destroyed on opening, as every command does.
         let _ = session.rotate();
-        Ok::<_, SessionError>(session)
+        *lock(&opener.session) = Some(session);
+        Ok::<_, SessionError>(())
     })
     .await;
     match unlocked {
-        Ok(Ok(session)) => {
-            *lock(&shared.session) = Some(session);
+        Ok(Ok(())) => {
             *lock(&shared.failed_unlocks) = 0;
             axum::Json(json!({ "ok": true })).into_response()
         }
@@ -521,8 +552,13 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         crate::store::probe(&shared.store),
         Ok(crate::store::StoreFile::Present) | Err(_)
     );
+    // Busy with a request (a large file): unlocked, and never waited for.
+    let unlocked = shared
+        .session
+        .try_lock()
+        .map_or(true, |session| session.is_some());
     axum::Json(json!({
-        "unlocked": lock(&shared.session).is_some(),
+        "unlocked": unlocked,
         "store_exists": exists,
     }))
     .into_response()
@@ -560,23 +596,24 @@ async fn create(
                 maker.store.clone(),
             )));
         }
-        Session::create(
+        let (session, credentials) = Session::create(
             &maker.store,
             &passphrase,
             &name,
             retention,
             maker.clock.clone(),
-        )
+        )?;
+        *lock(&maker.session) = Some(session);
+        Ok(credentials)
     })
     .await;
     match made {
-        Ok(Ok((session, credentials))) => {
+        Ok(Ok(credentials)) => {
             let answer = json!({
                 "recovery": credentials.recovery.to_text().as_str(),
                 "verification": credentials.verification_code().as_str(),
                 "store": shared.store.display().to_string(),
             });
-            *lock(&shared.session) = Some(session);
             axum::Json(answer).into_response()
         }
         Ok(Err(err)) => failure(&err),
@@ -585,7 +622,9 @@ async fn create(
 }
 
 async fn lock_store(State(shared): State<Arc<Shared>>) -> Response {
-    lock(&shared.session).take();
+    let locking = shared.clone();
+    // Waits for a request still running, on the blocking pool.
+    let _ = tokio::task::spawn_blocking(move || lock(&locking.session).take()).await;
     axum::Json(json!({ "ok": true })).into_response()
 }
 
@@ -625,7 +664,7 @@ async fn decrypt(
             .map(|found| match session.decrypt_text(&found.token, None) {
                 Ok(opened) => json!({
                     "ok": true,
-                    "from": if opened.peer_name.is_empty() { opened.alias.clone() } else { opened.peer_name.clone() },
+                    "from": sender(&opened.alias, &opened.peer_name),
                     "pairing": opened.alias,
                     "sender": format!("{:?}", opened.sender_role).to_lowercase(),
                     "text": opened.text.as_str(),
@@ -659,7 +698,8 @@ async fn encrypt(
 }
 
 async fn stop(State(shared): State<Arc<Shared>>) -> Response {
-    lock(&shared.session).take();
+    // The server stops once running requests are answered; the key goes
+    // with the session after that.
     shared.stop.notify_one();
     axum::Json(json!({ "ok": true, "message": "MedCrypt stopped. You can close this page." }))
         .into_response()
@@ -816,7 +856,7 @@ impl Upload {
             fields: std::collections::HashMap::new(),
         };
         loop {
-            if upload.files.len() >= 64 {
+            if upload.files.len() >= 64 || upload.fields.len() >= 16 {
                 return Err(unprocessable(
                     "too many files at once (64 at most)",
                     "choose the file, or the parts of one file",
@@ -905,16 +945,12 @@ async fn decrypt_file(
         };
         match attempt() {
             Ok((mut content, decrypted)) => {
-                let from = if decrypted.peer_name.is_empty() {
-                    &decrypted.alias
-                } else {
-                    &decrypted.peer_name
-                };
+                let from = sender(&decrypted.alias, &decrypted.peer_name);
                 // Moved, not copied, into the answer.
                 download(
                     std::mem::take(&mut *content),
                     &decrypted.metadata.name,
-                    from,
+                    &from,
                 )
             }
             Err(err) => {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::{Shared, Upload, download, failure, field, unprocessable, with_session, write_uploads};
+use super::{Shared, Upload, download, failure, field, unprocessable, with_session};
 use crate::format_utc;
 use crate::session::{Error as SessionError, KeyState, SendContent, Session};
 use crate::store::{HistoryContent, Via};
@@ -152,7 +152,12 @@ pub(super) async fn history_file(
     State(shared): State<Arc<Shared>>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let id = body.get("id").and_then(Value::as_i64).unwrap_or_default();
+    // Ids start at 1 (and `id - 1` must not overflow).
+    let id = body
+        .get("id")
+        .and_then(Value::as_i64)
+        .filter(|id| *id > 0)
+        .unwrap_or(1);
     with_session(&shared, move |session| {
         let attempt = || -> Result<Response, SessionError> {
             let item = session
@@ -229,9 +234,8 @@ pub(super) async fn send_text(
     .await
 }
 
-/// `POST /api/send-file` (multipart: `to`, one file): encrypted and
-/// queued for the agent; the upload passes through a private temporary
-/// folder beside the store that is removed at once.
+/// `POST /api/send-file` (multipart: `to`, one file): encrypted from
+/// memory and queued for the agent; the plaintext never touches the disk.
 pub(super) async fn send_file(
     State(shared): State<Arc<Shared>>,
     form: axum::extract::Multipart,
@@ -241,18 +245,10 @@ pub(super) async fn send_file(
         Err(refused) => return refused,
     };
     with_session(&shared, move |session| {
-        if upload.files.len() != 1 {
+        let [(name, bytes)] = upload.files.as_slice() else {
             return unprocessable("choose one file to send", "send several files one by one");
-        }
-        let attempt = || -> Result<crate::session::Queued, SessionError> {
-            let folder = crate::session::TempFile::dir_beside(session, session.store().path())?;
-            let paths = write_uploads(session, folder.path(), &upload.files)?;
-            let path: &PathBuf = paths
-                .first()
-                .ok_or_else(|| SessionError::usage("no file", "choose the file to send"))?;
-            session.send(upload.field("to"), SendContent::File(path))
         };
-        match attempt() {
+        match session.send(upload.field("to"), SendContent::Data { name, bytes }) {
             Ok(done) => queued(&done),
             Err(err) => failure(&err),
         }
@@ -398,6 +394,12 @@ pub(super) async fn backup(
                 .unwrap_or(std::path::Path::new("."))
                 .join(given)
         };
+        if path.exists() {
+            return unprocessable(
+                &format!("{} already exists", path.display()),
+                "nothing was written; choose another file name (old backups are best deleted)",
+            );
+        }
         match session.backup(&path, false) {
             Ok(()) => axum::Json(json!({ "file": path.display().to_string() })).into_response(),
             Err(err) => failure(&err),

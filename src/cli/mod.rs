@@ -284,21 +284,29 @@ fn app(
         listen,
         idle_lock: std::time::Duration::from_secs(idle_seconds.max(1)),
     };
-    medcrypt::app::run(&options, ctx.clock.clone(), |url| {
+    let mut page = None;
+    let ran = medcrypt::app::run(&options, ctx.clock.clone(), |url| {
         println!("{url}");
-        println!("MedCrypt is open at the address above (this computer only; the link works once). Stop it from the page or with Ctrl-C.");
+        println!(
+            "MedCrypt is open at the address above (this computer only; the link works once). Stop it from the page or with Ctrl-C."
+        );
         if !no_browser {
-            open_browser(url);
+            page = open_browser(url);
         }
-    })
-    .map_err(|e| hinted(e.to_string(), "medcrypt app --listen 127.0.0.1:0"))
+    });
+    // The forwarding page goes with the app, if the browser was quicker
+    // than its minute.
+    if let Some(page) = page {
+        let _ = std::fs::remove_dir_all(page);
+    }
+    ran.map_err(|e| hinted(e.to_string(), "medcrypt app --listen 127.0.0.1:0"))
 }
 
 /// Opens `url` in the default browser, best effort. The one-time secret
 /// never goes on a command line (which every local user can read in the
 /// process list): the browser is given a page in a private folder that
 /// forwards to the address, removed once the browser had time to read it.
-fn open_browser(url: &str) {
+fn open_browser(url: &str) -> Option<std::path::PathBuf> {
     let opened = launch_page(url).and_then(|page| {
         let target = page.join("open.html");
         #[cfg(target_os = "macos")]
@@ -310,16 +318,21 @@ fn open_browser(url: &str) {
             .spawn();
         #[cfg(not(any(target_os = "macos", target_os = "windows")))]
         let command = std::process::Command::new("xdg-open").arg(&target).spawn();
+        let removed = page.clone();
         std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_secs(60));
-            let _ = std::fs::remove_dir_all(&page);
+            let _ = std::fs::remove_dir_all(&removed);
         });
-        command
+        command.map(|_| page)
     });
-    if opened.is_err() {
-        io::note(format_args!(
-            "no browser could be opened: open the address above yourself"
-        ));
+    match opened {
+        Ok(page) => Some(page),
+        Err(_) => {
+            io::note(format_args!(
+                "no browser could be opened: open the address above yourself"
+            ));
+            None
+        }
     }
 }
 

@@ -225,8 +225,13 @@ impl Access<'_> {
         subject: &str,
         outcome: &str,
         why: &str,
-    ) -> Result<()> {
-        let mut details = self.details("export");
+    ) -> Result<bool> {
+        let action = if why == "patient list" {
+            "patient list"
+        } else {
+            "export"
+        };
+        let mut details = self.details(action);
         details.push(("why", why.to_owned()));
         session.store.transaction(|| {
             session
@@ -241,8 +246,7 @@ impl Access<'_> {
                 self.now,
             )
         })?;
-        (self.deliver)(session);
-        Ok(())
+        Ok((self.deliver)(session))
     }
 }
 
@@ -408,14 +412,14 @@ impl Session {
             .map_err(|fault| fault.to_string());
         if let CombineAction::ListPatients = action {
             let patients = session.store.pairings()?;
-            access.not_carried_out(&session, "", "rejected", "patient list")?;
+            let owner_told = access.not_carried_out(&session, "", "rejected", "patient list")?;
             return Ok(CombineOutcome {
                 custodians: access.names.clone(),
                 exported: None,
                 recovery: None,
                 audit,
                 rotated: Rotated::default(),
-                owner_told: false,
+                owner_told,
                 patients,
             });
         }

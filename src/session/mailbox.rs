@@ -25,6 +25,13 @@ pub enum SendContent<'a> {
     Text(&'a str),
     /// A file.
     File(&'a Path),
+    /// A file's content, already in memory, and its name.
+    Data {
+        /// The file's name (the patient sees it).
+        name: &'a str,
+        /// Its content.
+        bytes: &'a [u8],
+    },
 }
 
 /// An item queued for the agent.
@@ -57,7 +64,7 @@ impl Session {
             ));
         }
         let (kind, payload) = match (content, pairing.protocol) {
-            (SendContent::File(_), Protocol::V1) => {
+            (SendContent::File(_) | SendContent::Data { .. }, Protocol::V1) => {
                 return Err(Error::refused(
                     "a legacy v1 pairing cannot receive files",
                     "pair anew with `medcrypt pair new`",
@@ -82,6 +89,17 @@ impl Session {
                 (
                     OutboxKind::Document,
                     self.seal_document(&pairing, &metadata, &mut file)?,
+                )
+            }
+            (SendContent::Data { name, bytes }, _) => {
+                let metadata = Metadata {
+                    mime: guess_mime(name).to_owned(),
+                    name: name.to_owned(),
+                    size: bytes.len() as u64,
+                };
+                (
+                    OutboxKind::Document,
+                    self.seal_document(&pairing, &metadata, &mut &bytes[..])?,
                 )
             }
             (SendContent::Text(text), Protocol::V1) => {

@@ -288,6 +288,27 @@ impl Session {
                 "give another file name for the backup",
             ));
         }
+        // The database's own side files (`-journal`, `-wal`, `-shm`) beside
+        // it: a backup there would be taken for one and lock the store.
+        let folder = |p: &Path| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .canonicalize()
+                .ok()
+        };
+        if let (Some(name), Some(store_name)) = (dest.file_name(), self.store.path().file_name())
+            && name
+                .to_string_lossy()
+                .starts_with(&*store_name.to_string_lossy())
+            && folder(dest).is_some()
+            && folder(dest) == folder(self.store.path())
+        {
+            return Err(Error::usage(
+                format!("{} is a name the store's own files use", dest.display()),
+                "give the backup another name, e.g. backup-2026-11-24.sqlite",
+            ));
+        }
         if !overwrite && dest.exists() {
             return Err(Error::refused(
                 format!("{} already exists", dest.display()),

@@ -7,7 +7,7 @@ const STRINGS = {
   en: {
     tagline: "Encrypted messages with your physician or patients.",
     nav_messages: "Messages", nav_files: "Files", nav_pairing: "Pairing", nav_history: "History and keys",
-    nav_patients: "Patients", nav_outbox: "Outbox", nav_security: "Audit and backup", nav_emergency: "Emergency access",
+    nav_patients: "Patients", nav_outbox: "Outbox", nav_security: "Audit and backup",
     unlock_title: "Unlock", passphrase: "Passphrase", unlock: "Unlock",
     custodian_link: "Emergency access for custodians (no passphrase)",
     create_title: "Create your MedCrypt store",
@@ -74,13 +74,14 @@ const STRINGS = {
     repaired: (seq) => "WARNING: entry #" + seq + " records a repair: the log had been altered before it.",
     take_checkpoint: "Take a checkpoint", checkpoint_taken: "Checkpoint taken: keep this line somewhere else (paper, e-mail to yourself).",
     backup_title: "Backup", backup_file: "Backup file", backup: "Back up",
+    backup_help: "The backup opens with this store's passphrase and keeps this month's and last month's keys until the copy itself is deleted: move it off this computer (a USB stick kept safe), and delete old backups.",
     backed_up: (file) => "Backup written to " + file + ". It opens with this store's passphrase; keep it as safe as this computer.",
     kinds: {}
   },
   es: {
     tagline: "Mensajes cifrados con su médico o sus pacientes.",
     nav_messages: "Mensajes", nav_files: "Archivos", nav_pairing: "Emparejar", nav_history: "Historial y claves",
-    nav_patients: "Pacientes", nav_outbox: "Bandeja de salida", nav_security: "Auditoría y copia", nav_emergency: "Acceso de emergencia",
+    nav_patients: "Pacientes", nav_outbox: "Bandeja de salida", nav_security: "Auditoría y copia",
     unlock_title: "Desbloquear", passphrase: "Frase de contraseña", unlock: "Desbloquear",
     custodian_link: "Acceso de emergencia para custodios (sin frase de contraseña)",
     create_title: "Cree su almacén de MedCrypt",
@@ -147,6 +148,7 @@ const STRINGS = {
     repaired: (seq) => "ATENCIÓN: la entrada n.º " + seq + " registra una reparación: la auditoría había sido alterada antes.",
     take_checkpoint: "Tomar un punto de control", checkpoint_taken: "Punto de control tomado: guarde esta línea en otro lugar (papel, un correo a usted mismo).",
     backup_title: "Copia de seguridad", backup_file: "Archivo de copia", backup: "Hacer copia",
+    backup_help: "La copia se abre con la frase de contraseña de este almacén y conserva las claves de este mes y del anterior hasta que se borre la copia: llévela fuera de esta computadora (una memoria USB guardada con cuidado) y borre las copias antiguas.",
     backed_up: (file) => "Copia escrita en " + file + ". Se abre con la frase de contraseña de este almacén; guárdela tan segura como esta computadora.",
     // The CLI's words are English: each kind of failure also has its own
     // Spanish sentence, shown first.
@@ -300,7 +302,7 @@ async function watchLock() {
     const data = await api("/api/status");
     storeExists = data.store_exists;
     if (!data.unlocked && !$("nav").hidden) { clearAll(); showLocked(); say(T.locked); }
-  } catch (_) { clearAll(); showLocked(); }
+  } catch (_) { if (!$("nav").hidden) { clearAll(); showLocked(); } }
 }
 
 function fill(select, aliases, withEveryone) {
@@ -488,7 +490,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("unlock-view").hidden = true; $("create-view").hidden = true;
     $("emergency-view").hidden = false;
   });
-  on("back-to-unlock", async () => { clearAll(); if ($("nav").hidden) { showLocked(); } else { view("messages"); } });
+  on("back-to-unlock", async () => { clearAll(); showLocked(); });
   on("open-shares", async () => {
     const data = await emergency("patients");
     const choices = $("patient-choices");
@@ -513,11 +515,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("emergency-result").textContent = "";
     $("share-files").value = ""; $("share-text").value = ""; $("reason").value = "";
     say(T.exported(data.exported, data.folder) + " " + auditLine(data));
-    if ($("nav").hidden === false) { show(false); }
   });
   on("rekey", async () => {
+    if ($("rekey-passphrase").value !== $("rekey-repeat").value) { warn(T.mismatch); return; }
     const data = await emergency("rekey", { passphrase: $("rekey-passphrase").value });
-    $("rekey-passphrase").value = "";
+    $("rekey-passphrase").value = ""; $("rekey-repeat").value = "";
     $("share-files").value = ""; $("share-text").value = ""; $("reason").value = "";
     $("emergency-patients").hidden = true;
     const result = $("emergency-result");
