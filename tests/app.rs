@@ -1186,6 +1186,65 @@ fn in_chromium_two_custodians_open_the_store_and_export_one_patient() {
     browser.type_into("#reason", "again");
     browser.click("#open-shares");
     browser.wait_for_text("#alert", "retired");
+
+    // A new set, typed this time; the store gets a new passphrase, asked
+    // twice, and a new recovery code shown once.
+    let fresh = dir.path().join("fresh");
+    doc.ok(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            fresh.to_str().unwrap(),
+            "--custodian",
+            "Medical director",
+            "--custodian",
+            "Records office",
+        ],
+        "",
+        NOV,
+    );
+    let typed: Vec<String> = common::files_in(&fresh)
+        .into_iter()
+        .filter(|name| name.ends_with(".txt"))
+        .map(|name| {
+            std::fs::read_to_string(fresh.join(name))
+                .unwrap()
+                .lines()
+                .find(|l| l.trim_start().starts_with("MEDCRYPT-SHARE:"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(typed.len(), 2);
+    let id = browser.find("#share-files");
+    browser.call(
+        "POST",
+        &browser.at(&format!("/element/{id}/clear")),
+        &serde_json::json!({}),
+    );
+    browser.type_into("#share-text", &typed.join("\n"));
+    browser.type_into("#reason", "physician lost the passphrase");
+    browser.click("#open-shares");
+    browser.wait_for_text("#patient-choices", "alice");
+    browser.type_into("#rekey-passphrase", "custodians-new-phrase-2026");
+    browser.type_into("#rekey-repeat", "a typo");
+    browser.click("#rekey");
+    browser.wait_for_text("#alert", "differ");
+    browser.type_into("#rekey-repeat", "custodians-new-phrase-2026");
+    browser.click("#rekey");
+    browser.wait_for_text("#status", "shares are now retired");
+    let recovery = browser.text("#emergency-result");
+    assert!(recovery.contains("New recovery code"), "{recovery}");
+    browser.screenshot("17-new-passphrase");
+    assert_ne!(
+        doc.run_at(&["pair", "list"], "", NOV).code,
+        0,
+        "the old passphrase still opens"
+    );
+    let listed = doc.run_with(&["pair", "list"], "", NOV, "custodians-new-phrase-2026");
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
 }
 
 #[test]
