@@ -286,6 +286,34 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
     );
     assert_eq!(status, 422, "{body}");
     assert!(!std::path::Path::new(&journal).exists());
+    // Another command replaces the store's key while the page has it
+    // unlocked: nothing is written with the old key, and the page is told
+    // to unlock again.
+    let shares = dir.path().join("shares");
+    doc.ok(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            shares.to_str().unwrap(),
+            "--custodian",
+            "A",
+            "--custodian",
+            "B",
+        ],
+        "",
+        NOV,
+    );
+    let (status, body) = post(
+        app.port,
+        "/api/invite",
+        &cookie,
+        Some(&origin),
+        r#"{"patient":"zoe"}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains(r#""kind":"key-replaced""#), "{body}");
+    assert!(!doc.ok(&["pair", "list"], "", NOV).contains("zoe"));
     assert_eq!(
         post(app.port, "/api/lock", &cookie, Some(&origin), "{}").0,
         200

@@ -429,6 +429,17 @@ fn sender(alias: &str, peer_name: &str) -> String {
 
 /// An error as JSON: the CLI's words and hint, and its kind.
 fn error_json(err: &SessionError) -> Value {
+    if matches!(
+        err,
+        SessionError::Store(crate::store::StoreError::KeyReplaced)
+    ) {
+        // The page locks itself: the passphrase opens the store again.
+        return json!({
+            "error": err.to_string(),
+            "hint": "nothing was written; unlock again with your passphrase",
+            "kind": "key-replaced",
+        });
+    }
     json!({
         "error": err.to_string(),
         "hint": err.hint().map(|h| h.into_owned()).unwrap_or_default(),
@@ -485,8 +496,15 @@ where
 {
     let shared = shared.clone();
     blocking(move || {
-        let guard = lock(&shared.session);
+        let mut guard = lock(&shared.session);
         match guard.as_ref() {
+            // Another command replaced the store's key (an emergency access,
+            // a new escrow split): what this session reads would look
+            // tampered. It is locked; the passphrase opens the store again.
+            Some(session) if session.store().key_replaced().unwrap_or(false) => {
+                guard.take();
+                failure(&SessionError::Store(crate::store::StoreError::KeyReplaced))
+            }
             Some(session) => work(session),
             None => locked(),
         }

@@ -376,6 +376,20 @@ impl Store {
         }
     }
 
+    /// Whether another command replaced the master key since this store
+    /// was opened (a long-running process then reads with stale keys, which
+    /// would look like tampering).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn key_replaced(&self) -> Result<bool> {
+        match self.check_key_current() {
+            Ok(()) => Ok(false),
+            Err(StoreError::KeyReplaced) => Ok(true),
+            Err(other) => Err(other),
+        }
+    }
+
     fn write_key_check(&self) -> Result<()> {
         self.conn.execute(
             "INSERT OR REPLACE INTO unlock (method, kdf, iterations, salt, wrapped_key)

@@ -162,6 +162,7 @@ const STRINGS = {
       "wrong-secret": "Frase de contraseña, código o fragmentos incorrectos: no se abrió nada.",
       "audit-failed": "La auditoría no pasó la verificación.",
       escrow: "Los fragmentos no abren este almacén: no se abrió nada.",
+      "key-replaced": "Otro programa de MedCrypt cambió la clave del almacén: desbloquee de nuevo.",
       locked: "El almacén está bloqueado: escriba su frase de contraseña.",
       usage: "No se pudo hacer lo pedido.", other: "Algo falló."
     },
@@ -197,6 +198,8 @@ function warn(error, hint, kind) {
 }
 function failed(e) {
   if (e.kind === "locked") { show(false); }
+  // Another command replaced the store's key: this unlocking is stale.
+  if (e.kind === "key-replaced") { api("/api/lock", {}).catch(() => {}); show(false); }
   warn(e.error, e.hint, e.kind);
 }
 
