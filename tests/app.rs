@@ -1116,7 +1116,11 @@ fn in_chromium_a_physician_works_through_patients_history_outbox_audit_and_backu
     assert!(line.starts_with("MEDCRYPT-AUDIT:"));
     browser.type_into("#audit-code", "not a code");
     browser.click("#verify");
-    browser.wait_for_text("#alert", "What to do");
+    let alert = browser.wait_for_text("#alert", "What to do");
+    assert!(
+        alert.contains("audit verification code cannot be read"),
+        "{alert}"
+    );
     browser.screenshot("12-audit");
 
     // Backup, beside the store by default; never over an existing file.

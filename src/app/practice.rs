@@ -319,7 +319,14 @@ pub(super) async fn audit_verify(
         let attempt = || -> Result<Value, SessionError> {
             let code = Some(code.trim())
                 .filter(|c| !c.is_empty())
-                .map(crate::codes::parse_verification_code)
+                .map(|code| {
+                    crate::codes::parse_verification_code(code).map_err(|why| {
+                        SessionError::usage(
+                            format!("this audit verification code cannot be read: {why}"),
+                            "type the code again from the paper it was written on; nothing was checked",
+                        )
+                    })
+                })
                 .transpose()?;
             let checkpoint = Some(checkpoint.trim())
                 .filter(|c| !c.is_empty())

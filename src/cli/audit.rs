@@ -65,7 +65,12 @@ pub(super) fn run(session: &Session, action: AuditCommand) -> Result<()> {
                 .as_deref()
                 .map(|code| parse_verification_code(code))
                 .transpose()
-                .map_err(SessionError::from)?;
+                .map_err(|why| {
+                    usage(
+                        format!("this audit verification code cannot be read: {why}"),
+                        "type the code again from the paper it was printed on; nothing was checked",
+                    )
+                })?;
             let checkpoint = checkpoint.as_deref().map(read_checkpoint).transpose()?;
             match session.audit_verify(code.as_ref(), checkpoint.as_ref()) {
                 Ok(report) => {
