@@ -113,6 +113,32 @@ fn post(port: u16, path: &str, cookie: &str, origin: Option<&str>, json: &str) -
     (status, body)
 }
 
+/// A multipart POST of text fields, as the page's forms send them.
+fn multipart(
+    port: u16,
+    path: &str,
+    cookie: &str,
+    origin: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str("--XBOUNDARYX--\r\n");
+    let session = session_headers(cookie);
+    let (status, _, answer) = http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{session}Origin: {origin}\r\nContent-Type: multipart/form-data; boundary=XBOUNDARYX\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    (status, answer)
+}
+
 /// Exchanges the URL's one-time secret for the session cookie
 /// (`medcrypt_session=…`) and the API token (the redirect's fragment),
 /// joined by a newline (see [`session_headers`]).
@@ -286,6 +312,38 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
     );
     assert_eq!(status, 422, "{body}");
     assert!(!std::path::Path::new(&journal).exists());
+    let shouting =
+        format!("{}-JOURNAL", doc.store.display()).replace("store.sqlite", "STORE.SQLITE");
+    let (status, body) = post(
+        app.port,
+        "/api/backup",
+        &cookie,
+        Some(&origin),
+        &serde_json::json!({ "file": shouting }).to_string(),
+    );
+    assert_eq!(status, 422, "{body}");
+    // A name that only starts like the store's is a fine backup name.
+    let bak = format!("{}.bak", doc.store.display());
+    let (status, body) = post(
+        app.port,
+        "/api/backup",
+        &cookie,
+        Some(&origin),
+        &serde_json::json!({ "file": bak }).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    // A break-glass attempt refused before anything is opened leaves the
+    // unlocked store as it was (review finding: it locked it).
+    let (status, body) = multipart(
+        app.port,
+        "/api/emergency",
+        &cookie,
+        &origin,
+        &[("mode", "export"), ("patient", "nobody"), ("reason", "")],
+    );
+    assert_eq!(status, 422, "{body}");
+    let (_, _, body) = get(app.port, "/api/status", &host, Some(&cookie));
+    assert!(body.contains(r#""unlocked":true"#), "{body}");
     // Another command replaces the store's key while the page has it
     // unlocked: nothing is written with the old key, and the page is told
     // to unlock again.
@@ -348,6 +406,43 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+}
+
+/// Stop from the page ends the app even while another local program holds
+/// a request half-sent (review finding: the key stayed in memory until that
+/// connection closed).
+#[test]
+fn stop_ends_the_app_even_with_a_stalled_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let pat = Party::new(dir.path(), "patient");
+    pat.ok(&["init"], "", NOV);
+    let mut app = App::start(&pat);
+    let cookie = exchange(&app);
+    let origin = format!("http://127.0.0.1:{}", app.port);
+    let unlock = format!(r#"{{"passphrase":"{PASSPHRASE}"}}"#);
+    assert_eq!(
+        post(app.port, "/api/unlock", &cookie, Some(&origin), &unlock).0,
+        200
+    );
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+    write!(
+        stalled,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+        app.port
+    )
+    .unwrap();
+    let asked = std::time::Instant::now();
+    assert_eq!(
+        post(app.port, "/api/stop", &cookie, Some(&origin), "{}").0,
+        200
+    );
+    let exited = (0..300).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        app.child.try_wait().unwrap().is_some()
+    });
+    assert!(exited, "still running 30 s after Stop");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(20));
+    drop(stalled);
 }
 
 #[test]

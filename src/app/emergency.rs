@@ -71,7 +71,8 @@ pub(super) async fn combine(
     };
     let worker = shared.clone();
     blocking(move || {
-        // No other request uses the store while the custodians open it.
+        // No other request uses the store while the custodians open it
+        // (a session unlocked here keeps its connection idle meanwhile).
         let mut open_here = lock(&worker.session);
         let shares = match shares_of(&upload) {
             Ok(shares) => shares,
@@ -98,11 +99,6 @@ pub(super) async fn combine(
                 );
             }
         };
-        if !matches!(action, CombineAction::ListPatients) {
-            // The store's key is about to be replaced: whoever had it
-            // unlocked here opens it again with the new one.
-            open_here.take();
-        }
         let outcome = Session::escrow_combine(
             &worker.store,
             worker.clock.clone(),
@@ -111,6 +107,15 @@ pub(super) async fn combine(
             action,
             &crate::agent::telegram::deliver_notices_now,
         );
+        // The store's key was replaced (an export or a new passphrase):
+        // whoever had it unlocked here opens it again with the new one.
+        // A refusal replaced nothing and leaves it as it was.
+        if open_here
+            .as_ref()
+            .is_some_and(|session| session.store().key_replaced().unwrap_or(true))
+        {
+            open_here.take();
+        }
         match outcome {
             Ok(outcome) => {
                 let audit = match &outcome.audit {

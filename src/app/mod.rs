@@ -92,7 +92,27 @@ struct Shared {
     last_request: Mutex<(Instant, std::time::SystemTime)>,
     /// Wrong passphrases in a row: each answer waits longer.
     failed_unlocks: Mutex<u32>,
-    stop: tokio::sync::Notify,
+    /// Set once the app is asked to stop (from the page or by a signal).
+    stop: tokio::sync::watch::Sender<bool>,
+    /// How long without the page's changes before the store locks.
+    idle: Duration,
+}
+
+/// The lock when free (a poisoned one too: a request that failed must not
+/// stop the idle lock), `None` when busy.
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Whether the page made no change for the idle time, on either clock (the
+/// monotonic one stands still while the computer sleeps).
+fn idle_passed(shared: &Shared) -> bool {
+    let (monotonic, wall) = *lock(&shared.last_request);
+    monotonic.elapsed().max(wall.elapsed().unwrap_or_default()) >= shared.idle
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -152,7 +172,8 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
             session: Mutex::new(None),
             last_request: Mutex::new((Instant::now(), std::time::SystemTime::now())),
             failed_unlocks: Mutex::new(0),
-            stop: tokio::sync::Notify::new(),
+            stop: tokio::sync::watch::Sender::new(false),
+            idle: options.idle_lock,
         });
         let app = Router::new()
             .route("/", get(index))
@@ -206,21 +227,18 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
         // The address actually bound (127.0.0.1 or [::1]).
         started(&format!("http://{local}/?s={}", secret.as_str()));
         drop(secret);
-        let idle = options.idle_lock;
         let watcher = shared.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(5).min(idle)).await;
-                let (monotonic, wall) = *lock(&watcher.last_request);
-                let slept = wall.elapsed().unwrap_or_default();
-                if monotonic.elapsed().max(slept) < idle {
+                tokio::time::sleep(Duration::from_secs(5).min(watcher.idle)).await;
+                if !idle_passed(&watcher) {
                     continue;
                 }
                 // Busy with a request is not idle; the lock waits for it
                 // on the blocking pool, never on this thread.
                 let locking = watcher.clone();
                 tokio::task::spawn_blocking(move || {
-                    if let Ok(mut session) = locking.session.try_lock()
+                    if let Some(mut session) = try_lock(&locking.session)
                         && session.take().is_some()
                     {
                         tracing::info!("idle: the store is locked again");
@@ -230,18 +248,28 @@ pub fn run(options: &Options, clock: Clock, started: impl FnOnce(&str)) -> Resul
         });
         let signal = crate::agent::telegram::shutdown_signal()
             .map_err(|e| AppError::Listen(e.to_string()))?;
-        let stopping = shared.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = signal => {}
-                    _ = stopping.stop.notified() => {}
-                }
-            })
-            .await
-            .map_err(|e| AppError::Listen(e.to_string()))?;
+        let signalled = shared.clone();
+        tokio::spawn(async move {
+            signal.await;
+            signalled.stop.send_replace(true);
+        });
+        let mut asked = shared.stop.subscribe();
+        let mut deadline = shared.stop.subscribe();
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = asked.wait_for(|stop| *stop).await;
+        });
+        tokio::select! {
+            done = served => done.map_err(|e| AppError::Listen(e.to_string()))?,
+            // A connection that never finishes its request must not keep
+            // the app (and its key) alive.
+            _ = async move {
+                let _ = deadline.wait_for(|stop| *stop).await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            } => {}
+        }
         // Locked: the key leaves memory with the session.
-        lock(&shared.session).take();
+        let closing = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || lock(&closing.session).take()).await;
         Ok(())
     })
 }
@@ -331,6 +359,13 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
             refuse(StatusCode::FORBIDDEN, "cross-origin request refused")
         } else {
             if changes {
+                // Woken after the idle time (before the watcher looked):
+                // locked first, then this change counts.
+                if idle_passed(&shared) {
+                    let locking = shared.clone();
+                    let _ =
+                        tokio::task::spawn_blocking(move || lock(&locking.session).take()).await;
+                }
                 // Only what the page itself does keeps the store open.
                 *lock(&shared.last_request) = (Instant::now(), std::time::SystemTime::now());
             }
@@ -571,10 +606,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         Ok(crate::store::StoreFile::Present) | Err(_)
     );
     // Busy with a request (a large file): unlocked, and never waited for.
-    let unlocked = shared
-        .session
-        .try_lock()
-        .map_or(true, |session| session.is_some());
+    let unlocked = try_lock(&shared.session).is_none_or(|session| session.is_some());
     axum::Json(json!({
         "unlocked": unlocked,
         "store_exists": exists,
@@ -716,9 +748,10 @@ async fn encrypt(
 }
 
 async fn stop(State(shared): State<Arc<Shared>>) -> Response {
-    // The server stops once running requests are answered; the key goes
-    // with the session after that.
-    shared.stop.notify_one();
+    // Locked first (after a request still running), then the server stops.
+    let locking = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || lock(&locking.session).take()).await;
+    shared.stop.send_replace(true);
     axum::Json(json!({ "ok": true, "message": "MedCrypt stopped. You can close this page." }))
         .into_response()
 }
@@ -874,10 +907,16 @@ impl Upload {
             fields: std::collections::HashMap::new(),
         };
         loop {
-            if upload.files.len() >= 64 || upload.fields.len() >= 16 {
+            if upload.files.len() >= 64 {
                 return Err(unprocessable(
                     "too many files at once (64 at most)",
                     "choose the file, or the parts of one file",
+                ));
+            }
+            if upload.fields.len() >= 16 {
+                return Err(unprocessable(
+                    "this form has too many fields",
+                    "reload the page and try again",
                 ));
             }
             let field = match form.next_field().await {

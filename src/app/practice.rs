@@ -153,11 +153,9 @@ pub(super) async fn history_file(
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
     // Ids start at 1 (and `id - 1` must not overflow).
-    let id = body
-        .get("id")
-        .and_then(Value::as_i64)
-        .filter(|id| *id > 0)
-        .unwrap_or(1);
+    let Some(id) = body.get("id").and_then(Value::as_i64).filter(|id| *id > 0) else {
+        return unprocessable("no such item", "choose the file in the history again");
+    };
     with_session(&shared, move |session| {
         let attempt = || -> Result<Response, SessionError> {
             let item = session

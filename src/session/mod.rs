@@ -288,8 +288,10 @@ impl Session {
                 "give another file name for the backup",
             ));
         }
-        // The database's own side files (`-journal`, `-wal`, `-shm`) beside
-        // it: a backup there would be taken for one and lock the store.
+        // The database's own side files beside it (`-journal`, `-wal`,
+        // `-shm`, `-mj…`): a backup there would be taken for one and lock
+        // the store, or be deleted by it. Compared without case (macOS and
+        // Windows), with the store's path as given and as resolved.
         let folder = |p: &Path| {
             p.parent()
                 .filter(|d| !d.as_os_str().is_empty())
@@ -297,13 +299,19 @@ impl Session {
                 .canonicalize()
                 .ok()
         };
-        if let (Some(name), Some(store_name)) = (dest.file_name(), self.store.path().file_name())
-            && name
-                .to_string_lossy()
-                .starts_with(&*store_name.to_string_lossy())
-            && folder(dest).is_some()
-            && folder(dest) == folder(self.store.path())
-        {
+        let side_file_of = |store: &Path| {
+            let (Some(name), Some(store_name)) = (dest.file_name(), store.file_name()) else {
+                return false;
+            };
+            let name = name.to_string_lossy().to_lowercase();
+            let store_name = store_name.to_string_lossy().to_lowercase();
+            let side = name.strip_prefix(&store_name).is_some_and(|rest| {
+                ["-journal", "-wal", "-shm"].contains(&rest) || rest.starts_with("-mj")
+            });
+            side && folder(dest).is_some() && folder(dest) == folder(store)
+        };
+        let resolved = self.store.path().canonicalize().ok();
+        if side_file_of(self.store.path()) || resolved.as_deref().is_some_and(side_file_of) {
             return Err(Error::usage(
                 format!("{} is a name the store's own files use", dest.display()),
                 "give the backup another name, e.g. backup-2026-11-24.sqlite",
