@@ -907,3 +907,52 @@ fn an_agent_back_from_a_holiday_checks_its_clock_against_the_server() {
     assert!(stderr.contains("server time"), "{stderr}");
     assert!(fake.requests("getUpdates") > 0);
 }
+
+/// A split (or an emergency access) replaces the store's key under a
+/// running agent: the agent stops saying so and that starting it again is
+/// all it takes — never that the store was tampered with (its old keys
+/// read every row as altered).
+#[test]
+fn an_agent_whose_store_key_was_replaced_says_so_not_tampered() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTelegram::start(TOKEN, "clinic_bot").unwrap();
+    let (doc, pat) = connected(dir.path(), &fake);
+    let agent = Agent::start(&doc, &fake, &[]);
+    let shares = dir.path().join("shares");
+    doc.ok(
+        &[
+            "escrow",
+            "split",
+            "--out-dir",
+            shares.to_str().unwrap(),
+            "--custodian",
+            "A",
+            "--custodian",
+            "B",
+        ],
+        "",
+        NOV,
+    );
+    let wire = pat.ok(&["encrypt", "--to", "dr-silva", "after the split"], "", NOV);
+    fake.user_sends_text(PATIENT_CHAT, wire.trim());
+    let mut child = agent.child;
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the agent went on with the old key"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("key was replaced"), "{stderr}");
+    assert!(!stderr.contains("modified outside"), "{stderr}");
+    // Started again, it takes the message.
+    let again = Agent::start(&doc, &fake, &[]);
+    wait_until("the message", || {
+        doc.ok(&["inbox"], "", NOV).contains("after the split")
+    });
+    again.stop();
+}

@@ -65,15 +65,31 @@ pub(super) fn run(ctx: &super::Context, session: &Session, transport: AgentComma
             }
             super::start_using(session)?;
             medcrypt::agent::telegram::remember(session, &options)?;
-            Ok(medcrypt::agent::telegram::run(session, &options)?)
+            stale_key_first(session, medcrypt::agent::telegram::run(session, &options))
         }
         AgentCommand::WhatsApp(args) => {
             let options = whatsapp_options(session, args)?;
             super::check_clock(ctx, session, None)?;
             io::init_logging();
             super::start_using(session)?;
-            Ok(medcrypt::agent::whatsapp::run(session, &options)?)
+            stale_key_first(session, medcrypt::agent::whatsapp::run(session, &options))
         }
+    }
+}
+
+/// An agent that stopped on an error after another command replaced the
+/// store's key under it (an escrow split, an emergency access) says that,
+/// not what its old keys made of the rows: every row reads as altered.
+fn stale_key_first<E>(session: &Session, ran: std::result::Result<(), E>) -> Result<()>
+where
+    anyhow::Error: From<E>,
+{
+    match ran {
+        Ok(()) => Ok(()),
+        Err(_) if session.store().key_replaced().unwrap_or(false) => {
+            Err(medcrypt::session::Error::from(medcrypt::store::StoreError::KeyReplaced).into())
+        }
+        Err(err) => Err(err.into()),
     }
 }
 
