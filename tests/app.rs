@@ -1178,6 +1178,8 @@ fn in_chromium_a_physician_works_through_patients_history_outbox_audit_and_backu
     // The history: the patient's text, the file to save, when each goes,
     // and when every key is destroyed.
     browser.view("history");
+    browser.wait_for_text("#history", "Allergic to penicillin.");
+    browser.click("#refresh-history");
     let history = browser.wait_for_text("#history", "Allergic to penicillin.");
     assert!(
         history.contains("ecg.pdf") && history.contains("deleted on"),

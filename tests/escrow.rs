@@ -609,3 +609,34 @@ fn a_process_holding_the_old_key_writes_nothing_after_a_replacement() {
     fresh.integrity().unwrap();
     fresh.set_setting("name", "Dr. Fresh", now).unwrap();
 }
+
+/// `inbox --follow` runs for hours: a split under it stops it with "the
+/// key was replaced", not with what its stale keys make of the rows.
+#[test]
+fn inbox_follow_stops_when_the_key_is_replaced_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = store_with_records(dir.path());
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_medcrypt"))
+        .arg("--store")
+        .arg(&doc.store)
+        .args(["inbox", "--follow"])
+        .env("MEDCRYPT_PASSPHRASE", PASSPHRASE)
+        .env("MEDCRYPT_NOW", NOV)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    split(&doc, &dir.path().join("shares"), &[]);
+    let stopped = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        follow.try_wait().unwrap().is_some()
+    });
+    if !stopped {
+        let _ = follow.kill();
+    }
+    let out = follow.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stopped, "still following with the old key: {stderr}");
+    assert!(stderr.contains("key was replaced"), "{stderr}");
+}

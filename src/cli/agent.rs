@@ -296,6 +296,13 @@ pub(super) fn inbox(
     let mut last = 0;
     let mut shown = 0;
     loop {
+        // Following for hours: another command may replace the store's key
+        // meanwhile (an escrow split), and stale keys read rows as altered.
+        if follow && session.store().key_replaced()? {
+            return Err(
+                medcrypt::session::Error::from(medcrypt::store::StoreError::KeyReplaced).into(),
+            );
+        }
         for item in session.inbox(from, last)? {
             last = item.id;
             shown += 1;

@@ -615,6 +615,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     $("encrypted-file").value = "";
   });
   $("history-from").addEventListener("change", () => view("history"));
+  on("refresh-history", () => view("history"));
   on("queue-text", async () => {
     const data = await api("/api/send", { to: $("send-to").value, text: $("send-text").value });
     $("send-text").value = "";
