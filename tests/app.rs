@@ -113,6 +113,11 @@ fn post(port: u16, path: &str, cookie: &str, origin: Option<&str>, json: &str) -
     (status, body)
 }
 
+/// `{"file": name}`.
+fn file_json(name: &str) -> String {
+    serde_json::json!({ "file": name }).to_string()
+}
+
 /// A multipart POST of text fields, as the page's forms send them.
 fn multipart(
     port: u16,
@@ -308,7 +313,7 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
         "/api/backup",
         &cookie,
         Some(&origin),
-        &serde_json::json!({ "file": journal }).to_string(),
+        &file_json(&journal),
     );
     assert_eq!(status, 422, "{body}");
     assert!(!std::path::Path::new(&journal).exists());
@@ -319,7 +324,7 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
         "/api/backup",
         &cookie,
         Some(&origin),
-        &serde_json::json!({ "file": shouting }).to_string(),
+        &file_json(&shouting),
     );
     assert_eq!(status, 422, "{body}");
     // A name that only starts like the store's is a fine backup name.
@@ -329,7 +334,7 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
         "/api/backup",
         &cookie,
         Some(&origin),
-        &serde_json::json!({ "file": bak }).to_string(),
+        &file_json(&bak),
     );
     assert_eq!(status, 200, "{body}");
     // A break-glass attempt refused before anything is opened leaves the
@@ -348,20 +353,7 @@ fn only_this_computer_with_the_session_the_right_host_and_origin() {
     // unlocked: nothing is written with the old key, and the page is told
     // to unlock again.
     let shares = dir.path().join("shares");
-    doc.ok(
-        &[
-            "escrow",
-            "split",
-            "--out-dir",
-            shares.to_str().unwrap(),
-            "--custodian",
-            "A",
-            "--custodian",
-            "B",
-        ],
-        "",
-        NOV,
-    );
+    doc.split_among(&shares, &["A", "B"]);
     let (status, body) = post(
         app.port,
         "/api/invite",
@@ -1157,12 +1149,7 @@ fn in_chromium_a_physician_works_through_patients_history_outbox_audit_and_backu
     // The outbox with its states; a failed item is retried from the page.
     // As the agent records a refusal.
     let now = medcrypt::parse_utc(NOV).unwrap();
-    let store = medcrypt::store::Store::open(
-        &doc.store,
-        &secrecy::SecretString::from(PASSPHRASE.to_owned()),
-        now,
-    )
-    .unwrap();
+    let store = doc.open_store();
     store
         .outbox_set_state(2, "failed", None, Some("refused by the messenger"), now)
         .unwrap();
@@ -1242,21 +1229,9 @@ fn in_chromium_two_custodians_open_the_store_and_export_one_patient() {
     let dir = tempfile::tempdir().unwrap();
     let doc = common::store_with_records(dir.path());
     let shares = dir.path().join("shares");
-    doc.ok(
-        &[
-            "escrow",
-            "split",
-            "--out-dir",
-            shares.to_str().unwrap(),
-            "--custodian",
-            "Medical director",
-            "--custodian",
-            "Records office",
-            "--custodian",
-            "Maria Silva",
-        ],
-        "",
-        NOV,
+    doc.split_among(
+        &shares,
+        &["Medical director", "Records office", "Maria Silva"],
     );
     let page = shares.join("share-1-medical-director.txt");
     let photo = shares.join("share-2-records-office.png");
@@ -1319,20 +1294,7 @@ fn in_chromium_two_custodians_open_the_store_and_export_one_patient() {
     // A new set, typed this time; the store gets a new passphrase, asked
     // twice, and a new recovery code shown once.
     let fresh = dir.path().join("fresh");
-    doc.ok(
-        &[
-            "escrow",
-            "split",
-            "--out-dir",
-            fresh.to_str().unwrap(),
-            "--custodian",
-            "Medical director",
-            "--custodian",
-            "Records office",
-        ],
-        "",
-        NOV,
-    );
+    doc.split_among(&fresh, &["Medical director", "Records office"]);
     let typed: Vec<String> = common::files_in(&fresh)
         .into_iter()
         .filter(|name| name.ends_with(".txt"))

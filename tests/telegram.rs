@@ -919,20 +919,7 @@ fn an_agent_whose_store_key_was_replaced_says_so_not_tampered() {
     let (doc, pat) = connected(dir.path(), &fake);
     let agent = Agent::start(&doc, &fake, &[]);
     let shares = dir.path().join("shares");
-    doc.ok(
-        &[
-            "escrow",
-            "split",
-            "--out-dir",
-            shares.to_str().unwrap(),
-            "--custodian",
-            "A",
-            "--custodian",
-            "B",
-        ],
-        "",
-        NOV,
-    );
+    doc.split_among(&shares, &["A", "B"]);
     let wire = pat.ok(&["encrypt", "--to", "dr-silva", "after the split"], "", NOV);
     fake.user_sends_text(PATIENT_CHAT, wire.trim());
     let mut child = agent.child;

@@ -61,14 +61,7 @@ fn export_dir(
 
 /// `POST /api/emergency` (multipart: share files, `share_text`,
 /// `reason`, `mode` = patients | export | rekey, `patient`, `passphrase`).
-pub(super) async fn combine(
-    State(shared): State<Arc<Shared>>,
-    form: axum::extract::Multipart,
-) -> Response {
-    let upload = match Upload::read(form).await {
-        Ok(upload) => upload,
-        Err(refused) => return refused,
-    };
+pub(super) async fn combine(State(shared): State<Arc<Shared>>, upload: Upload) -> Response {
     let worker = shared.clone();
     blocking(move || {
         // No other request uses the store while the custodians open it

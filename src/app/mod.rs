@@ -900,6 +900,18 @@ struct Upload {
     fields: std::collections::HashMap<String, Zeroizing<String>>,
 }
 
+/// The page's multipart forms, read as one: a handler takes an `Upload`.
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Upload {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let form = axum::extract::Multipart::from_request(request, state)
+            .await
+            .map_err(|_| unprocessable("the files could not be received", "choose them again"))?;
+        Self::read(form).await
+    }
+}
+
 impl Upload {
     async fn read(mut form: axum::extract::Multipart) -> Result<Self, Response> {
         let mut upload = Self {
@@ -979,14 +991,7 @@ fn write_uploads(
 /// answers the content as a download. The encrypted uploads pass through
 /// a private temporary folder beside the store (removed at once); no
 /// plaintext is written anywhere.
-async fn decrypt_file(
-    State(shared): State<Arc<Shared>>,
-    form: axum::extract::Multipart,
-) -> Response {
-    let upload = match Upload::read(form).await {
-        Ok(upload) => upload,
-        Err(refused) => return refused,
-    };
+async fn decrypt_file(State(shared): State<Arc<Shared>>, upload: Upload) -> Response {
     with_session(&shared, move |session| {
         if upload.files.is_empty() {
             return unprocessable("no file", "choose the .medcrypt file, or every part of it");

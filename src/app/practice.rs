@@ -234,14 +234,7 @@ pub(super) async fn send_text(
 
 /// `POST /api/send-file` (multipart: `to`, one file): encrypted from
 /// memory and queued for the agent; the plaintext never touches the disk.
-pub(super) async fn send_file(
-    State(shared): State<Arc<Shared>>,
-    form: axum::extract::Multipart,
-) -> Response {
-    let upload = match Upload::read(form).await {
-        Ok(upload) => upload,
-        Err(refused) => return refused,
-    };
+pub(super) async fn send_file(State(shared): State<Arc<Shared>>, upload: Upload) -> Response {
     with_session(&shared, move |session| {
         let [(name, bytes)] = upload.files.as_slice() else {
             return unprocessable("choose one file to send", "send several files one by one");

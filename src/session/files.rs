@@ -63,6 +63,28 @@ pub struct DecryptedFile {
     pub received_before: Option<String>,
 }
 
+impl DecryptedFile {
+    fn new(
+        path: PathBuf,
+        metadata: Metadata,
+        sha256: [u8; 32],
+        pairing: crate::store::PairingInfo,
+        receipt: Receipt,
+    ) -> Self {
+        Self {
+            path,
+            metadata,
+            sha256,
+            alias: pairing.alias,
+            peer_name: pairing.peer_name,
+            received_before: match receipt {
+                Receipt::Again(item) => Some(item.received_at),
+                Receipt::New { .. } => None,
+            },
+        }
+    }
+}
+
 fn random_suffix() -> String {
     let mut bytes = [0u8; 4];
     OsRng.fill_bytes(&mut bytes);
@@ -712,17 +734,13 @@ impl Session {
                         return Err(err);
                     }
                 };
-                return Ok(DecryptedFile {
-                    path: PathBuf::new(),
+                return Ok(DecryptedFile::new(
+                    PathBuf::new(),
                     metadata,
                     sha256,
-                    alias: pairing.alias,
-                    peer_name: pairing.peer_name,
-                    received_before: match receipt {
-                        Receipt::Again(item) => Some(item.received_at),
-                        Receipt::New { .. } => None,
-                    },
-                });
+                    pairing,
+                    receipt,
+                ));
             }
         };
 
@@ -794,17 +812,7 @@ impl Session {
                 return Err(err.into());
             }
         };
-        Ok(DecryptedFile {
-            path: dest,
-            metadata,
-            sha256,
-            alias: pairing.alias,
-            peer_name: pairing.peer_name,
-            received_before: match receipt {
-                Receipt::Again(item) => Some(item.received_at),
-                Receipt::New { .. } => None,
-            },
-        })
+        Ok(DecryptedFile::new(dest, metadata, sha256, pairing, receipt))
     }
 }
 

@@ -97,6 +97,26 @@ impl Party {
         self.run_with(args, stdin, now, PASSPHRASE)
     }
 
+    /// The store itself, opened as a long-running process holds it (the
+    /// agent), at [`NOV`].
+    pub fn open_store(&self) -> medcrypt::store::Store {
+        medcrypt::store::Store::open(
+            &self.store,
+            &secrecy::SecretString::from(PASSPHRASE.to_owned()),
+            medcrypt::parse_utc(NOV).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// `escrow split` among `custodians` (threshold 2), pages into `dir`.
+    pub fn split_among(&self, dir: &Path, custodians: &[&str]) -> String {
+        let mut args = vec!["escrow", "split", "--out-dir", dir.to_str().unwrap()];
+        for custodian in custodians {
+            args.extend(["--custodian", custodian]);
+        }
+        self.ok(&args, "", NOV)
+    }
+
     /// Runs and expects success.
     pub fn ok(&self, args: &[&str], stdin: &str, now: &str) -> String {
         let run = self.run_at(args, stdin, now);
@@ -304,12 +324,7 @@ pub fn store_with_records(dir: &Path) -> Party {
     let (doc, _pat, _) = paired(dir);
     // What the agent stores when a patient's text and file arrive.
     let now = medcrypt::parse_utc(NOV).unwrap();
-    let store = medcrypt::store::Store::open(
-        &doc.store,
-        &secrecy::SecretString::from(PASSPHRASE.to_owned()),
-        now,
-    )
-    .unwrap();
+    let store = doc.open_store();
     let alice = store.pairing("alice").unwrap();
     let epoch = medcrypt::Epoch::containing(now);
     store
