@@ -97,6 +97,32 @@ fn patient_sends(patient: &Store, fake: &FakeTelegram, text: &str) -> Result<Str
     Ok(wire)
 }
 
+/// Records the pairing of `invite` on one side: the physician's (the
+/// patient's name is the alias) or the patient's (with the physician's
+/// name from the invitation).
+fn record_pairing(
+    store: &Store,
+    alias: &str,
+    role: Role,
+    invite: &PairingInvite,
+) -> Result<(), Error> {
+    let peer_name = match role {
+        Role::Patient => invite.physician_name.as_str(),
+        Role::Physician => "",
+    };
+    store.add_pairing(
+        alias,
+        role,
+        peer_name,
+        &invite.secret.first_epoch_key(invite.start),
+        &invite.secret.pairing_token(),
+        &invite.secret.safety_number(invite.start),
+        invite.expires,
+        now(),
+    )?;
+    Ok(())
+}
+
 /// Step 5: a second patient on WhatsApp. The agent is a webhook server;
 /// the fake Cloud API signs and delivers each message to it.
 fn whatsapp(
@@ -122,16 +148,7 @@ fn whatsapp(
         whatsapp_number: physician.setting("whatsapp_number")?,
         expires: Some(now() + chrono::Duration::hours(24)),
     };
-    physician.add_pairing(
-        "bob",
-        Role::Physician,
-        "",
-        &invite.secret.first_epoch_key(start),
-        &invite.secret.pairing_token(),
-        &invite.secret.safety_number(start),
-        invite.expires,
-        now(),
-    )?;
+    record_pairing(physician, "bob", Role::Physician, &invite)?;
     let scanned = PairingInvite::from_uri(&qr::decode_image(&qr::render_png(&invite.to_uri())?)?)?;
     let bob = Store::create(
         &dir.join("patient-bob.sqlite"),
@@ -141,16 +158,7 @@ fn whatsapp(
         now(),
     )?
     .0;
-    bob.add_pairing(
-        "dr-silva",
-        Role::Patient,
-        &scanned.physician_name,
-        &scanned.secret.first_epoch_key(scanned.start),
-        &scanned.secret.pairing_token(),
-        &scanned.secret.safety_number(scanned.start),
-        scanned.expires,
-        now(),
-    )?;
+    record_pairing(&bob, "dr-silva", Role::Patient, &scanned)?;
     let token = scanned.secret.pairing_token();
     let link = token.whatsapp_link(scanned.whatsapp_number.as_deref().unwrap_or_default());
     println!("the QR carries the practice's number; the patient opens {link}");
@@ -325,16 +333,7 @@ fn main() -> Result<(), Error> {
     };
     let png_path = dir.join("pairing.png");
     std::fs::write(&png_path, qr::render_png(&invite.to_uri())?)?;
-    physician.add_pairing(
-        "alice",
-        Role::Physician,
-        "",
-        &invite.secret.first_epoch_key(start),
-        &invite.secret.pairing_token(),
-        &invite.secret.safety_number(start),
-        invite.expires,
-        now(),
-    )?;
+    record_pairing(&physician, "alice", Role::Physician, &invite)?;
     println!(
         "physician shows the QR code (written to {})",
         png_path.display()
@@ -348,16 +347,7 @@ fn main() -> Result<(), Error> {
         now(),
     )?;
     let scanned = PairingInvite::from_uri(&qr::decode_image(&std::fs::read(&png_path)?)?)?;
-    patient.add_pairing(
-        "dr-silva",
-        Role::Patient,
-        &scanned.physician_name,
-        &scanned.secret.first_epoch_key(scanned.start),
-        &scanned.secret.pairing_token(),
-        &scanned.secret.safety_number(scanned.start),
-        scanned.expires,
-        now(),
-    )?;
+    record_pairing(&patient, "dr-silva", Role::Patient, &scanned)?;
     println!(
         "patient scanned it; both screens show the safety number {}",
         scanned.secret.safety_number(scanned.start)

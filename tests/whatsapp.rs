@@ -253,8 +253,7 @@ fn encrypt_file(pat: &Party, dir: &Path, name: &str, bytes: &[u8], extra: &[&str
 fn handshake_signatures_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeWhatsApp::start(TOKEN, APP_SECRET, PNID).unwrap();
-    let doc = Party::new(dir.path(), "physician");
-    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    let doc = Party::init(dir.path(), "physician", &["--name", "Dr. Ana Silva"]);
     let agent = Agent::start(&doc, &fake);
 
     let ok = agent.get(&format!(
@@ -305,8 +304,7 @@ fn handshake_signatures_and_health() {
 #[test]
 fn missing_settings_are_each_named() {
     let dir = tempfile::tempdir().unwrap();
-    let doc = Party::new(dir.path(), "physician");
-    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    let doc = Party::init(dir.path(), "physician", &["--name", "Dr. Ana Silva"]);
     let out = Command::new(env!("CARGO_BIN_EXE_medcrypt"))
         .arg("--store")
         .arg(&doc.store)
@@ -824,8 +822,7 @@ fn a_stale_binding_message_binds_nothing() {
 fn https_with_a_certificate_and_a_clear_error_for_a_wrong_key() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeWhatsApp::start(TOKEN, APP_SECRET, PNID).unwrap();
-    let doc = Party::new(dir.path(), "physician");
-    doc.ok(&["init", "--name", "Dr. Ana Silva"], "", NOV);
+    let doc = Party::init(dir.path(), "physician", &["--name", "Dr. Ana Silva"]);
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
     let cert = fixtures.join("cert.pem");
     let key = fixtures.join("key.pem");

@@ -55,6 +55,8 @@ impl Transport {
 /// late (WhatsApp retries webhooks for 7 days) must not bind a chat.
 pub const BIND_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
+#[cfg(any(feature = "fake-telegram", feature = "fake-whatsapp"))]
+mod fake_server;
 pub mod telegram;
 pub mod whatsapp;
 

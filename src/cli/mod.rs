@@ -419,3 +419,25 @@ fn dispatch(ctx: &Context, session: &mut Session, command: Command) -> Result<()
         Command::Audit { action } => audit::run(session, action),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The page the browser is started on holds the one-time secret: only
+    /// this user may read it, and it forwards to the address at once.
+    #[test]
+    fn the_launch_page_is_private_and_forwards_to_the_address() {
+        let url = "http://127.0.0.1:4242/?s=ONE-TIME-SECRET";
+        let dir = super::launch_page(url).unwrap();
+        let page = dir.join("open.html");
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert!(text.contains(&format!("content=\"0;url={url}\"")), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode(&dir) & 0o777, 0o700);
+            assert_eq!(mode(&page) & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

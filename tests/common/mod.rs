@@ -97,6 +97,16 @@ impl Party {
         self.run_with(args, stdin, now, PASSPHRASE)
     }
 
+    /// A new store in `dir/name`, made by `init` with `args` (e.g.
+    /// `["--name", "Dr. Ana Silva"]`).
+    pub fn init(dir: &Path, name: &str, args: &[&str]) -> Self {
+        let party = Self::new(dir, name);
+        let mut all = vec!["init"];
+        all.extend_from_slice(args);
+        party.ok(&all, "", NOV);
+        party
+    }
+
     /// The store itself, opened as a long-running process holds it (the
     /// agent), at [`NOV`].
     pub fn open_store(&self) -> medcrypt::store::Store {

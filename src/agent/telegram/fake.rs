@@ -7,7 +7,6 @@
 //! never touches the network beyond loopback.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+
+use crate::agent::fake_server::FakeServer;
 
 /// Something the bot sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,15 +86,13 @@ impl Shared {
 /// A running fake Bot API. Dropping it stops the server.
 pub struct FakeTelegram {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: FakeServer,
 }
 
 impl std::fmt::Debug for FakeTelegram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeTelegram")
-            .field("addr", &self.addr)
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
@@ -138,10 +137,6 @@ impl FakeTelegram {
             }),
             new_update: Notify::new(),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
             .route("/file/{bot}/{*path}", get(download))
             .route("/{bot}/{method}", any(method))
@@ -151,36 +146,15 @@ impl FakeTelegram {
                 stamp_date,
             ))
             .with_state(shared.clone());
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
         Ok(Self {
+            server: FakeServer::start(1, app)?,
             shared,
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
         })
     }
 
     /// The base URL to put in `TELOXIDE_API_URL`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// A patient (chat `chat_id`) sends `text`; returns the update id.
@@ -299,17 +273,6 @@ impl FakeTelegram {
     /// Sets the faults to inject.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.lock().faults = faults;
-    }
-}
-
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -25,6 +25,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::agent::fake_server::FakeServer;
+
 /// The API version in the fake's URLs.
 pub const VERSION: &str = "v25.0";
 
@@ -113,15 +115,13 @@ impl Shared {
 /// A running fake Cloud API. Dropping it stops the server.
 pub struct FakeWhatsApp {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: FakeServer,
 }
 
 impl std::fmt::Debug for FakeWhatsApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeWhatsApp")
-            .field("addr", &self.addr)
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
@@ -182,14 +182,6 @@ impl FakeWhatsApp {
             runtime: Mutex::new(None),
             addr: Mutex::new(None),
         });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        *shared
-            .addr
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(addr);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
             .route(&format!("/{VERSION}/{{pnid}}/messages"), post(messages))
             .route(&format!("/{VERSION}/{{pnid}}/media"), post(upload))
@@ -197,45 +189,22 @@ impl FakeWhatsApp {
             .route("/download/{media}", get(download))
             .fallback(|| async { StatusCode::NOT_FOUND })
             .with_state(shared.clone());
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let runtime_slot = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            else {
-                let _ = ready_tx.send(());
-                return;
-            };
-            *runtime_slot
-                .runtime
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(runtime.handle().clone());
-            let _ = ready_tx.send(());
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
-        let _ = ready_rx.recv();
-        Ok(Self {
-            shared,
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server = FakeServer::start(2, app)?;
+        // Known only now, and needed only once a request arrives.
+        *shared
+            .addr
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(server.addr());
+        *shared
+            .runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(server.handle().clone());
+        Ok(Self { shared, server })
     }
 
     /// The base URL to put in `WHATSAPP_API_URL` (with the version).
     pub fn url(&self) -> String {
-        format!("http://{}/{VERSION}", self.addr)
+        format!("http://{}/{VERSION}", self.server.addr())
     }
 
     /// Where webhooks go: the agent's `…/webhook`.
@@ -463,17 +432,6 @@ async fn deliver_until_ok(shared: Arc<Shared>, raw: Vec<u8>, times: u32) {
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
-        }
-    }
-}
-
-impl Drop for FakeWhatsApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }
